@@ -1,0 +1,54 @@
+# latticedb-deploy: one command for a whole local deployment (make demo), one for the tests (make test).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ENVSH := source scripts/airflow-env.sh
+IMAGE ?= 123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0
+ENVIRONMENT ?= local
+
+.PHONY: help install demo test lint local-up local-down up down bench e2e clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (or run: make PYTHON=python3 ...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(PY) requirements.txt requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install everything (idempotent)
+
+local-up: install ## start the local environment (moto server, stand-in service, simulator, Slack sink)
+	@$(ENVSH); $(PY) include/local/ctl.py up
+
+local-down: ## stop the local environment
+	@$(ENVSH); if [ -x $(PY) ]; then $(PY) include/local/ctl.py down; fi
+
+demo: install ## run one rolling deployment of latticedb:v2.0.0 to `local` through Airflow, then stop
+	@$(ENVSH); $(PY) include/local/ctl.py up; \
+	  rc=0; $(PY) scripts/demo.py --image "$(IMAGE)" --environment "$(ENVIRONMENT)" || rc=$$?; \
+	  $(PY) include/local/ctl.py down; exit $$rc
+
+lint: install ## ruff with Airflow's AIR rules
+	$(VENV)/bin/ruff check dags plugins include tests scripts
+
+test: install lint ## install and run the whole test suite
+	@$(ENVSH); $(PY) -m pytest -q
+
+up: install ## local environment + `airflow standalone` on http://localhost:8080 (see README for the password)
+	@$(ENVSH); $(PY) include/local/ctl.py up; scripts/standalone.sh start
+
+down: ## stop `make up`
+	@$(ENVSH); scripts/standalone.sh stop; if [ -x $(PY) ]; then $(PY) include/local/ctl.py down; fi
+
+clean: down ## remove the venv, Airflow home and local state
+	rm -rf $(VENV) .airflow .local

@@ -1,0 +1,100 @@
+"""ECS service and task-definition operations a deployment needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latticedb_deploy.aws import boto_client
+from latticedb_deploy.config import Environment
+
+# Fields of describe_task_definition that register_task_definition accepts back.
+_REGISTER_FIELDS = (
+    "family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
+    "placementConstraints", "requiresCompatibilities", "cpu", "memory", "pidMode", "ipcMode",
+    "proxyConfiguration", "inferenceAccelerators", "ephemeralStorage", "runtimePlatform",
+)
+
+
+class ServiceNotFound(RuntimeError):
+    pass
+
+
+class EcsClient:
+    def __init__(self, env: Environment, client: Any = None):
+        self.env = env
+        self.client = client or boto_client(env, "ecs")
+
+    def describe_service(self, service: str) -> dict:
+        resp = self.client.describe_services(cluster=self.env.cluster, services=[service])
+        found = [s for s in resp.get("services", []) if s.get("status") != "INACTIVE"]
+        if not found:
+            raise ServiceNotFound(f"ECS service {service!r} not found in cluster {self.env.cluster!r}")
+        return found[0]
+
+    def describe_task_definition(self, arn: str) -> dict:
+        return self.client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+
+    def container_image(self, task_definition: dict) -> str:
+        for c in task_definition.get("containerDefinitions", []):
+            if c.get("name") == self.env.container_name:
+                return c["image"]
+        raise RuntimeError(
+            f"task definition {task_definition.get('taskDefinitionArn')} has no container "
+            f"named {self.env.container_name!r}"
+        )
+
+    def register_with_image(self, base_arn: str, image: str) -> tuple[str, bool]:
+        """Clone `base_arn` with the container image replaced; reuse an identical ACTIVE revision.
+
+        Returns (arn, created). Reuse keeps a retried task from registering a second revision.
+        """
+        base = self.describe_task_definition(base_arn)
+        if self.container_image(base) == image:
+            return base["taskDefinitionArn"], False
+        for arn in self.list_revisions()[:self.env.keep_task_definitions]:
+            if self.container_image(self.describe_task_definition(arn)) == image:
+                return arn, False
+        spec = {k: base[k] for k in _REGISTER_FIELDS if base.get(k)}
+        containers = []
+        for c in spec["containerDefinitions"]:
+            c = dict(c)
+            if c.get("name") == self.env.container_name:
+                c["image"] = image
+            containers.append(c)
+        spec["containerDefinitions"] = containers
+        spec["family"] = self.env.task_family
+        resp = self.client.register_task_definition(**spec)
+        return resp["taskDefinition"]["taskDefinitionArn"], True
+
+    def list_revisions(self) -> list[str]:
+        """ACTIVE revisions of the environment's task family, newest first."""
+        arns: list[str] = []
+        kwargs: dict[str, Any] = {"familyPrefix": self.env.task_family, "status": "ACTIVE", "sort": "DESC"}
+        while True:
+            resp = self.client.list_task_definitions(**kwargs)
+            arns.extend(a for a in resp.get("taskDefinitionArns", []) if a.split("/")[-1].rsplit(":", 1)[0] == self.env.task_family)
+            if not resp.get("nextToken"):
+                return arns
+            kwargs["nextToken"] = resp["nextToken"]
+
+    def deregister(self, arn: str) -> None:
+        self.client.deregister_task_definition(taskDefinition=arn)
+
+    def update_service(self, service: str, task_definition: str, desired_count: int | None = None) -> dict:
+        """Point the service at a revision with ECS's deployment circuit breaker (rollback on)."""
+        kwargs: dict[str, Any] = {
+            "cluster": self.env.cluster,
+            "service": service,
+            "taskDefinition": task_definition,
+            "deploymentConfiguration": {
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+            },
+        }
+        if desired_count is not None:
+            kwargs["desiredCount"] = desired_count
+        return self.client.update_service(**kwargs)["service"]
+
+    def scale(self, service: str, desired_count: int) -> dict:
+        return self.client.update_service(cluster=self.env.cluster, service=service, desiredCount=desired_count)["service"]

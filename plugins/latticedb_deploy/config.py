@@ -1,0 +1,291 @@
+"""Load and validate include/config/latticedb.yaml into typed, frozen models.
+
+Every error names the file, the key path and the problem, so a typo in the config is a
+one-line fix rather than a stack trace in the middle of a deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
+CONFIG_ENV_VAR = "LATTICEDB_CONFIG"
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, malformed or names something invalid."""
+
+
+class UnknownEnvironmentError(ConfigError):
+    """A deployment named an environment that the configuration does not define."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The runbook's key metrics a deployment must stay within."""
+
+    max_error_rate: float = 0.05
+    max_p95_ms: float = 1000.0
+    min_success_rate: float = 0.95
+
+    def _validate(self, where: str) -> None:
+        _check(0 <= self.max_error_rate <= 1, where, "max_error_rate", "must be between 0 and 1")
+        _check(0 <= self.min_success_rate <= 1, where, "min_success_rate", "must be between 0 and 1")
+        _check(self.max_p95_ms > 0, where, "max_p95_ms", "must be positive")
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Production's SLO during a deployment (stricter than the thresholds)."""
+
+    max_error_rate: float = 0.01
+    max_p95_ms: float = 500.0
+    max_p99_ms: float = 1000.0
+    min_availability: float = 0.999
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """How the metric gate reads CloudWatch."""
+
+    latency_statistic: str = "p95"
+    period_seconds: int = 60
+    min_requests: int = 50
+
+    def _validate(self, where: str) -> None:
+        ok = self.latency_statistic in {"Average", "Maximum", "Minimum"} or bool(
+            re.fullmatch(r"p\d{1,2}(\.\d+)?", self.latency_statistic)
+        )
+        _check(ok, where, "latency_statistic", "must be a percentile like p95, or Average/Maximum/Minimum")
+        _check(self.period_seconds > 0, where, "period_seconds", "must be positive")
+        _check(self.min_requests >= 0, where, "min_requests", "must be zero or more")
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How long to wait for an ECS rollout and how often to look."""
+
+    timeout_seconds: int = 1800
+    poll_seconds: int = 15
+
+    def _validate(self, where: str) -> None:
+        _check(self.timeout_seconds > 0, where, "timeout_seconds", "must be positive")
+        _check(self.poll_seconds > 0, where, "poll_seconds", "must be positive")
+
+
+@dataclass(frozen=True)
+class Smoke:
+    """Smoke-test HTTP behaviour."""
+
+    timeout_seconds: float = 5.0
+    retries: int = 3
+    retry_delay_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class Canary:
+    """Default canary plan: runbook's `-c 10 -s 10 -t 300`, or an explicit list of steps."""
+
+    canary_percent: int = 10
+    step_percent: int = 10
+    interval_seconds: int = 300
+    traffic_steps: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Notifications:
+    slack_conn_id: str = "slack_default"
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """The ALB in front of the two slots (blue and green target groups)."""
+
+    name: str
+    blue_target_group: str
+    green_target_group: str
+    listener_port: int = 443
+    test_listener_port: int = 8443
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One deployment target: where LatticeDB runs and what "healthy" means there."""
+
+    name: str
+    account_id: str
+    region: str
+    aws_conn_id: str
+    cluster: str
+    service: str
+    green_service: str
+    task_family: str
+    service_url: str
+    load_balancer: LoadBalancer
+    ecr_repository: str = "latticedb"
+    container_name: str = "latticedb"
+    desired_count: int = 2
+    keep_task_definitions: int = 10
+    keep_images: int = 20
+    allowed_registries: tuple[str, ...] = ()
+    alarm_prefix: str = ""
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    slo: Slo | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    rollout: Rollout = field(default_factory=Rollout)
+    smoke: Smoke = field(default_factory=Smoke)
+    canary: Canary = field(default_factory=Canary)
+    notifications: Notifications = field(default_factory=Notifications)
+
+    @property
+    def services(self) -> tuple[str, str]:
+        """The blue and green slot services, in that order."""
+        return (self.service, self.green_service)
+
+    def _validate(self, where: str) -> None:
+        _check(bool(re.fullmatch(r"\d{12}", self.account_id)), where, "account_id", "must be 12 digits")
+        _check(self.desired_count >= 1, where, "desired_count", "must be at least 1")
+        _check(self.keep_task_definitions >= 2, where, "keep_task_definitions", "must be at least 2")
+        _check(self.keep_images >= 1, where, "keep_images", "must be at least 1")
+        _check(
+            self.service_url.startswith(("http://", "https://")),
+            where,
+            "service_url",
+            f"must be an http(s) URL, got {self.service_url!r}",
+        )
+        _check(self.service != self.green_service, where, "green_service", "must differ from service")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """All environments, keyed by name."""
+
+    path: Path
+    environments: dict[str, Environment]
+
+    @property
+    def environment_names(self) -> list[str]:
+        return list(self.environments)
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            valid = ", ".join(self.environments)
+            raise UnknownEnvironmentError(
+                f"unknown environment {name!r} in {self.path}; valid environments: {valid}"
+            ) from None
+
+
+def _check(ok: bool, where: str, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}.{key}: {problem}")
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    origin = get_origin(typ)
+    if origin is None and is_dataclass(typ):
+        return _build(typ, value, where)
+    if origin in (tuple,):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: must be a list, got {type(value).__name__}")
+        inner = get_args(typ)[0]
+        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    args = get_args(typ)
+    if args and type(None) in args:  # Optional[X]
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), where)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false, got {value!r}")
+        return value
+    if typ in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: must be a number, got {value!r}")
+        if typ is int and float(value) != int(value):
+            raise ConfigError(f"{where}: must be a whole number, got {value!r}")
+        return typ(value)
+    if typ is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise ConfigError(f"{where}: must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: Any, where: str, **extra: Any) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known keys: {', '.join(sorted(known - set(extra)))})")
+    kwargs = dict(extra)
+    for f in fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], f"{where}.{f.name}")
+        elif f.name not in extra and f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{where}.{f.name}: required key is missing")
+    obj = cls(**kwargs)
+    if hasattr(obj, "_validate"):
+        obj._validate(where)
+    return obj
+
+
+def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
+    """Read and validate the deployment config (default: include/config/latticedb.yaml)."""
+    cfg_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(cfg_path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{cfg_path}: configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cfg_path}: top level must be a mapping with an 'environments' key")
+    unknown = sorted(set(raw) - {"defaults", "environments"})
+    if unknown:
+        raise ConfigError(f"{cfg_path}: {unknown[0]}: unknown top-level key (expected defaults, environments)")
+    defaults = raw.get("defaults") or {}
+    envs = raw.get("environments")
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{cfg_path}: defaults: must be a mapping")
+    if not isinstance(envs, dict) or not envs:
+        raise ConfigError(f"{cfg_path}: environments: must be a non-empty mapping of environment name to settings")
+    environments = {}
+    for name, body in envs.items():
+        where = f"{cfg_path}: environments.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: must be a mapping")
+        merged = _expand(_merge(defaults, body))
+        environments[str(name)] = _build(Environment, merged, where, name=str(name))
+    return DeployConfig(path=cfg_path, environments=environments)

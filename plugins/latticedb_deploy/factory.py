@@ -1,0 +1,163 @@
+"""Build one deployment DAG from a Strategy: the same phases for every strategy.
+
+notify_start -> preflight (one task per check -> verdict) -> prepare (baseline, register)
+-> deploy (the strategy's steps) -> verify (smoke tests) -> cleanup -> notify_success;
+rollback (the strategy's rollback steps) lights up when a deploy or verify task fails.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, TaskGroup, chain
+
+from latticedb_deploy.callbacks import notify_task_failure
+from latticedb_deploy.config import load_config
+from latticedb_deploy.images import IMAGE_URI_PATTERN
+from latticedb_deploy.strategies import Step, Strategy
+
+PREFLIGHT_CHECKS = (
+    "check_configuration",
+    "check_aws_credentials",
+    "check_image",
+    "check_current_deployment",
+    "check_rollback_revision",
+)
+
+DEFAULT_ARGS = {
+    "owner": "platform",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=5),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=2),
+    "on_failure_callback": notify_task_failure,
+}
+
+
+def deployment_params(environments: list[str], extra: dict[str, Param] | None = None) -> dict[str, Param]:
+    """The trigger form: titled, described, validated before a run exists."""
+    params = {
+        "image_uri": Param(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0",
+            type="string",
+            pattern=IMAGE_URI_PATTERN,
+            title="Image URI",
+            description="Fully qualified image with tag or digest, e.g. "
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0",
+        ),
+        "environment": Param(
+            "local",
+            type="string",
+            enum=environments,
+            title="Environment",
+            description="Where to deploy (from include/config/latticedb.yaml).",
+        ),
+        "auto_rollback": Param(
+            True,
+            type="boolean",
+            title="Automatic rollback",
+            description="On failure, put the service back on the last good revision with 100% of traffic.",
+        ),
+        "notify": Param(True, type="boolean", title="Notify", description="Send Slack notifications to stakeholders."),
+    }
+    params.update(extra or {})
+    return params
+
+
+def _deploy_step(step: Step, strategy: Strategy) -> Any:
+    from latticedb_deploy.operators.deploy import UpdateServiceOperator
+    from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
+
+    if step.kind == "update_service":
+        return UpdateServiceOperator(task_id=step.task_id)
+    if step.kind == "wait_for_rollout":
+        return EcsRolloutSensor(
+            task_id=step.task_id, service_from="deploy.update_service", task_definition_from="deploy.update_service"
+        )
+    raise ValueError(f"strategy {strategy.name!r}: unknown deploy step {step.kind!r}")
+
+
+def _rollback_step(step: Step, strategy: Strategy, mutation_task_ids: list[str]) -> Any:
+    from latticedb_deploy.operators.deploy import RestorePreviousRevisionOperator
+    from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
+
+    if step.kind == "restore_previous_revision":
+        return RestorePreviousRevisionOperator(
+            task_id=step.task_id, mutation_task_ids=mutation_task_ids, trigger_rule="one_failed"
+        )
+    if step.kind == "wait_for_previous_revision":
+        return EcsRolloutSensor(
+            task_id=step.task_id,
+            service_from="rollback.restore_previous_revision",
+            task_definition_from="rollback.restore_previous_revision",
+        )
+    raise ValueError(f"strategy {strategy.name!r}: unknown rollback step {step.kind!r}")
+
+
+def build_deployment_dag(
+    strategy: Strategy,
+    *,
+    dag_id: str | None = None,
+    schedule: Any = None,
+    tags: list[str] | None = None,
+    extra_params: dict[str, Param] | None = None,
+) -> DAG:
+    from latticedb_deploy.operators.deploy import (
+        NotifyOperator,
+        RecordBaselineOperator,
+        RegisterTaskDefinitionOperator,
+    )
+    from latticedb_deploy.operators.preflight import PreflightCheckOperator, PreflightVerdictOperator
+    from latticedb_deploy.operators.verify import CleanupRevisionsOperator, SmokeTestOperator
+
+    config = load_config()
+    with DAG(
+        dag_id=dag_id or f"latticedb_deploy_{strategy.name}",
+        description=strategy.summary,
+        doc_md=f"**{strategy.summary}**\n\nRunbook: `{strategy.runbook}`",
+        schedule=schedule,
+        start_date=None,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params=deployment_params(config.environment_names, extra_params),
+        tags=["latticedb", "deployment", strategy.name, *(tags or [])],
+    ) as dag:
+        notify_start = NotifyOperator(task_id="notify_start", event="started", title=f"{strategy.name} deployment started")
+
+        with TaskGroup("preflight", tooltip="The runbook's pre-flight checks; nothing changes before the verdict"):
+            checks = [PreflightCheckOperator(task_id=c, check=c, on_failure_callback=None) for c in PREFLIGHT_CHECKS]
+            verdict = PreflightVerdictOperator(
+                task_id="verdict", check_task_ids=[f"preflight.{c}" for c in PREFLIGHT_CHECKS], trigger_rule="all_done"
+            )
+            chain(checks, verdict)
+
+        with TaskGroup("prepare", tooltip="Record the last good state; register the new revision pinned by digest"):
+            prepare = [RecordBaselineOperator(task_id="record_baseline"), RegisterTaskDefinitionOperator(task_id="register_task_definition")]
+            chain(*prepare)
+
+        with TaskGroup("deploy", tooltip=strategy.summary):
+            deploy = [_deploy_step(s, strategy) for s in strategy.deploy]
+            chain(*deploy)
+
+        with TaskGroup("verify", tooltip="Smoke tests against the service URL"):
+            smoke = SmokeTestOperator(task_id="smoke_tests")
+
+        with TaskGroup("cleanup", tooltip="Deregister revisions beyond the newest N"):
+            cleanup = CleanupRevisionsOperator(task_id="deregister_old_revisions")
+
+        notify_success = NotifyOperator(task_id="notify_success", event="succeeded", title=f"{strategy.name} deployment succeeded")
+
+        with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
+            mutations = [f"deploy.{deploy[0].task_id.split('.')[-1]}"]
+            rollback = [_rollback_step(s, strategy, mutations) for s in strategy.rollback]
+            notify_rollback = NotifyOperator(
+                task_id="notify_rollback", event="rollback_finished", title="Rollback finished: service on last good revision"
+            )
+            chain(*rollback, notify_rollback)
+
+        chain(notify_start, checks, verdict, prepare[0], prepare[1], deploy[0])
+        chain(deploy[-1], smoke, cleanup, notify_success)
+        chain([*deploy, smoke], rollback[0])
+    return dag

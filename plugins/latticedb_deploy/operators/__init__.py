@@ -1,0 +1,1 @@
+"""Operators: thin adapters from Airflow to the domain modules and AWS clients."""

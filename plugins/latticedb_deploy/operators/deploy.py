@@ -1,0 +1,154 @@
+"""Deployment steps on ECS: record what runs now, register the new revision, update the service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from latticedb_deploy.operators.base import LatticeDBOperator
+
+BASELINE_TASK_ID = "prepare.record_baseline"
+REGISTER_TASK_ID = "prepare.register_task_definition"
+
+
+class RecordBaselineOperator(LatticeDBOperator):
+    """Remember the last good state (live slot, its revision and size) so rollback knows where to go."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        live, idle, weights = TrafficClient(self.env).live_and_idle()
+        svc = EcsClient(self.env).describe_service(live.service)
+        baseline = {
+            "colour": live.colour,
+            "service": live.service,
+            "target_group_arn": live.target_group_arn,
+            "idle_colour": idle.colour,
+            "idle_service": idle.service,
+            "idle_target_group_arn": idle.target_group_arn,
+            "task_definition": svc["taskDefinition"],
+            "desired_count": svc["desiredCount"],
+            "weights": weights,
+        }
+        self.log.info("Last good state: %s on %s (%d tasks)", live.service, svc["taskDefinition"], svc["desiredCount"])
+        return baseline
+
+
+class RegisterTaskDefinitionOperator(LatticeDBOperator):
+    """Resolve the tag to its digest and register a revision that pins it (or reuse an identical one)."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecr import EcrClient
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.images import parse_image_uri
+
+        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
+        image = parse_image_uri(self.image_uri)
+        info = EcrClient(self.env).describe(image)
+        pinned = image.pinned(info.digest)
+        arn, created = EcsClient(self.env).register_with_image(baseline["task_definition"], pinned)
+        self.log.info("%s %s with %s", "Registered" if created else "Reusing", arn, pinned)
+        return {
+            "task_definition": arn,
+            "created": created,
+            "image": pinned,
+            "digest": info.digest,
+            "version": image.tag or (info.tags[0] if info.tags else info.digest[:19]),
+            "previous_task_definition": baseline["task_definition"],
+        }
+
+
+class UpdateServiceOperator(LatticeDBOperator):
+    """Rolling update of the live service to the new revision, ECS circuit breaker on."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecs import EcsClient
+
+        ti = context["ti"]
+        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        svc = EcsClient(self.env).update_service(baseline["service"], new["task_definition"])
+        self.log.info("%s now targets %s", baseline["service"], svc["taskDefinition"])
+        return {"service": baseline["service"], "task_definition": new["task_definition"]}
+
+
+class RestorePreviousRevisionOperator(LatticeDBOperator):
+    """Rollback: put the service back on the last good revision and 100 % of traffic on its slot."""
+
+    template_fields = (*LatticeDBOperator.template_fields, "auto_rollback")
+
+    def __init__(
+        self, *, mutation_task_ids: list[str], auto_rollback: Any = "{{ params.auto_rollback }}", **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self.mutation_task_ids = mutation_task_ids
+        self.auto_rollback = auto_rollback
+
+    def execute(self, context: Any) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        ti = context["ti"]
+        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+        if not baseline:
+            raise AirflowSkipException("nothing to roll back: the run failed before changing anything")
+        ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
+        svc = ecs.describe_service(baseline["service"])
+        weights = traffic.weights()
+        mutated = any(ti.xcom_pull(task_ids=t) is not None for t in self.mutation_task_ids)
+        untouched = (
+            not mutated
+            and svc["taskDefinition"] == baseline["task_definition"]
+            and weights.get(baseline["target_group_arn"]) == 100
+        )
+        if untouched:
+            raise AirflowSkipException("nothing to roll back: the service was never changed")
+        if str(self.auto_rollback).lower() in ("false", "0", "no"):
+            msg = (
+                f"AUTO-ROLLBACK DISABLED: {baseline['service']} is left as it is "
+                f"(on {svc['taskDefinition']}, weights {weights}). Roll back by hand or trigger latticedb_rollback."
+            )
+            self.log.error("%s", msg)
+            self.send(context, "warning", "Deployment failed, auto-rollback disabled", {"State left": msg})
+            raise AirflowSkipException(msg)
+        self.send(
+            context, "rollback_started", "Rollback started",
+            {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]},
+        )
+        traffic.set_weights({baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0})
+        if svc["taskDefinition"] != baseline["task_definition"] or len(svc.get("deployments", [])) != 1:
+            ecs.update_service(baseline["service"], baseline["task_definition"], desired_count=baseline["desired_count"])
+        self.log.info("Restored %s to %s with 100%% of traffic", baseline["service"], baseline["task_definition"])
+        return {"service": baseline["service"], "task_definition": baseline["task_definition"]}
+
+
+class NotifyOperator(LatticeDBOperator):
+    """Send one stakeholder notification (start, success, rollback finished)."""
+
+    def __init__(self, *, event: str, title: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.event = event
+        self.title = title
+
+    template_fields = (*LatticeDBOperator.template_fields, "title")
+
+    def execute(self, context: Any) -> None:
+        ti = context["ti"]
+        fields: dict[str, object] = {}
+        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+        if baseline:
+            fields["Previous revision"] = baseline["task_definition"].split("/")[-1]
+        if new:
+            fields["New revision"] = new["task_definition"].split("/")[-1]
+            fields["Digest"] = new["digest"]
+        self.send(context, self.event, self.title, fields)
+
+
+def fail(message: str) -> None:
+    """Fail without retrying: the outcome is deterministic (bad input, failed rollout)."""
+    raise AirflowFailException(message)

@@ -1,0 +1,1 @@
+"""Sensors: deferrable waits that hand their polling to a trigger."""

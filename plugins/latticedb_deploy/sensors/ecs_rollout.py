@@ -1,0 +1,48 @@
+"""Wait, deferrably, until an ECS service's rollout of a revision is COMPLETED or FAILED."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from latticedb_deploy.operators.base import LatticeDBOperator
+
+
+class EcsRolloutSensor(LatticeDBOperator):
+    """Defers to EcsRolloutTrigger; `execute_complete` turns its event into success or failure.
+
+    `service_from` / `task_definition_from` name the upstream tasks whose XCom says which
+    service and revision to watch, so a retry watches the same rollout.
+    """
+
+    template_fields = (*LatticeDBOperator.template_fields, "service_from", "task_definition_from")
+
+    def __init__(self, *, service_from: str, task_definition_from: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.service_from = service_from
+        self.task_definition_from = task_definition_from
+
+    def execute(self, context: Any) -> Any:
+        from latticedb_deploy.triggers.ecs_rollout import EcsRolloutTrigger
+
+        ti = context["ti"]
+        service = ti.xcom_pull(task_ids=self.service_from)["service"]
+        task_definition = ti.xcom_pull(task_ids=self.task_definition_from)["task_definition"]
+        rollout = self.env.rollout
+        trigger = EcsRolloutTrigger(
+            environment=self.env.name,
+            service=service,
+            task_definition=task_definition,
+            poll_seconds=rollout.poll_seconds,
+            deadline=time.time() + rollout.timeout_seconds,
+        )
+        self.log.info("Waiting for %s to run %s (timeout %ss)", service, task_definition, rollout.timeout_seconds)
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        if event["status"] == "completed":
+            self.log.info("Rollout completed: %s", event["reason"])
+            return event
+        raise AirflowFailException(f"rollout {event['status']}: {event['reason']}")

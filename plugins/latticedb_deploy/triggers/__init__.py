@@ -1,0 +1,1 @@
+"""Triggers: the waits that run in the triggerer, holding no worker slot."""

@@ -1,0 +1,35 @@
+"""Test-session setup: a throwaway Airflow home with a migrated DB, this repo's DAGs and plugins.
+
+Environment variables are set at import time, before anything imports Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_home = Path(tempfile.mkdtemp(prefix="latticedb-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "LATTICEDB_REPORT_DIR": str(_home / "reports"),
+    }
+)
+sys.path.insert(0, str(ROOT / "plugins"))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the session's Airflow metadata DB once (sqlite under the temp AIRFLOW_HOME)."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
+    return _home

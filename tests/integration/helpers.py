@@ -1,0 +1,72 @@
+"""Helpers for integration tests: what a user would look at in AWS and in Slack, and running a DAG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import boto3
+import requests
+
+ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def image(tag: str) -> str:
+    return f"{ECR_HOST}/latticedb:{tag}"
+
+
+@dataclass
+class LocalEnv:
+    moto_url: str
+    service_url: str
+    slack_url: str
+
+    def client(self, service: str):
+        return boto3.client(
+            service, region_name="us-east-1", endpoint_url=self.moto_url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+    def reset(self) -> None:
+        requests.post(f"{self.service_url}/_local/reset", timeout=30).raise_for_status()
+
+    def faults(self, **toggles) -> None:
+        requests.post(f"{self.service_url}/_local/faults", json=toggles, timeout=5).raise_for_status()
+
+    def messages(self) -> list[dict]:
+        return requests.get(f"{self.slack_url}/messages", timeout=5).json()
+
+    def message_texts(self) -> list[str]:
+        return [m.get("body", m).get("text", "") for m in self.messages()]
+
+    # What a user would check in the console.
+    def service(self, name: str = "latticedb-service-local") -> dict:
+        return self.client("ecs").describe_services(cluster="latticedb-local", services=[name])["services"][0]
+
+    def task_definition_image(self, arn: str) -> str:
+        td = self.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        return td["containerDefinitions"][0]["image"]
+
+    def revisions(self) -> list[str]:
+        return self.client("ecs").list_task_definitions(familyPrefix="latticedb-task-local")["taskDefinitionArns"]
+
+    def digest(self, tag: str) -> str:
+        ecr = self.client("ecr")
+        return ecr.describe_images(repositoryName="latticedb", imageIds=[{"imageTag": tag}])["imageDetails"][0]["imageDigest"]
+
+    def weights(self) -> dict[str, int]:
+        elb = self.client("elbv2")
+        lb = elb.describe_load_balancers(Names=["latticedb-local-alb"])["LoadBalancers"][0]
+        listener = next(
+            lis for lis in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if lis["Port"] == 80
+        )
+        groups = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+        return {g["TargetGroupArn"].split("/")[-2]: g["Weight"] for g in groups}
+
+
+
+def run_dag(dagbag, dag_id: str, conf: dict):
+    """Run a DAG to completion with `dag.test()`; return (run state, {task_id: state})."""
+    dag = dagbag.dags[dag_id]
+    dr = dag.test(run_conf=conf)
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    return dr.state, states

@@ -34,7 +34,7 @@ local-down: ## stop the local environment
 	@$(ENVSH); if [ -x $(PY) ]; then $(PY) include/local/ctl.py down; fi
 
 demo: install ## run one rolling deployment of latticedb:v2.0.0 to `local` through Airflow, then stop
-	@$(ENVSH); $(PY) include/local/ctl.py up; \
+	@$(ENVSH); $(PY) include/local/ctl.py up; $(PY) include/local/ctl.py reset; \
 	  rc=0; $(PY) scripts/demo.py --image "$(IMAGE)" --environment "$(ENVIRONMENT)" || rc=$$?; \
 	  $(PY) include/local/ctl.py down; exit $$rc
 

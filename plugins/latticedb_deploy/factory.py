@@ -39,7 +39,6 @@ def deployment_params(environments: list[str], extra: dict[str, Param] | None = 
     """The trigger form: titled, described, validated before a run exists."""
     params = {
         "image_uri": Param(
-            "123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0",
             type="string",
             pattern=IMAGE_URI_PATTERN,
             title="Image URI",

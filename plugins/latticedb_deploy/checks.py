@@ -13,7 +13,7 @@ from latticedb_deploy.images import InvalidImageError, parse_image_uri
 from latticedb_deploy.preflight import FAIL, PASS, WARN, CheckResult
 
 
-def check_configuration(env: Environment, image_uri: str) -> CheckResult:
+def check_configuration(env: Environment, image_uri: str, params: dict) -> CheckResult:
     name = "Configuration files valid"
     load_config()  # re-validate the file as it is on disk now, not as it was at parse time
     try:
@@ -23,7 +23,7 @@ def check_configuration(env: Environment, image_uri: str) -> CheckResult:
     return CheckResult(name, PASS, f"config loads; environment {env.name!r} -> cluster {env.cluster}")
 
 
-def check_aws_credentials(env: Environment, image_uri: str) -> CheckResult:
+def check_aws_credentials(env: Environment, image_uri: str, params: dict) -> CheckResult:
     from latticedb_deploy.aws import boto_client
 
     name = "AWS credentials valid"
@@ -38,7 +38,7 @@ def check_aws_credentials(env: Environment, image_uri: str) -> CheckResult:
     return CheckResult(name, PASS, f"{identity['Arn']} in account {identity['Account']}")
 
 
-def check_image(env: Environment, image_uri: str) -> CheckResult:
+def check_image(env: Environment, image_uri: str, params: dict) -> CheckResult:
     from latticedb_deploy.aws.ecr import EcrClient, ImageNotFound
 
     name = "Image exists and scanned"
@@ -64,7 +64,7 @@ def check_image(env: Environment, image_uri: str) -> CheckResult:
     return CheckResult(name, PASS, f"{info.digest[:19]} found; scan complete, no CRITICAL/HIGH findings")
 
 
-def check_current_deployment(env: Environment, image_uri: str) -> CheckResult:
+def check_current_deployment(env: Environment, image_uri: str, params: dict) -> CheckResult:
     from latticedb_deploy.aws.ecs import EcsClient
     from latticedb_deploy.aws.elbv2 import TrafficClient
 
@@ -84,7 +84,7 @@ def check_current_deployment(env: Environment, image_uri: str) -> CheckResult:
     )
 
 
-def check_rollback_revision(env: Environment, image_uri: str) -> CheckResult:
+def check_rollback_revision(env: Environment, image_uri: str, params: dict) -> CheckResult:
     from latticedb_deploy.aws.ecs import EcsClient
     from latticedb_deploy.aws.elbv2 import TrafficClient
 
@@ -98,10 +98,24 @@ def check_rollback_revision(env: Environment, image_uri: str) -> CheckResult:
     return CheckResult(name, PASS, f"{arn.split('/')[-1]} is ACTIVE and will be restored on failure")
 
 
-CHECKS: dict[str, Callable[[Environment, str], CheckResult]] = {
+def check_traffic_plan(env: Environment, image_uri: str, params: dict) -> CheckResult:
+    from latticedb_deploy.canary import plan_for
+    from latticedb_deploy.plans import PlanError
+
+    name = "Traffic plan valid"
+    try:
+        plan = plan_for(env, params)
+    except PlanError as exc:
+        return CheckResult(name, FAIL, str(exc))
+    steps = " -> ".join(f"{s.percent}%" for s in plan)
+    return CheckResult(name, PASS, f"{steps}, {plan[0].interval_seconds}s per step")
+
+
+CHECKS: dict[str, Callable[[Environment, str, dict], CheckResult]] = {
     "check_configuration": check_configuration,
     "check_aws_credentials": check_aws_credentials,
     "check_image": check_image,
     "check_current_deployment": check_current_deployment,
     "check_rollback_revision": check_rollback_revision,
+    "check_traffic_plan": check_traffic_plan,
 }

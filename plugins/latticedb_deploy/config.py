@@ -59,6 +59,7 @@ class Metrics:
     latency_statistic: str = "p95"
     period_seconds: int = 60
     min_requests: int = 50
+    poll_seconds: int = 30
 
     def _validate(self, where: str) -> None:
         ok = self.latency_statistic in {"Average", "Maximum", "Minimum"} or bool(
@@ -67,6 +68,7 @@ class Metrics:
         _check(ok, where, "latency_statistic", "must be a percentile like p95, or Average/Maximum/Minimum")
         _check(self.period_seconds > 0, where, "period_seconds", "must be positive")
         _check(self.min_requests >= 0, where, "min_requests", "must be zero or more")
+        _check(self.poll_seconds > 0, where, "poll_seconds", "must be positive")
 
 
 @dataclass(frozen=True)

@@ -64,9 +64,38 @@ def deployment_params(environments: list[str], extra: dict[str, Param] | None = 
     return params
 
 
+def canary_params() -> dict[str, Param]:
+    """The canary's trigger-form fields; empty ones fall back to the environment's configured plan."""
+    return {
+        "canary_percent": Param(
+            None, type=["null", "integer"], minimum=1, maximum=100, title="Initial canary %",
+            description="First traffic step (runbook -c; default from config: 10). Multiples of 5.",
+        ),
+        "step_percent": Param(
+            None, type=["null", "integer"], minimum=1, maximum=100, title="Step %",
+            description="Traffic added per step (runbook -s; default from config: 10).",
+        ),
+        "interval_seconds": Param(
+            None, type=["null", "integer"], minimum=0, maximum=86400, title="Interval (s)",
+            description="How long each step is watched before the next (runbook -t; default from config: 300, production 600).",
+        ),
+        "traffic_steps": Param(
+            None, type=["null", "array"], items={"type": "integer", "minimum": 1, "maximum": 100},
+            title="Explicit traffic steps",
+            description="Strictly increasing list ending at 100, e.g. [5, 15, 25, 50, 100]; overrides the three above.",
+        ),
+        "tolerated_failures": Param(
+            0, type="integer", minimum=0, maximum=10, title="Tolerated failed evaluations",
+            description="Failed metric evaluations a gate forgives before it rolls back (default 0).",
+        ),
+    }
+
+
 def _deploy_step(step: Step, strategy: Strategy) -> Any:
     from latticedb_deploy.operators.deploy import UpdateServiceOperator
+    from latticedb_deploy.operators.traffic import DeployIdleSlotOperator, RetireOldSlotOperator, ShiftTrafficOperator
     from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
+    from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
     if step.kind == "update_service":
         return UpdateServiceOperator(task_id=step.task_id)
@@ -74,16 +103,33 @@ def _deploy_step(step: Step, strategy: Strategy) -> Any:
         return EcsRolloutSensor(
             task_id=step.task_id, service_from="deploy.update_service", task_definition_from="deploy.update_service"
         )
+    if step.kind == "deploy_canary_service":
+        return DeployIdleSlotOperator(task_id=step.task_id)
+    if step.kind == "wait_for_canary_stable":
+        return EcsRolloutSensor(
+            task_id=step.task_id,
+            service_from="deploy.deploy_canary_service",
+            task_definition_from="deploy.deploy_canary_service",
+        )
+    if step.kind == "shift_traffic":
+        return ShiftTrafficOperator(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed")
+    if step.kind == "gate":
+        return MetricGateSensor(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed")
+    if step.kind == "retire_old_stable":
+        return RetireOldSlotOperator(task_id=step.task_id)
     raise ValueError(f"strategy {strategy.name!r}: unknown deploy step {step.kind!r}")
 
 
-def _rollback_step(step: Step, strategy: Strategy, mutation_task_ids: list[str]) -> Any:
+def _rollback_step(step: Step, strategy: Strategy, mutation_task_ids: list[str], gate_task_ids: list[str]) -> Any:
     from latticedb_deploy.operators.deploy import RestorePreviousRevisionOperator
     from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
 
     if step.kind == "restore_previous_revision":
         return RestorePreviousRevisionOperator(
-            task_id=step.task_id, mutation_task_ids=mutation_task_ids, trigger_rule="one_failed"
+            task_id=step.task_id,
+            mutation_task_ids=mutation_task_ids,
+            gate_task_ids=gate_task_ids,
+            trigger_rule="one_failed",
         )
     if step.kind == "wait_for_previous_revision":
         return EcsRolloutSensor(
@@ -126,9 +172,10 @@ def build_deployment_dag(
         notify_start = NotifyOperator(task_id="notify_start", event="started", title=f"{strategy.name} deployment started")
 
         with TaskGroup("preflight", tooltip="The runbook's pre-flight checks; nothing changes before the verdict"):
-            checks = [PreflightCheckOperator(task_id=c, check=c, on_failure_callback=None) for c in PREFLIGHT_CHECKS]
+            check_names = (*PREFLIGHT_CHECKS, *strategy.checks)
+            checks = [PreflightCheckOperator(task_id=c, check=c, on_failure_callback=None) for c in check_names]
             verdict = PreflightVerdictOperator(
-                task_id="verdict", check_task_ids=[f"preflight.{c}" for c in PREFLIGHT_CHECKS], trigger_rule="all_done"
+                task_id="verdict", check_task_ids=[f"preflight.{c}" for c in check_names], trigger_rule="all_done"
             )
             chain(checks, verdict)
 
@@ -149,8 +196,9 @@ def build_deployment_dag(
         notify_success = NotifyOperator(task_id="notify_success", event="succeeded", title=f"{strategy.name} deployment succeeded")
 
         with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
-            mutations = [f"deploy.{deploy[0].task_id.split('.')[-1]}"]
-            rollback = [_rollback_step(s, strategy, mutations) for s in strategy.rollback]
+            mutations = [deploy[0].task_id]
+            gates = [t.task_id for t in deploy if t.task_id.startswith("deploy.gate_")]
+            rollback = [_rollback_step(s, strategy, mutations, gates) for s in strategy.rollback]
             notify_rollback = NotifyOperator(
                 task_id="notify_rollback", event="rollback_finished", title="Rollback finished: service on last good revision"
             )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from latticedb_deploy.plans import SLOT_PERCENTS
+
 
 @dataclass(frozen=True)
 class Step:
@@ -30,6 +32,7 @@ class Strategy:
     deploy: tuple[Step, ...]
     rollback: tuple[Step, ...]
     runbook: str = ""
+    checks: tuple[str, ...] = ()  # pre-flight checks beyond the common ones
 
 
 ROLLING = Strategy(
@@ -38,4 +41,21 @@ ROLLING = Strategy(
     deploy=(Step("update_service"), Step("wait_for_rollout")),
     rollback=(Step("restore_previous_revision"), Step("wait_for_previous_revision")),
     runbook="manage-service.sh update -i $IMAGE_URI -e <env>",
+)
+
+
+CANARY = Strategy(
+    name="canary",
+    summary="Canary: the new revision on the idle slot, traffic shifted in metric-gated steps, automatic rollback.",
+    deploy=(
+        Step("deploy_canary_service"),
+        Step("wait_for_canary_stable"),
+        # One shift/gate pair per possible step: Airflow's graph is fixed at parse time, so steps
+        # that are not in a run's plan skip themselves (see latticedb_deploy.canary.plan_for).
+        *(step for p in SLOT_PERCENTS for step in (Step("shift_traffic", p), Step("gate", p))),
+        Step("retire_old_stable"),
+    ),
+    rollback=(Step("restore_previous_revision"), Step("wait_for_previous_revision")),
+    runbook="canary-deploy.sh -e <env> -i $IMAGE_URI -c 10 -s 10 -t 300",
+    checks=("check_traffic_plan",),
 )

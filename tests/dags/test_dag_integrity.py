@@ -47,10 +47,10 @@ def test_params_have_titles_and_descriptions(bag):
 def test_dag_files_import_nothing_heavy(dag_file):
     """Parsing a DAG file must not import boto3/botocore or talk to the network."""
     code = (
-        "import sys, runpy; sys.path.insert(0, %r); runpy.run_path(%r); "
+        "import sys, runpy; sys.path.insert(0, {!r}); runpy.run_path({!r}); "
         "heavy = [m for m in ('boto3', 'botocore', 'requests', 'slack_sdk') if m in sys.modules]; "
         "print(','.join(heavy))"
-    ) % (str(ROOT / "plugins"), str(dag_file))
+    ).format(str(ROOT / "plugins"), str(dag_file))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"{dag_file.name} imports {out.stdout.strip()} at parse time"
 

@@ -37,10 +37,13 @@ class TrafficClient:
             Slot("green", self.env.green_service, self.target_group_arn(lb.green_target_group)),
         )
 
+    def load_balancer_arn(self) -> str:
+        lbs = self.client.describe_load_balancers(Names=[self.env.load_balancer.name])["LoadBalancers"]
+        return lbs[0]["LoadBalancerArn"]
+
     def listener_arn(self, port: int | None = None) -> str:
         port = port or self.env.load_balancer.listener_port
-        lbs = self.client.describe_load_balancers(Names=[self.env.load_balancer.name])["LoadBalancers"]
-        listeners = self.client.describe_listeners(LoadBalancerArn=lbs[0]["LoadBalancerArn"])["Listeners"]
+        listeners = self.client.describe_listeners(LoadBalancerArn=self.load_balancer_arn())["Listeners"]
         for listener in listeners:
             if listener["Port"] == port:
                 return listener["ListenerArn"]

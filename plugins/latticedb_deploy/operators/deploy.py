@@ -75,16 +75,30 @@ class UpdateServiceOperator(LatticeDBOperator):
 
 
 class RestorePreviousRevisionOperator(LatticeDBOperator):
-    """Rollback: put the service back on the last good revision and 100 % of traffic on its slot."""
+    """Rollback for every strategy: 100 % of traffic back on the last good slot, on its last good
+    revision and size, and the other slot scaled to zero. Idempotent: a retry converges."""
 
     template_fields = (*LatticeDBOperator.template_fields, "auto_rollback")
 
     def __init__(
-        self, *, mutation_task_ids: list[str], auto_rollback: Any = "{{ params.auto_rollback }}", **kwargs: Any
+        self,
+        *,
+        mutation_task_ids: list[str],
+        gate_task_ids: list[str] | None = None,
+        auto_rollback: Any = "{{ params.auto_rollback }}",
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.mutation_task_ids = mutation_task_ids
+        self.gate_task_ids = gate_task_ids or []
         self.auto_rollback = auto_rollback
+
+    def _failed_gate(self, ti: Any) -> dict | None:
+        for task_id in self.gate_task_ids:
+            for record in reversed(ti.xcom_pull(task_ids=task_id, key="evaluations") or []):
+                if record.get("verdict") == "fail":
+                    return record
+        return None
 
     def execute(self, context: Any) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -97,33 +111,47 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         if not baseline:
             raise AirflowSkipException("nothing to roll back: the run failed before changing anything")
         ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
-        svc = ecs.describe_service(baseline["service"])
+        live = ecs.describe_service(baseline["service"])
+        idle = ecs.describe_service(baseline["idle_service"])
         weights = traffic.weights()
         mutated = any(ti.xcom_pull(task_ids=t) is not None for t in self.mutation_task_ids)
         untouched = (
             not mutated
-            and svc["taskDefinition"] == baseline["task_definition"]
+            and live["taskDefinition"] == baseline["task_definition"]
+            and live["desiredCount"] == baseline["desired_count"]
             and weights.get(baseline["target_group_arn"]) == 100
         )
         if untouched:
             raise AirflowSkipException("nothing to roll back: the service was never changed")
+        gate = self._failed_gate(ti)
+        fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
+        if gate:
+            fields["Failed step"] = f"{gate.get('step')}%"
+            fields["Metrics"] = gate.get("summary") or ", ".join(gate.get("reasons", []))
         if str(self.auto_rollback).lower() in ("false", "0", "no"):
             msg = (
-                f"AUTO-ROLLBACK DISABLED: {baseline['service']} is left as it is "
-                f"(on {svc['taskDefinition']}, weights {weights}). Roll back by hand or trigger latticedb_rollback."
+                f"AUTO-ROLLBACK DISABLED: traffic and services are left as they are "
+                f"(weights {weights}; {baseline['service']} on {live['taskDefinition']}). "
+                "Roll back by hand or trigger latticedb_rollback."
             )
             self.log.error("%s", msg)
-            self.send(context, "warning", "Deployment failed, auto-rollback disabled", {"State left": msg})
+            self.send(context, "warning", "Deployment failed; auto-rollback disabled, nothing restored", {**fields, "State": msg})
             raise AirflowSkipException(msg)
-        self.send(
-            context, "rollback_started", "Rollback started",
-            {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]},
-        )
+        self.send(context, "rollback_started", "Rollback started", fields)
         traffic.set_weights({baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0})
-        if svc["taskDefinition"] != baseline["task_definition"] or len(svc.get("deployments", [])) != 1:
+        if (
+            live["taskDefinition"] != baseline["task_definition"]
+            or live["desiredCount"] != baseline["desired_count"]
+            or len(live.get("deployments", [])) != 1
+        ):
             ecs.update_service(baseline["service"], baseline["task_definition"], desired_count=baseline["desired_count"])
-        self.log.info("Restored %s to %s with 100%% of traffic", baseline["service"], baseline["task_definition"])
-        return {"service": baseline["service"], "task_definition": baseline["task_definition"]}
+        if idle["desiredCount"] != 0:
+            ecs.scale(baseline["idle_service"], 0)
+        self.log.info(
+            "Restored: %s on %s with 100%% of traffic; %s scaled to 0",
+            baseline["service"], baseline["task_definition"], baseline["idle_service"],
+        )
+        return {"service": baseline["service"], "task_definition": baseline["task_definition"], "failed_gate": gate}
 
 
 class NotifyOperator(LatticeDBOperator):

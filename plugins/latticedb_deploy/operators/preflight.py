@@ -23,7 +23,7 @@ class PreflightCheckOperator(LatticeDBOperator):
         from latticedb_deploy.preflight import FAIL, CheckResult
 
         try:
-            result = CHECKS[self.check](self.env, self.image_uri)
+            result = CHECKS[self.check](self.env, self.image_uri, dict(context["params"]))
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed check
             result = CheckResult(self.check, FAIL, f"check could not run: {type(exc).__name__}: {exc}")
         self.log.info("%s", result.line)

@@ -1,0 +1,311 @@
+"""Play ECS's scheduler on moto's ECS backend: roll deployments, fail tasks, trip the circuit breaker.
+
+moto stores services but never moves a deployment. This thread does what ECS would do, only
+by editing moto's in-memory Service objects, so any client (the DAGs included) sees realistic
+`deployments`, `runningCount` and `events` through the ordinary API and knows nothing of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+import zlib
+
+from moto.core.utils import utcnow
+
+from .routing import serving_deployment
+
+log = logging.getLogger(__name__)
+
+FAILURES_TO_TRIP = 3
+CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
+
+
+def _new_id() -> str:
+    return f"ecs-svc/{random.randint(10**18, 10**19 - 1)}"
+
+
+class EcsEmulator:
+    def __init__(self, moto, env, scenarios, resolver, settings, world_lock: threading.RLock):
+        self._moto = moto
+        self._env = env
+        self._scenarios = scenarios
+        self._resolver = resolver
+        self._rollout = settings.rollout_seconds
+        self._retention = settings.failed_retention_seconds
+        self._tick = settings.emulator_tick_seconds
+        self._lock = world_lock
+        self._known: dict[str, dict] = {}  # deployment id -> timing state
+        self._snapshots: dict[str, list[dict]] = {}  # service arn -> deployments we last wrote
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ecs-emulator", daemon=True)
+
+    # lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._install_hooks()
+        self._thread.start()
+
+    def _install_hooks(self) -> None:
+        """React inside create/update_service, as ECS does: the response already shows the new deployment."""
+        from moto.ecs.models import EC2ContainerServiceBackend as Backend
+
+        emulator = self
+        for name in ("create_service", "update_service"):
+            original = getattr(Backend, name)
+            if getattr(original, "_latticedb_local", False):
+                continue
+
+            def hooked(backend, *args, _original=original, **kwargs):
+                svc = _original(backend, *args, **kwargs)
+                emulator.observe(svc)
+                return svc
+
+            hooked._latticedb_local = True
+            setattr(Backend, name, hooked)
+
+    def observe(self, svc) -> None:
+        """Apply one scheduler step to `svc` right now (called from moto's request thread)."""
+        try:
+            with self._lock:
+                self._step(svc, time.time())
+        except Exception:
+            log.exception("ecs emulator failed to observe %s", getattr(svc, "name", svc))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def clear(self) -> None:
+        """Forget all deployment state (after moto was reset)."""
+        with self._lock:
+            self._known.clear()
+            self._snapshots.clear()
+
+    def adopt_steady_state(self) -> None:
+        """Mark every current deployment as done: the environment starts out settled."""
+        with self._lock:
+            for svc in self._services():
+                deps = [dict(d) for d in svc.deployments]
+                for dep in deps:
+                    self._known[dep["id"]] = {"started": 0.0, "last_fail": 0.0, "failed_at": None}
+                    if dep["status"] == "PRIMARY":
+                        self._complete(svc, dep, quiet=True)
+                svc.task_definition = self._resolve_td(svc.task_definition) or svc.task_definition
+                self._write(svc, [d for d in deps if d["status"] == "PRIMARY"])
+                self._event(svc, "has reached a steady state.")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick):
+            if self._paused.is_set():
+                continue
+            try:
+                with self._lock:
+                    for svc in self._services():
+                        self._step(svc, time.time())
+            except Exception:  # keep scheduling whatever one bad tick did
+                log.exception("ecs emulator tick failed")
+
+    # one service, one tick -------------------------------------------------------------
+    def _services(self):
+        backend = self._moto.ecs_backend()
+        return [s for s in list(backend.services.values()) if s.status == "ACTIVE"]
+
+    def _step(self, svc, now: float) -> None:
+        if getattr(svc, "deployment_controller", {}).get("type", "ECS") != "ECS":
+            return
+        deps = [dict(d) for d in svc.deployments]
+        td_arn = self._resolve_td(svc.task_definition)
+        if td_arn and svc.task_definition != td_arn:
+            svc.task_definition = td_arn  # ECS always reports the full ARN
+        primary = next((d for d in deps if d["status"] == "PRIMARY"), None)
+        if primary is None or primary["id"] not in self._known:
+            deps = self._forced_or_created(svc, deps, primary, td_arn, now)
+        elif td_arn and primary["taskDefinition"] != td_arn:
+            primary["status"] = "ACTIVE"
+            deps.insert(0, self._new_deployment(svc, td_arn, now))
+            log.info("%s: new deployment for %s", svc.name, td_arn.rsplit("/", 1)[-1])
+        primary = deps[0] if deps[0]["status"] == "PRIMARY" else next(d for d in deps if d["status"] == "PRIMARY")
+        deps = self._advance(svc, primary, deps, now)
+        deps = [d for d in deps if not self._expired(d, now)]
+        self._write(svc, deps)
+
+    def _forced_or_created(self, svc, deps, primary, td_arn, now) -> list[dict]:
+        """An unseen PRIMARY id: moto's forceNewDeployment renamed it, or the service is new."""
+        previous = self._snapshots.get(svc.arn)
+        new = self._new_deployment(
+            svc, td_arn or (primary or {}).get("taskDefinition"), now, dep_id=(primary or {}).get("id")
+        )
+        if not previous:
+            log.info("%s: service created, rolling out %s", svc.name, new["taskDefinition"].rsplit("/", 1)[-1])
+            return [new]
+        rest = [dict(d) for d in previous]
+        for d in rest:
+            if d["status"] == "PRIMARY":
+                d["status"] = "ACTIVE"
+        log.info("%s: forced new deployment %s", svc.name, new["id"])
+        return [new] + rest
+
+    def _advance(self, svc, primary, deps, now) -> list[dict]:
+        state = self._known[primary["id"]]
+        desired = svc.desired_count
+        primary["desiredCount"] = desired
+        if primary["rolloutState"] == "COMPLETED":
+            if desired > 0 and self._scenarios.behaviour(self._tag_of(primary["taskDefinition"])).crash:
+                # completed at 0 tasks, now scaled up: its tasks fail to start like any other time
+                primary.update(runningCount=0, pendingCount=desired)
+                self._fail_task(svc, primary, state, now)
+                return deps
+            if primary["runningCount"] != desired:
+                log.info("%s: scaled to %d", svc.name, desired)
+                primary.update(runningCount=desired, pendingCount=0, updatedAt=utcnow())
+                self._event(svc, "has reached a steady state.")
+            return deps
+        if primary["rolloutState"] == "FAILED":
+            primary.update(runningCount=0, pendingCount=0)
+            return deps
+        behaviour = self._scenarios.behaviour(self._tag_of(primary["taskDefinition"]))
+        elapsed = now - state["started"]
+        if desired == 0 or (not behaviour.crash and elapsed >= self._rollout):
+            self._complete(svc, primary)
+            return [primary] + [d for d in deps if d is not primary and d["rolloutState"] == "FAILED"]
+        if not behaviour.crash:
+            running = min(desired - 1, int(desired * elapsed / self._rollout))
+            primary.update(runningCount=running, pendingCount=desired - running)
+            return deps
+        primary.update(runningCount=0, pendingCount=desired)
+        self._fail_task(svc, primary, state, now)
+        breaker = (getattr(svc, "deployment_configuration", None) or {}).get("deploymentCircuitBreaker") or {}
+        if primary["failedTasks"] >= FAILURES_TO_TRIP and breaker.get("enable"):
+            return self._trip(svc, primary, deps, bool(breaker.get("rollback")), now)
+        return deps
+
+    def _fail_task(self, svc, dep, state, now) -> None:
+        """A crashing image: one more task exits, every rollout/3 seconds."""
+        if now - state["last_fail"] < max(self._rollout / FAILURES_TO_TRIP, self._tick):
+            return
+        state["last_fail"] = now
+        dep["failedTasks"] = dep.get("failedTasks", 0) + 1
+        dep["updatedAt"] = utcnow()
+        task = uuid.uuid4().hex
+        self._event(svc, f"has stopped 1 running tasks: (task {task}). Reason: Essential container in task exited")
+        log.info("%s: task failed in %s (failedTasks=%d)", svc.name, dep["id"], dep["failedTasks"])
+
+    def _trip(self, svc, primary, deps, rollback: bool, now) -> list[dict]:
+        primary.update(
+            rolloutState="FAILED",
+            rolloutStateReason=CIRCUIT_BREAKER_REASON,
+            runningCount=0,
+            pendingCount=0,
+            updatedAt=utcnow(),
+        )
+        self._known[primary["id"]]["failed_at"] = now
+        self._event(svc, f"(deployment {primary['id']}) deployment failed: tasks failed to start.")
+        log.info("%s: circuit breaker tripped on %s (rollback=%s)", svc.name, primary["id"], rollback)
+        target = next((d for d in deps if d is not primary and d["rolloutState"] == "COMPLETED"), None)
+        if not rollback or target is None:
+            return deps
+        primary["status"] = "ACTIVE"
+        svc.task_definition = target["taskDefinition"]
+        new = self._new_deployment(svc, target["taskDefinition"], now)
+        self._event(svc, f"(deployment {primary['id']}) rolling back to deployment {target['id']}.")
+        log.info("%s: rolling back to %s", svc.name, target["taskDefinition"].rsplit("/", 1)[-1])
+        return [new] + deps
+
+    # helpers ---------------------------------------------------------------------------
+    def _new_deployment(self, svc, td_arn, now, dep_id=None) -> dict:
+        dep_id = dep_id or _new_id()
+        self._known[dep_id] = {"started": now, "last_fail": now, "failed_at": None}
+        self._event(svc, f"has started {svc.desired_count} tasks: (deployment {dep_id}).")
+        return {
+            "id": dep_id,
+            "status": "PRIMARY",
+            "taskDefinition": td_arn,
+            "desiredCount": svc.desired_count,
+            "pendingCount": svc.desired_count,
+            "runningCount": 0,
+            "failedTasks": 0,
+            "createdAt": utcnow(),
+            "updatedAt": utcnow(),
+            "launchType": svc.launch_type,
+            "platformVersion": svc.platform_version,
+            "platformFamily": "EC2" if svc.launch_type == "EC2" else "FARGATE",
+            "networkConfiguration": svc.network_configuration or None,
+            "rolloutState": "IN_PROGRESS",
+            "rolloutStateReason": f"ECS deployment {dep_id} in progress.",
+        }
+
+    def _complete(self, svc, dep, quiet: bool = False) -> None:
+        dep.update(
+            rolloutState="COMPLETED",
+            rolloutStateReason=f"ECS deployment {dep['id']} completed.",
+            runningCount=svc.desired_count,
+            pendingCount=0,
+            desiredCount=svc.desired_count,
+            updatedAt=utcnow(),
+        )
+        if not quiet:
+            log.info("%s: deployment %s COMPLETED on %s", svc.name, dep["id"], dep["taskDefinition"].rsplit("/", 1)[-1])
+            self._event(svc, f"(deployment {dep['id']}) deployment completed.")
+            self._event(svc, "has reached a steady state.")
+
+    def _expired(self, dep, now) -> bool:
+        failed_at = self._known.get(dep["id"], {}).get("failed_at")
+        return dep["status"] != "PRIMARY" and failed_at is not None and now - failed_at > self._retention
+
+    def _write(self, svc, deps: list[dict]) -> None:
+        svc.deployments = deps
+        svc.running_count = sum(d["runningCount"] for d in deps)
+        svc.pending_count = sum(d["pendingCount"] for d in deps if d["rolloutState"] == "IN_PROGRESS")
+        self._snapshots[svc.arn] = [dict(d) for d in deps]
+        self._sync_targets(svc, deps)
+
+    def _sync_targets(self, svc, deps: list[dict]) -> None:
+        """Register one IP target per task of the serving deployment in the service's target groups."""
+        dep = serving_deployment(deps)
+        wanted = {}
+        if dep:
+            octet = zlib.crc32(dep["id"].encode()) % 250
+            wanted = {f"10.42.{octet}.{10 + i}": i for i in range(min(dep["runningCount"], 200))}
+        backend = self._moto.elbv2_backend()
+        for lb in svc.load_balancers or []:
+            tg = backend.target_groups.get(lb.get("targetGroupArn"))
+            if tg is None:
+                continue
+            stale = [{"Id": t} for t in tg.targets if t not in wanted]
+            if stale:
+                tg.deregister(stale)
+            new = [{"Id": ip, "Port": lb.get("containerPort", tg.port)} for ip in wanted if ip not in tg.targets]
+            if new:
+                tg.register(new)
+
+    def _event(self, svc, message: str) -> None:
+        entry = {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": f"(service {svc.name}) {message}"}
+        svc.events = ([entry] + list(svc.events))[:100]
+
+    def _resolve_td(self, ref: str | None) -> str | None:
+        if not ref:
+            return None
+        try:
+            return self._moto.ecs_backend().describe_task_definition(ref).arn
+        except Exception:
+            return None
+
+    def _tag_of(self, td_arn: str) -> str | None:
+        try:
+            td = self._moto.ecs_backend().describe_task_definition(td_arn)
+        except Exception:
+            return None
+        containers = td.container_definitions
+        main = next(
+            (c for c in containers if c.get("name") == self._env.container_name), containers[0] if containers else {}
+        )
+        return self._resolver.tag_of(main.get("image"))

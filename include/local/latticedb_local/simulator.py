@@ -1,0 +1,123 @@
+"""Traffic simulator: publish the ALB metrics real traffic would produce, split by listener weight.
+
+Each tick, for each target group with weight > 0 on the production listener, it takes the
+behaviour of the image that group's service runs (scenarios.yaml) and publishes to
+AWS/ApplicationELB with dimensions LoadBalancer + TargetGroup (and LoadBalancer alone):
+RequestCount, HTTPCode_Target_5XX_Count (Sum) and TargetResponseTime as a statistic set,
+so a window's Average is the mean and its Maximum approximates P95 (moto has no percentiles).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "AWS/ApplicationELB"
+RETENTION_SECONDS = 3600
+
+
+def _stochastic_round(x: float) -> int:
+    """Round so that the expectation is exact (12 % of 25 requests is 3 sometimes, 2 other times)."""
+    low = math.floor(x)
+    return low + (1 if random.random() < x - low else 0)
+
+
+class TrafficSimulator:
+    def __init__(self, runtime, settings):
+        self._runtime = runtime
+        self._rps = settings.rps
+        self._tick = settings.tick_seconds
+        self._stop = threading.Event()
+        self._last_prune = time.time()
+        self._thread = threading.Thread(target=self._run, name="traffic-simulator", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick):
+            try:
+                if not self._runtime.faults.get("metrics_paused"):
+                    with self._runtime.lock:
+                        self.publish_once()
+                if time.time() - self._last_prune > 60:
+                    self._prune()
+            except Exception:
+                log.exception("traffic simulator tick failed")
+
+    def publish_once(self) -> None:
+        topo = self._runtime.topology
+        if topo is None:
+            return
+        now = datetime.now(UTC)
+        lb = {"Name": "LoadBalancer", "Value": topo.load_balancer_dimension}
+        data, total, total_5xx, elb_5xx = [], 0, 0, 0
+        for slot in self._runtime.slots("production"):
+            dims = [lb, {"Name": "TargetGroup", "Value": slot.target_group_dimension}]
+            data.append(_datum("HealthyHostCount", dims, now, slot.running if slot.serving else 0))
+            data.append(_datum("UnHealthyHostCount", dims, now, 0 if slot.serving else slot.running))
+            if slot.weight <= 0:
+                continue
+            requests = _stochastic_round(self._rps * self._tick * slot.weight / 100.0)
+            if requests == 0:
+                continue
+            total += requests
+            if not slot.serving:
+                elb_5xx += requests  # no healthy target: the ALB itself answers 503
+                continue
+            b = slot.behaviour
+            errors = _stochastic_round(requests * b.error_rate)
+            total_5xx += errors
+            jitter = random.uniform(0.97, 1.03)
+            data += [
+                _datum("RequestCount", dims, now, requests),
+                _datum("HTTPCode_Target_5XX_Count", dims, now, errors),
+                _datum("HTTPCode_Target_2XX_Count", dims, now, requests - errors),
+                {
+                    "MetricName": "TargetResponseTime",
+                    "Dimensions": dims,
+                    "Timestamp": now,
+                    "Unit": "Seconds",
+                    "StatisticValues": {
+                        "SampleCount": float(requests),
+                        "Sum": requests * b.latency_mean_ms * jitter / 1000.0,
+                        "Minimum": b.latency_min_ms / 1000.0,
+                        "Maximum": b.latency_p95_ms * jitter / 1000.0,
+                    },
+                },
+            ]
+        if total:
+            data += [
+                _datum("RequestCount", [lb], now, total),
+                _datum("HTTPCode_Target_5XX_Count", [lb], now, total_5xx),
+            ]
+        if elb_5xx:
+            data.append(_datum("HTTPCode_ELB_5XX_Count", [lb], now, elb_5xx))
+        cw = self._runtime.moto.client("cloudwatch")
+        for i in range(0, len(data), 500):
+            cw.put_metric_data(Namespace=NAMESPACE, MetricData=data[i : i + 500])
+
+    def _prune(self) -> None:
+        """moto keeps every datapoint forever; drop those older than an hour so queries stay fast."""
+        self._last_prune = time.time()
+        backend = self._runtime.moto.cloudwatch_backend()
+        cutoff = datetime.now(UTC) - timedelta(seconds=RETENTION_SECONDS)
+        with self._runtime.lock:
+            backend.metric_data = [d for d in backend.metric_data if _aware(d.timestamp) >= cutoff]
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _datum(name: str, dims: list[dict], ts: datetime, value: float) -> dict:
+    return {"MetricName": name, "Dimensions": dims, "Timestamp": ts, "Value": float(value), "Unit": "Count"}

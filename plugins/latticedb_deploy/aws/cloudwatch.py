@@ -1,0 +1,116 @@
+"""ALB target-group metrics and CloudWatch alarms, as the metric gate and preflight read them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from latticedb_deploy.aws import boto_client
+from latticedb_deploy.config import Environment
+from latticedb_deploy.judge import MetricWindow
+
+NAMESPACE = "AWS/ApplicationELB"
+# query id -> (metric name, fixed statistic or None for the caller's latency statistic)
+_QUERIES = {
+    "requests": ("RequestCount", "Sum"),
+    "errors": ("HTTPCode_Target_5XX_Count", "Sum"),
+    "latency": ("TargetResponseTime", None),
+}
+
+
+def _arn_resource(arn: str, kind: str) -> str:
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or not parts[5].startswith(f"{kind}/"):
+        raise ValueError(f"not an ELBv2 {kind} ARN: {arn!r}")
+    return parts[5]
+
+
+def target_group_dimension(arn: str) -> str:
+    """`targetgroup/<name>/<id>`: CloudWatch's TargetGroup dimension value."""
+    return _arn_resource(arn, "targetgroup")
+
+
+def load_balancer_dimension(arn: str) -> str:
+    """`app/<name>/<id>`: CloudWatch's LoadBalancer dimension value."""
+    return _arn_resource(arn, "loadbalancer").removeprefix("loadbalancer/")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class MetricsClient:
+    def __init__(self, env: Environment, client: Any = None):
+        self.env = env
+        self.client = client or boto_client(env, "cloudwatch")
+
+    def target_group_window(
+        self,
+        *,
+        target_group_arn: str,
+        load_balancer_arn: str,
+        start: datetime,
+        end: datetime,
+        statistic: str,
+        period: int,
+    ) -> MetricWindow:
+        """Requests, target 5xx and latency for one target group, in one get_metric_data call."""
+        start, end = _utc(start), _utc(end)
+        # Sorted by name: CloudWatch does not care, moto compares dimension lists in order.
+        dimensions = [
+            {"Name": "LoadBalancer", "Value": load_balancer_dimension(load_balancer_arn)},
+            {"Name": "TargetGroup", "Value": target_group_dimension(target_group_arn)},
+        ]
+        queries = [
+            {
+                "Id": qid,
+                "MetricStat": {
+                    "Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dimensions},
+                    "Period": period,
+                    "Stat": stat or statistic,
+                },
+            }
+            for qid, (name, stat) in _QUERIES.items()
+        ]
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        }
+        values: dict[str, list[float]] = {qid: [] for qid in _QUERIES}
+        while True:
+            resp = self.client.get_metric_data(**kwargs)
+            for result in resp.get("MetricDataResults", []):
+                values.setdefault(result["Id"], []).extend(result.get("Values", []))
+            if not resp.get("NextToken"):
+                break
+            kwargs["NextToken"] = resp["NextToken"]
+        latency = values["latency"]
+        return MetricWindow(
+            start=_iso(start),
+            end=_iso(end),
+            requests=float(sum(values["requests"])),
+            errors_5xx=float(sum(values["errors"])),
+            latency_ms=max(latency) * 1000.0 if latency else None,
+        )
+
+    def alarms_in_alarm(self, prefix: str) -> list[str]:
+        """Names of metric and composite alarms starting with `prefix` whose state is ALARM."""
+        kwargs: dict[str, Any] = {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"], "StateValue": "ALARM"}
+        if prefix:
+            kwargs["AlarmNamePrefix"] = prefix
+        names: set[str] = set()
+        while True:
+            resp = self.client.describe_alarms(**kwargs)
+            for alarm in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
+                # Filter again here: moto ignores StateValue when a name prefix is given.
+                if alarm["AlarmName"].startswith(prefix) and alarm.get("StateValue") == "ALARM":
+                    names.add(alarm["AlarmName"])
+            if not resp.get("NextToken"):
+                return sorted(names)
+            kwargs["NextToken"] = resp["NextToken"]

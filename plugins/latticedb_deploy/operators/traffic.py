@@ -1,0 +1,69 @@
+"""Two-slot traffic operations: bring up the idle slot, shift weights, retire the old slot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
+
+
+class DeployIdleSlotOperator(LatticeDBOperator):
+    """Put the new revision on the idle slot's service, sized like the live one, at weight 0."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        ti = context["ti"]
+        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        # Absolute weights first: the idle slot must carry nothing until it is stable.
+        TrafficClient(self.env).set_weights({baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0})
+        EcsClient(self.env).update_service(baseline["idle_service"], new["task_definition"], baseline["desired_count"])
+        self.log.info(
+            "%s (%s) -> %s x%d at weight 0", baseline["idle_service"], baseline["idle_colour"],
+            new["task_definition"], baseline["desired_count"],
+        )
+        return {"service": baseline["idle_service"], "task_definition": new["task_definition"]}
+
+
+class ShiftTrafficOperator(LatticeDBOperator):
+    """Send `percent` % of production traffic to the new slot (absolute weights; idempotent on retry)."""
+
+    template_fields = (*LatticeDBOperator.template_fields, "percent")
+
+    def __init__(self, *, percent: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.percent = percent
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.canary import plan_for
+
+        plan = [s.percent for s in plan_for(self.env, context["params"])]
+        if int(self.percent) not in plan:
+            raise AirflowSkipException(f"{self.percent}% is not a step of this run's plan {plan}")
+        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
+        weights = {baseline["idle_target_group_arn"]: int(self.percent), baseline["target_group_arn"]: 100 - int(self.percent)}
+        TrafficClient(self.env).set_weights(weights)
+        self.log.info("Traffic: %s %d%% (new) / %s %d%% (stable)", baseline["idle_colour"], int(self.percent),
+                      baseline["colour"], 100 - int(self.percent))
+        return {"percent": int(self.percent), "plan": plan}
+
+
+class RetireOldSlotOperator(LatticeDBOperator):
+    """Promotion: the new slot has 100 %; scale the old one to zero (its revision stays for rollback)."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
+        traffic = TrafficClient(self.env)
+        traffic.set_weights({baseline["idle_target_group_arn"]: 100, baseline["target_group_arn"]: 0})
+        EcsClient(self.env).scale(baseline["service"], 0)
+        self.log.info("%s (%s) serves 100%%; %s scaled to 0", baseline["idle_service"], baseline["idle_colour"], baseline["service"])
+        return {"live_service": baseline["idle_service"], "retired_service": baseline["service"]}

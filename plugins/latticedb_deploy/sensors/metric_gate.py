@@ -1,0 +1,57 @@
+"""gate_<p>pct: hold a traffic step for its interval while CloudWatch says the new version is healthy."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
+
+
+class MetricGateSensor(LatticeDBOperator):
+    """Defers to MetricGateTrigger (no worker slot held); pushes every evaluation to XCom."""
+
+    template_fields = (*LatticeDBOperator.template_fields, "percent", "tolerated_failures")
+
+    def __init__(self, *, percent: int, tolerated_failures: Any = "{{ params.get('tolerated_failures', 0) }}", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.percent = percent
+        self.tolerated_failures = tolerated_failures
+
+    def execute(self, context: Any) -> None:
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.canary import plan_for
+        from latticedb_deploy.triggers.metric_gate import MetricGateTrigger
+
+        plan = {s.percent: s for s in plan_for(self.env, context["params"])}
+        step = plan.get(int(self.percent))
+        if step is None:
+            raise AirflowSkipException(f"{self.percent}% is not a step of this run's plan {sorted(plan)}")
+        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
+        traffic = TrafficClient(self.env)
+        now = time.time()
+        trigger = MetricGateTrigger(
+            environment=self.env.name,
+            step=step.percent,
+            target_group_arn=baseline["idle_target_group_arn"],
+            load_balancer_arn=traffic.load_balancer_arn(),
+            started_at=now,
+            interval_seconds=step.interval_seconds,
+            deadline=now + step.interval_seconds + max(step.interval_seconds, 30),
+            tolerated_failures=int(self.tolerated_failures or 0),
+        )
+        self.log.info("Watching %d%% for %ss", step.percent, step.interval_seconds)
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        ti = context["ti"]
+        for record in event["evaluations"]:
+            self.log.info("evaluation: %s", record)
+        ti.xcom_push(key="evaluations", value=event["evaluations"])
+        if not event["passed"]:
+            raise AirflowFailException(f"gate {event['step']}% failed: {event['reason']}")
+        self.log.info("gate %s%% passed: %s", event["step"], event["reason"])
+        return {"step": event["step"], "passed": True, "reason": event["reason"], "last": (event["evaluations"] or [None])[-1]}

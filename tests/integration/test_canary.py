@@ -1,0 +1,85 @@
+"""latticedb_deploy_canary against the local environment: gates read the simulator's CloudWatch metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.helpers import image, run_dag
+
+pytestmark = pytest.mark.integration
+DAG_ID = "latticedb_deploy_canary"
+FAST = {"traffic_steps": [25, 50, 100], "interval_seconds": 6}
+
+
+def _xcom(dagbag, run_id, task_id, key="return_value"):
+    from airflow.models.xcom import XComModel
+    from airflow.settings import Session
+
+    with Session() as session:
+        row = session.scalars(
+            XComModel.get_many(run_id=run_id, dag_ids=DAG_ID, task_ids=task_id, key=key)
+        ).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def test_v2_is_promoted_to_100pct_and_the_old_slot_scaled_to_zero(local, dagbag):
+    before = local.service()
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local", **FAST})
+    assert state == "success", tasks
+    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    green, blue = local.service("latticedb-service-local-green"), local.service()
+    assert local.task_definition_image(green["taskDefinition"]).endswith(local.digest("v2.0.0"))
+    assert green["desiredCount"] == green["runningCount"] == before["desiredCount"]
+    assert blue["desiredCount"] == 0
+    assert blue["taskDefinition"] == before["taskDefinition"]  # kept for rollback
+    for p in (25, 50, 100):
+        assert tasks[f"deploy.shift_traffic_to_{p}pct"] == "success"
+        assert tasks[f"deploy.gate_{p}pct"] == "success"
+    assert tasks["deploy.shift_traffic_to_10pct"] == "skipped"
+
+
+def test_second_canary_needs_no_cleanup_and_goes_back_to_blue(local, dagbag):
+    conf = {"environment": "local", **FAST}
+    assert run_dag(dagbag, DAG_ID, {**conf, "image_uri": image("v2.0.0")})[0] == "success"
+    state, tasks = run_dag(dagbag, DAG_ID, {**conf, "image_uri": image("v1.9.0")})
+    assert state == "success", tasks
+    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.service("latticedb-service-local-green")["desiredCount"] == 0
+
+
+def test_errors_fail_the_first_gate_and_roll_back(local, dagbag):
+    before = local.service()
+    state, tasks = run_dag(
+        dagbag, DAG_ID, {"image_uri": image("v2.1.0-errors"), "environment": "local", **FAST}
+    )
+    assert state == "failed"
+    assert tasks["deploy.gate_25pct"] == "failed"
+    assert tasks["deploy.shift_traffic_to_50pct"] == "upstream_failed"
+    assert tasks["rollback.restore_previous_revision"] == "success"
+    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.service()["taskDefinition"] == before["taskDefinition"]
+    assert local.service("latticedb-service-local-green")["desiredCount"] == 0
+    rollback = [m for m in local.message_texts() if "Rollback started" in m]
+    assert rollback and "25%" in rollback[0] and "error" in rollback[0].lower(), local.message_texts()
+
+
+def test_slow_version_fails_on_latency(local, dagbag):
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.2.0-slow"), "environment": "local", **FAST})
+    assert state == "failed"
+    assert tasks["deploy.gate_25pct"] == "failed"
+    assert local.weights()["latticedb-local-blue"] == 100
+    rollback = [m for m in local.message_texts() if "Rollback started" in m]
+    assert rollback and "ms" in rollback[0], local.message_texts()
+
+
+@pytest.mark.parametrize("steps", [[10, 50], [50, 25, 100], [10, 33, 100]])
+def test_bad_plan_is_refused_before_anything_changes(local, dagbag, steps):
+    revisions = local.revisions()
+    state, tasks = run_dag(
+        dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": steps}
+    )
+    assert state == "failed"
+    assert tasks["preflight.check_traffic_plan"] == "failed"
+    assert tasks["deploy.deploy_canary_service"] == "upstream_failed"
+    assert local.revisions() == revisions
+    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}

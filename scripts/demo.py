@@ -9,6 +9,7 @@ Exits non-zero when the deployment did not succeed.
 from __future__ import annotations
 
 import argparse
+import warnings
 import logging
 import os
 import subprocess
@@ -28,6 +29,22 @@ def _xcom(session, dr, task_id: str):
         XComModel.get_many(run_id=dr.run_id, dag_ids=dr.dag_id, task_ids=task_id, key="return_value")
     ).first()
     return XComModel.deserialize_value(row) if row is not None else None
+
+
+def _serving(environment: str) -> str:
+    """What production traffic reaches after the run, read back from AWS."""
+    from latticedb_deploy.aws.ecr import EcrClient
+    from latticedb_deploy.aws.ecs import EcsClient
+    from latticedb_deploy.aws.elbv2 import TrafficClient
+    from latticedb_deploy.config import load_config
+
+    env = load_config().environment(environment)
+    live, _, weights = TrafficClient(env).live_and_idle()
+    ecs = EcsClient(env)
+    arn = ecs.describe_service(live.service)["taskDefinition"]
+    image = ecs.container_image(ecs.describe_task_definition(arn))
+    tag = EcrClient(env).tag_for_digest(env.ecr_repository, image.split("@")[-1]) if "@" in image else None
+    return f"{arn.split('/')[-1]} ({tag or image}) on {live.service}, {weights.get(live.target_group_arn)}% of traffic"
 
 
 def _phase_result(states: list[str]) -> str:
@@ -52,6 +69,7 @@ def main() -> int:
 
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     if not args.verbose:
+        warnings.filterwarnings("ignore")
         os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
         logging.disable(logging.INFO)
 
@@ -88,6 +106,7 @@ def main() -> int:
         states = [str(ti.state) for ti in tis if ti.task_id == phase or ti.task_id.startswith(phase + ".")]
         result = _phase_result(states)
         print(f"    {MARK.get(result, '•')} {phase:<15} {result}")
+    print(f"  now serving      {_serving(args.environment)}")
     failed = [ti.task_id for ti in tis if str(ti.state) == "failed"]
     if failed:
         print(f"  failed tasks:    {', '.join(failed)}")

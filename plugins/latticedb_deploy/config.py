@@ -104,7 +104,68 @@ class Canary:
 
 @dataclass(frozen=True)
 class Notifications:
+    """Slack: a webhook connection by default; a bot-token connection plus channel as an option."""
+
     slack_conn_id: str = "slack_default"
+    channel: str | None = None  # set together with a bot-token (`slack`) connection
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Window:
+    """An allowed deployment window: these weekdays, between start and end (HH:MM, local to the timezone)."""
+
+    days: tuple[str, ...]
+    start: str = "00:00"
+    end: str = "24:00"
+
+    def _validate(self, where: str) -> None:
+        bad = [d for d in self.days if d not in _DAYS]
+        _check(not bad and bool(self.days), where, "days", f"must be a list of {', '.join(_DAYS)}")
+        for key in ("start", "end"):
+            value = getattr(self, key)
+            _check(bool(re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d|24:00", value)), where, key, f"must be HH:MM, got {value!r}")
+        _check(self.start < self.end, where, "end", "must be after start")
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """A change freeze: no deployments between two ISO-8601 instants."""
+
+    start: str
+    end: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentWindows:
+    """When deployments may run. No `allowed` windows means any time; freezes always apply."""
+
+    timezone: str = "UTC"
+    allowed: tuple[Window, ...] = ()
+    freezes: tuple[Freeze, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Room for the extra tasks a strategy starts; None means: ask the account's Fargate quota."""
+
+    max_tasks: int | None = None
+
+
+@dataclass(frozen=True)
+class BlueGreen:
+    bake_seconds: int = 300
+    require_approval: bool = False
+    approval_timeout_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class PostDeployment:
+    timeout_seconds: int = 600
+    window_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -146,6 +207,13 @@ class Environment:
     smoke: Smoke = field(default_factory=Smoke)
     canary: Canary = field(default_factory=Canary)
     notifications: Notifications = field(default_factory=Notifications)
+    strict_preflight: bool = False
+    deployment_windows: DeploymentWindows = field(default_factory=DeploymentWindows)
+    capacity: Capacity = field(default_factory=Capacity)
+    blue_green: BlueGreen = field(default_factory=BlueGreen)
+    post_deployment: PostDeployment = field(default_factory=PostDeployment)
+    redis_conn_id: str = "latticedb_redis"
+    deployment_log: str = "docs/DEPLOYMENT_LOG.md"  # relative to the repository root unless absolute
 
     @property
     def services(self) -> tuple[str, str]:
@@ -167,11 +235,40 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class Nightly:
+    """latticedb_nightly_staging: redeploy an environment with the newest matching image every night."""
+
+    schedule: str = "0 2 * * *"
+    environment: str = "staging"
+    strategy: str = "rolling"
+    tag_pattern: str = r"^v\d+\.\d+\.\d+$"
+
+
+@dataclass(frozen=True)
+class Stage:
+    environment: str
+    strategy: str
+    require_approval: bool = False
+
+
+@dataclass(frozen=True)
+class ProgressiveDelivery:
+    """latticedb_progressive_delivery: the runbook's standard production deployment as stages."""
+
+    stages: tuple[Stage, ...] = (
+        Stage("staging", "rolling"),
+        Stage("production", "canary", require_approval=True),
+    )
+
+
+@dataclass(frozen=True)
 class DeployConfig:
-    """All environments, keyed by name."""
+    """All environments, keyed by name, and the operations that span them."""
 
     path: Path
     environments: dict[str, Environment]
+    nightly: Nightly = field(default_factory=Nightly)
+    progressive_delivery: ProgressiveDelivery = field(default_factory=ProgressiveDelivery)
 
     @property
     def environment_names(self) -> list[str]:
@@ -274,9 +371,10 @@ def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
         raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{cfg_path}: top level must be a mapping with an 'environments' key")
-    unknown = sorted(set(raw) - {"defaults", "environments"})
+    top_level = ("defaults", "environments", "nightly", "progressive_delivery")
+    unknown = sorted(set(raw) - set(top_level))
     if unknown:
-        raise ConfigError(f"{cfg_path}: {unknown[0]}: unknown top-level key (expected defaults, environments)")
+        raise ConfigError(f"{cfg_path}: {unknown[0]}: unknown top-level key (expected {', '.join(top_level)})")
     defaults = raw.get("defaults") or {}
     envs = raw.get("environments")
     if not isinstance(defaults, dict):
@@ -290,4 +388,11 @@ def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
             raise ConfigError(f"{where}: must be a mapping")
         merged = _expand(_merge(defaults, body))
         environments[str(name)] = _build(Environment, merged, where, name=str(name))
-    return DeployConfig(path=cfg_path, environments=environments)
+    nightly = _build(Nightly, _expand(raw.get("nightly") or {}), f"{cfg_path}: nightly")
+    progressive = _build(ProgressiveDelivery, raw.get("progressive_delivery") or {}, f"{cfg_path}: progressive_delivery")
+    for where, env_name in [("nightly.environment", nightly.environment)] + [
+        (f"progressive_delivery.stages[{i}].environment", st.environment) for i, st in enumerate(progressive.stages)
+    ]:
+        if env_name not in environments:
+            raise ConfigError(f"{cfg_path}: {where}: unknown environment {env_name!r} (valid: {', '.join(environments)})")
+    return DeployConfig(path=cfg_path, environments=environments, nightly=nightly, progressive_delivery=progressive)

@@ -9,12 +9,12 @@ Exits non-zero when the deployment did not succeed.
 from __future__ import annotations
 
 import argparse
-import warnings
 import logging
 import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,16 +1,68 @@
-"""The runbook's pre-flight checks as plain functions: (environment, image) -> CheckResult.
+"""The runbook's pre-flight checks as plain functions: (environment, image, params) -> CheckResult.
 
 Each check reads AWS through the clients and never mutates anything; the preflight
-task group runs one task per check so the graph shows which one failed.
+task group runs one task per check so the graph shows which one failed. `params` is the
+run's params plus two keys the check operator adds: `strategy` (the DAG's strategy name)
+and `triggered_by` (the Airflow user, or "schedule").
+
+Runbook order: required tools, AWS credentials, image, current deployment, capacity,
+configuration, deployment window, active incidents, rollback plan.
 """
 
 from __future__ import annotations
 
+import importlib
+import math
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from latticedb_deploy.config import Environment, load_config
 from latticedb_deploy.images import InvalidImageError, parse_image_uri
 from latticedb_deploy.preflight import FAIL, PASS, WARN, CheckResult
+
+# Providers every deployment DAG needs at run time (the Redis provider only serves the flag hook).
+REQUIRED_PROVIDERS = {
+    "amazon": "airflow.providers.amazon.aws.hooks.base_aws",
+    "slack": "airflow.providers.slack.hooks.slack_webhook",
+    "standard": "airflow.providers.standard.operators.hitl",
+}
+
+# Extra tasks a strategy runs at its peak, as a multiple of the live service's desired count:
+# rolling updates with maximumPercent 200 (up to one full set of new tasks beside the old),
+# blue/green and canary bring the idle colour up to full size before the old one is scaled down.
+PEAK_EXTRA_FACTOR = {"rolling": 1.0, "blue_green": 1.0, "canary": 1.0}
+
+
+def _connection_exists(conn_id: str) -> bool:
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 - AirflowNotFoundException, or a secrets backend that cannot answer
+        return False
+    return True
+
+
+def check_required_tools(env: Environment, image_uri: str, params: dict) -> CheckResult:
+    name = "Required tools available"
+    missing = []
+    for provider, module in REQUIRED_PROVIDERS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            missing.append(f"provider {provider} ({exc})")
+    if not _connection_exists(env.aws_conn_id):
+        missing.append(f"AWS connection {env.aws_conn_id!r}")
+    if missing:
+        return CheckResult(name, FAIL, "missing: " + "; ".join(missing))
+    slack = env.notifications.slack_conn_id
+    notify = str(params.get("notify", True)).lower() not in ("false", "0", "no", "none")
+    if notify and not _connection_exists(slack):
+        return CheckResult(name, WARN, f"Slack connection {slack!r} is not defined: stakeholders will not be notified")
+    return CheckResult(
+        name, PASS, f"providers {', '.join(REQUIRED_PROVIDERS)}; connections {env.aws_conn_id}" + (f", {slack}" if notify else "")
+    )
 
 
 def check_configuration(env: Environment, image_uri: str, params: dict) -> CheckResult:
@@ -47,6 +99,9 @@ def check_image(env: Environment, image_uri: str, params: dict) -> CheckResult:
         return CheckResult(
             name, FAIL, f"registry {image.registry} is not allowed in {env.name} (allowed: {', '.join(env.allowed_registries)})"
         )
+    ecr_account = image.registry.split(".", 1)[0] if ".dkr.ecr." in image.registry else None
+    if not env.allowed_registries and ecr_account and ecr_account != env.account_id:
+        return CheckResult(name, FAIL, f"registry account {ecr_account} is not the environment's account {env.account_id}")
     if env.ecr_repository != image.repository:
         return CheckResult(name, FAIL, f"repository {image.repository!r} is not {env.ecr_repository!r}")
     ecr = EcrClient(env)
@@ -55,13 +110,14 @@ def check_image(env: Environment, image_uri: str, params: dict) -> CheckResult:
     except ImageNotFound as exc:
         return CheckResult(name, FAIL, str(exc))
     status, findings = ecr.scan_findings(image)
+    data = {"digest": info.digest, "scan_status": status, "findings": findings}
     if findings.get("CRITICAL"):
-        return CheckResult(name, FAIL, f"{info.digest[:19]} has {findings['CRITICAL']} CRITICAL scan finding(s)")
+        return CheckResult(name, FAIL, f"{info.digest[:19]} has {findings['CRITICAL']} CRITICAL scan finding(s)", data)
     if status != "COMPLETE":
-        return CheckResult(name, WARN, f"{info.digest[:19]} found; scan status {status}")
+        return CheckResult(name, WARN, f"{info.digest[:19]} found; scan status {status}", data)
     if findings.get("HIGH"):
-        return CheckResult(name, WARN, f"{info.digest[:19]} found; {findings['HIGH']} HIGH scan finding(s)")
-    return CheckResult(name, PASS, f"{info.digest[:19]} found; scan complete, no CRITICAL/HIGH findings")
+        return CheckResult(name, WARN, f"{info.digest[:19]} found; {findings['HIGH']} HIGH scan finding(s)", data)
+    return CheckResult(name, PASS, f"{info.digest[:19]} found; scan complete, no CRITICAL/HIGH findings", data)
 
 
 def check_current_deployment(env: Environment, image_uri: str, params: dict) -> CheckResult:
@@ -79,9 +135,135 @@ def check_current_deployment(env: Environment, image_uri: str, params: dict) -> 
         return CheckResult(name, FAIL, f"{live.service} has {len(deployments)} deployment(s) not yet completed")
     if svc["runningCount"] != svc["desiredCount"]:
         return CheckResult(name, FAIL, f"{live.service} runs {svc['runningCount']}/{svc['desiredCount']} tasks")
+    healthy, unhealthy = target_health(env, live.target_group_arn)
+    if unhealthy or len(healthy) < svc["desiredCount"]:
+        bad = ", ".join(unhealthy) or "none registered"
+        return CheckResult(
+            name, FAIL, f"{len(healthy)}/{svc['desiredCount']} healthy targets in the {live.colour} target group ({bad})"
+        )
     return CheckResult(
-        name, PASS, f"{live.service} ({live.colour}) runs {svc['runningCount']}/{svc['desiredCount']} tasks, 100% of traffic"
+        name,
+        PASS,
+        f"{live.service} ({live.colour}) runs {svc['runningCount']}/{svc['desiredCount']} tasks, "
+        f"{len(healthy)} healthy targets, 100% of traffic",
     )
+
+
+def target_health(env: Environment, target_group_arn: str) -> tuple[list[str], list[str]]:
+    """(healthy target ids, "id: state (reason)" for every other target) of one target group."""
+    from latticedb_deploy.aws import boto_client
+
+    resp = boto_client(env, "elbv2").describe_target_health(TargetGroupArn=target_group_arn)
+    healthy, other = [], []
+    for desc in resp.get("TargetHealthDescriptions", []):
+        target, health = desc["Target"]["Id"], desc.get("TargetHealth") or {}
+        if health.get("State") == "healthy":
+            healthy.append(target)
+        else:
+            other.append(f"{target}: {health.get('State')}" + (f" ({health['Reason']})" if health.get("Reason") else ""))
+    return healthy, other
+
+
+def _cluster_tasks(ecs_client: Any, cluster: str) -> int:
+    """Tasks the cluster runs or is starting: the larger of the cluster's count and its services' sum."""
+    arns: list[str] = []
+    kwargs: dict[str, Any] = {"cluster": cluster}
+    while True:
+        resp = ecs_client.list_services(**kwargs)
+        arns.extend(resp.get("serviceArns", []))
+        if not resp.get("nextToken"):
+            break
+        kwargs["nextToken"] = resp["nextToken"]
+    by_service = 0
+    for i in range(0, len(arns), 10):
+        for svc in ecs_client.describe_services(cluster=cluster, services=arns[i : i + 10]).get("services", []):
+            by_service += svc.get("runningCount", 0) + svc.get("pendingCount", 0)
+    clusters = ecs_client.describe_clusters(clusters=[cluster]).get("clusters", [])
+    by_cluster = sum(c.get("runningTasksCount", 0) + c.get("pendingTasksCount", 0) for c in clusters)
+    return max(by_service, by_cluster)
+
+
+def check_capacity(env: Environment, image_uri: str, params: dict) -> CheckResult:
+    from latticedb_deploy.aws.ecs import EcsClient
+    from latticedb_deploy.aws.elbv2 import TrafficClient
+
+    name = "Resource capacity available"
+    strategy = str(params.get("strategy") or "rolling")
+    live, _, _ = TrafficClient(env).live_and_idle()
+    ecs = EcsClient(env)
+    svc = ecs.describe_service(live.service)
+    desired = svc["desiredCount"] or env.desired_count
+    extra = math.ceil(PEAK_EXTRA_FACTOR.get(strategy, 1.0) * desired)
+    running = _cluster_tasks(ecs.client, env.cluster)
+    peak = running + extra
+    data = {"strategy": strategy, "running": running, "extra": extra, "peak": peak}
+    if env.capacity.max_tasks is not None:
+        limit = env.capacity.max_tasks
+        detail = f"{running} running + {extra} extra for {strategy} = {peak} tasks at peak, limit {limit}"
+        data["limit_tasks"] = limit
+        return CheckResult(name, PASS if peak <= limit else FAIL, detail, data)
+    from latticedb_deploy.aws.quotas import QuotasClient
+
+    td = ecs.describe_task_definition(svc["taskDefinition"])
+    vcpu = int(td.get("cpu") or 1024) / 1024
+    try:
+        quota = QuotasClient(env).fargate_on_demand_vcpus()
+    except Exception as exc:  # noqa: BLE001 - no quota answer is "unknown", not "full"
+        return CheckResult(name, WARN, f"{peak} tasks at peak; cannot read the Fargate vCPU quota: {exc}", data)
+    needed = peak * vcpu
+    data.update(vcpus_needed=needed, vcpu_quota=quota)
+    detail = f"{peak} tasks x {vcpu:g} vCPU = {needed:g} vCPU at peak ({strategy}), Fargate on-demand quota {quota:g}"
+    return CheckResult(name, PASS if needed <= quota else FAIL, detail, data)
+
+
+def check_deployment_window(env: Environment, image_uri: str, params: dict, now: datetime | None = None) -> CheckResult:
+    from latticedb_deploy.windows import window_status
+
+    name = "Deployment window appropriate"
+    status = window_status(env.deployment_windows, now or datetime.now(UTC))
+    if status.allowed:
+        return CheckResult(name, PASS, status.reason)
+    override = str(params.get("override_reason") or "").strip()
+    data = {"outside_window": True, "freeze": status.freeze, "next_open": status.next_open}
+    if override:
+        by = params.get("triggered_by") or "unknown"
+        data.update(override_reason=override, override_by=by)
+        return CheckResult(name, PASS, f"{status.reason}; OVERRIDDEN by {by}: {override}", data)
+    # A warning: the verdict (and this task) turn it into a failure under strict.
+    return CheckResult(name, WARN, f"{status.reason}; set override_reason to proceed anyway", data)
+
+
+def _feature_flag_incidents(env: Environment) -> tuple[list[str], str]:
+    """HOOK (feature flags): incidents recorded in Redis by latticedb_deploy.flags, if that module exists.
+
+    Returns (reasons, note). No module, or no Redis connection for the environment, means no
+    flag checks; an unreachable Redis comes back as a reason starting with "cannot read".
+    """
+    try:
+        from latticedb_deploy.flags import incident_reasons
+    except ImportError:
+        return [], "feature-flag incidents not checked (latticedb_deploy.flags not installed)"
+    if not _connection_exists(env.redis_conn_id):
+        return [], f"feature-flag incidents not checked (no connection {env.redis_conn_id!r})"
+    return list(incident_reasons(env)), "kill switch and circuit breaker checked"
+
+
+def check_no_active_incidents(env: Environment, image_uri: str, params: dict) -> CheckResult:
+    from latticedb_deploy.aws.cloudwatch import MetricsClient
+
+    name = "No active incidents"
+    alarms = MetricsClient(env).alarms_in_alarm(env.alarm_prefix)
+    flags, note = _feature_flag_incidents(env)
+    unknown = [r for r in flags if r.startswith("cannot read")]
+    incidents = [r for r in flags if r not in unknown]
+    data = {"alarms": alarms, "flag_incidents": incidents}
+    prefix = env.alarm_prefix or "(any)"
+    if alarms or incidents:
+        parts = ([f"{len(alarms)} alarm(s) in ALARM: {', '.join(alarms)}"] if alarms else []) + incidents
+        return CheckResult(name, FAIL, "; ".join(parts), data)
+    if unknown:
+        return CheckResult(name, WARN, f"no alarms in ALARM for {prefix}; {'; '.join(unknown)}", data)
+    return CheckResult(name, PASS, f"no alarms in ALARM for prefix {prefix}; {note}", data)
 
 
 def check_rollback_revision(env: Environment, image_uri: str, params: dict) -> CheckResult:
@@ -112,10 +294,14 @@ def check_traffic_plan(env: Environment, image_uri: str, params: dict) -> CheckR
 
 
 CHECKS: dict[str, Callable[[Environment, str, dict], CheckResult]] = {
-    "check_configuration": check_configuration,
+    "check_required_tools": check_required_tools,
     "check_aws_credentials": check_aws_credentials,
     "check_image": check_image,
     "check_current_deployment": check_current_deployment,
+    "check_capacity": check_capacity,
+    "check_configuration": check_configuration,
+    "check_deployment_window": check_deployment_window,
+    "check_no_active_incidents": check_no_active_incidents,
     "check_rollback_revision": check_rollback_revision,
     "check_traffic_plan": check_traffic_plan,
 }

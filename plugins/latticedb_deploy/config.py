@@ -193,6 +193,7 @@ class Environment:
     task_family: str
     service_url: str
     load_balancer: LoadBalancer
+    test_url: str | None = None  # the test listener: reaches the idle colour without production traffic
     ecr_repository: str = "latticedb"
     container_name: str = "latticedb"
     desired_count: int = 2
@@ -213,6 +214,8 @@ class Environment:
     blue_green: BlueGreen = field(default_factory=BlueGreen)
     post_deployment: PostDeployment = field(default_factory=PostDeployment)
     redis_conn_id: str = "latticedb_redis"
+    lock_table: str = "latticedb-deploy-locks"  # DynamoDB: one deployment per environment at a time
+    lock_ttl_seconds: int = 10800  # a crashed run's hold expires after this
     deployment_log: str = "docs/DEPLOYMENT_LOG.md"  # relative to the repository root unless absolute
 
     @property

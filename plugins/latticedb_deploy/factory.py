@@ -17,11 +17,15 @@ from latticedb_deploy.config import load_config
 from latticedb_deploy.images import IMAGE_URI_PATTERN
 from latticedb_deploy.strategies import Step, Strategy
 
-PREFLIGHT_CHECKS = (
-    "check_configuration",
+PREFLIGHT_CHECKS = (  # the runbook's order
+    "check_required_tools",
     "check_aws_credentials",
     "check_image",
     "check_current_deployment",
+    "check_capacity",
+    "check_configuration",
+    "check_deployment_window",
+    "check_no_active_incidents",
     "check_rollback_revision",
 )
 
@@ -59,6 +63,21 @@ def deployment_params(environments: list[str], extra: dict[str, Param] | None = 
             description="On failure, put the service back on the last good revision with 100% of traffic.",
         ),
         "notify": Param(True, type="boolean", title="Notify", description="Send Slack notifications to stakeholders."),
+        "strict": Param(
+            None,
+            type=["null", "boolean"],
+            title="Strict pre-flight",
+            description="Treat pre-flight warnings (HIGH scan findings, outside the deployment window, ...) as failures. "
+            "Empty: the environment's strict_preflight (true for production).",
+        ),
+        "override_reason": Param(
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            title="Deployment window override reason",
+            description="Deploy outside the allowed windows or during a freeze anyway; the reason and your user "
+            "are recorded in the pre-flight result and the deployment log.",
+        ),
     }
     params.update(extra or {})
     return params
@@ -91,53 +110,63 @@ def canary_params() -> dict[str, Param]:
     }
 
 
-def _deploy_step(step: Step, strategy: Strategy) -> Any:
-    from latticedb_deploy.operators.deploy import UpdateServiceOperator
+def blue_green_params() -> dict[str, Param]:
+    """Blue/green's trigger-form fields; empty ones fall back to the environment's `blue_green` config."""
+    return {
+        "bake_seconds": Param(
+            None, type=["null", "integer"], minimum=0, maximum=86400, title="Bake (s)",
+            description="How long the old colour stays warm while metrics watch the new one (default from config).",
+        ),
+        "require_approval": Param(
+            None, type=["null", "boolean"], title="Require approval",
+            description="Ask in the Airflow UI before switching production traffic (default from config: production only).",
+        ),
+    }
+
+
+# A wait step watches the rollout started by the step named here (its XCom says service + revision).
+_WAITS = {
+    "wait_for_rollout": "deploy.update_service",
+    "wait_for_canary_stable": "deploy.deploy_canary_service",
+    "wait_for_idle_colour_stable": "deploy.deploy_idle_colour",
+    "wait_for_previous_revision": "rollback.restore_previous_revision",
+}
+
+
+def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str], gate_task_ids: list[str]) -> Any:
+    """The operator for one strategy step (deploy or rollback)."""
+    from latticedb_deploy.operators.blue_green import SmokeTestIdleColourOperator, SwitchApprovalOperator
+    from latticedb_deploy.operators.deploy import RestorePreviousRevisionOperator, UpdateServiceOperator
     from latticedb_deploy.operators.traffic import DeployIdleSlotOperator, RetireOldSlotOperator, ShiftTrafficOperator
     from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
-    if step.kind == "update_service":
-        return UpdateServiceOperator(task_id=step.task_id)
-    if step.kind == "wait_for_rollout":
-        return EcsRolloutSensor(
-            task_id=step.task_id, service_from="deploy.update_service", task_definition_from="deploy.update_service"
-        )
-    if step.kind == "deploy_canary_service":
-        return DeployIdleSlotOperator(task_id=step.task_id)
-    if step.kind == "wait_for_canary_stable":
-        return EcsRolloutSensor(
-            task_id=step.task_id,
-            service_from="deploy.deploy_canary_service",
-            task_definition_from="deploy.deploy_canary_service",
-        )
-    if step.kind == "shift_traffic":
-        return ShiftTrafficOperator(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed")
-    if step.kind == "gate":
-        return MetricGateSensor(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed")
-    if step.kind == "retire_old_stable":
-        return RetireOldSlotOperator(task_id=step.task_id)
-    raise ValueError(f"strategy {strategy.name!r}: unknown deploy step {step.kind!r}")
-
-
-def _rollback_step(step: Step, strategy: Strategy, mutation_task_ids: list[str], gate_task_ids: list[str]) -> Any:
-    from latticedb_deploy.operators.deploy import RestorePreviousRevisionOperator
-    from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
-
-    if step.kind == "restore_previous_revision":
+    kind, task_id = step.kind, step.task_id
+    if kind in _WAITS:
+        return EcsRolloutSensor(task_id=task_id, service_from=_WAITS[kind], task_definition_from=_WAITS[kind])
+    if kind == "update_service":
+        return UpdateServiceOperator(task_id=task_id)
+    if kind in ("deploy_canary_service", "deploy_idle_colour"):
+        return DeployIdleSlotOperator(task_id=task_id)
+    if kind == "shift_traffic":  # canary slots outside a run's plan skip themselves: none_failed keeps the chain
+        return ShiftTrafficOperator(task_id=task_id, percent=step.percent, trigger_rule="none_failed")
+    if kind == "gate":
+        return MetricGateSensor(task_id=task_id, percent=step.percent, trigger_rule="none_failed")
+    if kind in ("retire_old_stable", "scale_down_old_colour"):
+        return RetireOldSlotOperator(task_id=task_id)
+    if kind == "smoke_test_idle_colour":
+        return SmokeTestIdleColourOperator(task_id=task_id)
+    if kind == "approve_switch":
+        return SwitchApprovalOperator(task_id=task_id)
+    if kind == "switch_traffic":
+        return ShiftTrafficOperator(task_id=task_id, percent=100, follow_plan=False)
+    if kind == "bake":
+        return MetricGateSensor(task_id=task_id, percent=100, interval_seconds="{{ params.bake_seconds }}")
+    if kind == "restore_previous_revision":
         return RestorePreviousRevisionOperator(
-            task_id=step.task_id,
-            mutation_task_ids=mutation_task_ids,
-            gate_task_ids=gate_task_ids,
-            trigger_rule="one_failed",
+            task_id=task_id, mutation_task_ids=mutation_task_ids, gate_task_ids=gate_task_ids, trigger_rule="one_failed"
         )
-    if step.kind == "wait_for_previous_revision":
-        return EcsRolloutSensor(
-            task_id=step.task_id,
-            service_from="rollback.restore_previous_revision",
-            task_definition_from="rollback.restore_previous_revision",
-        )
-    raise ValueError(f"strategy {strategy.name!r}: unknown rollback step {step.kind!r}")
+    raise ValueError(f"strategy {strategy.name!r}: unknown step {kind!r}")
 
 
 def build_deployment_dag(
@@ -153,8 +182,10 @@ def build_deployment_dag(
         RecordBaselineOperator,
         RegisterTaskDefinitionOperator,
     )
+    from latticedb_deploy.operators.locks import AcquireEnvironmentOperator, ReleaseEnvironmentOperator
     from latticedb_deploy.operators.preflight import PreflightCheckOperator, PreflightVerdictOperator
     from latticedb_deploy.operators.verify import CleanupRevisionsOperator, SmokeTestOperator
+    from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
     config = load_config()
     with DAG(
@@ -172,8 +203,12 @@ def build_deployment_dag(
         notify_start = NotifyOperator(task_id="notify_start", event="started", title=f"{strategy.name} deployment started")
 
         with TaskGroup("preflight", tooltip="The runbook's pre-flight checks; nothing changes before the verdict"):
+            hold = AcquireEnvironmentOperator(task_id="acquire_environment")  # one deployment per environment
             check_names = (*PREFLIGHT_CHECKS, *strategy.checks)
-            checks = [PreflightCheckOperator(task_id=c, check=c, on_failure_callback=None) for c in check_names]
+            checks = [
+                PreflightCheckOperator(task_id=c, check=c, strategy=strategy.name, on_failure_callback=None)
+                for c in check_names
+            ]
             verdict = PreflightVerdictOperator(
                 task_id="verdict", check_task_ids=[f"preflight.{c}" for c in check_names], trigger_rule="all_done"
             )
@@ -184,27 +219,41 @@ def build_deployment_dag(
             chain(*prepare)
 
         with TaskGroup("deploy", tooltip=strategy.summary):
-            deploy = [_deploy_step(s, strategy) for s in strategy.deploy]
+            deploy = [_step_operator(s, strategy, [], []) for s in strategy.deploy]
             chain(*deploy)
 
-        with TaskGroup("verify", tooltip="Smoke tests against the service URL"):
-            smoke = SmokeTestOperator(task_id="smoke_tests")
+        from latticedb_deploy.operators.verify import (
+            CleanupImagesOperator,
+            PostDeploymentChecksOperator,
+            RecordDeploymentOperator,
+        )
 
-        with TaskGroup("cleanup", tooltip="Deregister revisions beyond the newest N"):
+        with TaskGroup("verify", tooltip="Smoke tests (JSON report), then post-deployment checks with a timeout"):
+            smoke = SmokeTestOperator(task_id="smoke_tests")
+            post_checks = PostDeploymentChecksOperator(task_id="post_deployment_checks")
+            chain(smoke, post_checks)
+
+        with TaskGroup("cleanup", tooltip="Deregister revisions beyond the newest N; delete ECR images beyond the newest M"):
             cleanup = CleanupRevisionsOperator(task_id="deregister_old_revisions")
+            cleanup_images = CleanupImagesOperator(task_id="delete_old_images")
+            chain(cleanup, cleanup_images)
+
+        record = RecordDeploymentOperator(task_id="record_deployment", strategy=strategy.name)
 
         notify_success = NotifyOperator(task_id="notify_success", event="succeeded", title=f"{strategy.name} deployment succeeded")
 
         with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
             mutations = [deploy[0].task_id]
-            gates = [t.task_id for t in deploy if t.task_id.startswith("deploy.gate_")]
-            rollback = [_rollback_step(s, strategy, mutations, gates) for s in strategy.rollback]
+            gates = [t.task_id for t in deploy if isinstance(t, MetricGateSensor)]
+            rollback = [_step_operator(s, strategy, mutations, gates) for s in strategy.rollback]
             notify_rollback = NotifyOperator(
                 task_id="notify_rollback", event="rollback_finished", title="Rollback finished: service on last good revision"
             )
             chain(*rollback, notify_rollback)
 
-        chain(notify_start, checks, verdict, prepare[0], prepare[1], deploy[0])
-        chain(deploy[-1], smoke, cleanup, notify_success)
-        chain([*deploy, smoke], rollback[0])
+        release = ReleaseEnvironmentOperator(task_id="release_environment").as_teardown(setups=hold)
+        chain([notify_success, notify_rollback], release)
+        chain(notify_start, hold, checks, verdict, prepare[0], prepare[1], deploy[0])
+        chain(deploy[-1], smoke, post_checks, cleanup, cleanup_images, record, notify_success)
+        chain([*deploy, smoke, post_checks], rollback[0])
     return dag

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _MARK = {PASS: "✓", WARN: "⚠", FAIL: "✗"}
@@ -13,6 +14,7 @@ class CheckResult:
     check: str
     status: str
     reason: str
+    data: dict[str, Any] = field(default_factory=dict)  # facts later stages reuse (e.g. alarms in ALARM)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -20,6 +22,21 @@ class CheckResult:
     @property
     def line(self) -> str:
         return f"{_MARK[self.status]} {self.check}: {self.reason}"
+
+
+def parse_strict(value: Any, default: bool) -> bool:
+    """A rendered `strict` param: true/false, or empty/None for the environment's default."""
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("", "none", "null"):
+        return default
+    return text in ("true", "1", "yes", "on")
+
+
+def strictly(result: CheckResult, strict: bool) -> CheckResult:
+    """Under strict a warning is a failure, so the check's own task turns red in the graph."""
+    if strict and result.status == WARN:
+        return CheckResult(result.check, FAIL, f"{result.reason} (warning; strict pre-flight)", result.data)
+    return result
 
 
 def verdict(results: list[CheckResult], strict: bool = False) -> tuple[bool, list[str]]:

@@ -59,3 +59,20 @@ CANARY = Strategy(
     runbook="canary-deploy.sh -e <env> -i $IMAGE_URI -c 10 -s 10 -t 300",
     checks=("check_traffic_plan",),
 )
+
+
+BLUE_GREEN = Strategy(
+    name="blue_green",
+    summary="Blue/green: the new revision on the idle colour, smoke-tested, approved, switched in one call, baked.",
+    deploy=(
+        Step("deploy_idle_colour"),
+        Step("wait_for_idle_colour_stable"),
+        Step("smoke_test_idle_colour"),
+        Step("approve_switch"),
+        Step("switch_traffic"),
+        Step("bake"),
+        Step("scale_down_old_colour"),
+    ),
+    rollback=(Step("restore_previous_revision"), Step("wait_for_previous_revision")),
+    runbook="blue-green-deploy.sh -e <env> -i $IMAGE_URI",
+)

@@ -64,9 +64,38 @@ class LocalEnv:
 
 
 
-def run_dag(dagbag, dag_id: str, conf: dict):
-    """Run a DAG to completion with `dag.test()`; return (run state, {task_id: state})."""
+def _params_of(dag) -> list:
+    params = [dag.params.get_param(k) for k in dag.params]
+    params += [t.params.get_param(k) for t in dag.tasks for k in (t.params or {})]
+    return list({id(p): p for p in params}.values())
+
+
+def run_dag_run(dagbag, dag_id: str, conf: dict):
+    """Run a DAG to completion with `dag.test()` and return the DagRun.
+
+    dag.test() leaves a run's conf in the DAG's shared Param objects; put the defaults back
+    so one test's conf (say strict=true) never leaks into the next.
+    """
     dag = dagbag.dags[dag_id]
-    dr = dag.test(run_conf=conf)
-    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
-    return dr.state, states
+    saved = [(p, p.value) for p in _params_of(dag)]
+    try:
+        return dag.test(run_conf=conf)
+    finally:
+        for param, value in saved:
+            param.value = value
+
+
+def run_dag(dagbag, dag_id: str, conf: dict):
+    """Run a DAG to completion; return (run state, {task_id: state})."""
+    dr = run_dag_run(dagbag, dag_id, conf)
+    return dr.state, {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
+    """A task's XCom value as the UI shows it."""
+    from airflow.models.xcom import XComModel
+    from airflow.settings import Session
+
+    with Session() as session:
+        row = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=task_id, key=key)).first()
+        return XComModel.deserialize_value(row) if row is not None else None

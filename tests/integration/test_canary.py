@@ -11,17 +11,6 @@ DAG_ID = "latticedb_deploy_canary"
 FAST = {"traffic_steps": [25, 50, 100], "interval_seconds": 6}
 
 
-def _xcom(dagbag, run_id, task_id, key="return_value"):
-    from airflow.models.xcom import XComModel
-    from airflow.settings import Session
-
-    with Session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=run_id, dag_ids=DAG_ID, task_ids=task_id, key=key)
-        ).first()
-        return XComModel.deserialize_value(row) if row is not None else None
-
-
 def test_v2_is_promoted_to_100pct_and_the_old_slot_scaled_to_zero(local, dagbag):
     before = local.service()
     state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local", **FAST})

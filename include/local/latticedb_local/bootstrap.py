@@ -124,6 +124,7 @@ def bootstrap(env, scenarios: Scenarios, moto) -> Topology:
     _task_definition(ecs, env, scenarios, topo)
     _services(ecs, env, topo, lb)
     _alarms(cw, env, topo)
+    _lock_table(moto.client("dynamodb"), env)
     log.info(
         "bootstrap complete: alb %s, target groups %s, services %s, alarms %s",
         lb.name,
@@ -330,6 +331,18 @@ def _services(ecs, env, topo: Topology, lb) -> None:
             },
         )
         topo.service_arns[name] = svc["serviceArn"]
+
+
+def _lock_table(ddb, env) -> None:
+    """The table the DAGs use to hold an environment for one deployment at a time."""
+    if env.lock_table in ddb.list_tables()["TableNames"]:
+        return
+    ddb.create_table(
+        TableName=env.lock_table,
+        KeySchema=[{"AttributeName": "environment", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "environment", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def _alarms(cw, env, topo: Topology) -> None:

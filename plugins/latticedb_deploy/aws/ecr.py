@@ -1,4 +1,4 @@
-"""ECR lookups: tag -> immutable digest, and the image's scan findings."""
+"""ECR lookups: tag -> immutable digest, the image's scan findings, and cleanup of old images."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class ImageInfo:
     tags: tuple[str, ...]
     scan_status: str | None
     findings: dict[str, int] = field(default_factory=dict)
+    pushed_at: str | None = None
 
 
 class EcrClient:
@@ -67,3 +68,64 @@ class EcrClient:
             return None
         tags = resp["imageDetails"][0].get("imageTags") or []
         return tags[0] if tags else None
+
+    def list_images(self, repository: str | None = None) -> list[ImageInfo]:
+        """Every image in the repository, newest push first.
+
+        Pushes within the same second (ECR reports whole seconds in some APIs) keep the
+        repository's listing order, later listed counted as newer.
+        """
+        repository = repository or self.env.ecr_repository
+        found: list[tuple[float, int, ImageInfo]] = []
+        kwargs: dict[str, Any] = {"repositoryName": repository}
+        while True:
+            resp = self.client.describe_images(**kwargs)
+            for details in resp.get("imageDetails", []):
+                pushed = details.get("imagePushedAt")
+                found.append((
+                    pushed.timestamp() if hasattr(pushed, "timestamp") else float(pushed or 0),
+                    len(found),
+                    ImageInfo(
+                        digest=details["imageDigest"],
+                        tags=tuple(details.get("imageTags") or ()),
+                        scan_status=(details.get("imageScanStatus") or {}).get("status"),
+                        findings=dict((details.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts") or {}),
+                        pushed_at=pushed.isoformat() if hasattr(pushed, "isoformat") else None,
+                    ),
+                ))
+            if not resp.get("nextToken"):
+                break
+            kwargs["nextToken"] = resp["nextToken"]
+        return [info for _, _, info in sorted(found, key=lambda f: (f[0], f[1]), reverse=True)]
+
+    def delete_images(self, digests: list[str], repository: str | None = None) -> list[str]:
+        """Delete images by digest (all their tags), 100 per call; returns the digests deleted."""
+        repository = repository or self.env.ecr_repository
+        deleted: list[str] = []
+        for i in range(0, len(digests), 100):
+            batch = [{"imageDigest": d} for d in digests[i : i + 100]]
+            resp = self.client.batch_delete_image(repositoryName=repository, imageIds=batch)
+            deleted.extend(image["imageDigest"] for image in resp.get("imageIds", []) if image.get("imageDigest"))
+            for failure in resp.get("failures", []):
+                if failure.get("failureCode") != "ImageNotFound":  # already gone: a retry converges
+                    raise RuntimeError(f"ECR could not delete {failure.get('imageId')}: {failure.get('failureReason')}")
+        return deleted
+
+
+def image_digests_referenced(images: list[str], by_tag: dict[str, str]) -> set[str]:
+    """Digests that container image references (`repo@sha256:..` or `repo:tag`) point at."""
+    digests: set[str] = set()
+    for ref in images:
+        if "@" in ref:
+            digests.add(ref.split("@", 1)[1])
+            continue
+        last = ref.rsplit("/", 1)[-1]
+        tag = last.split(":", 1)[1] if ":" in last else "latest"
+        if tag in by_tag:
+            digests.add(by_tag[tag])
+    return digests
+
+
+def images_to_delete(newest_first: list[ImageInfo], keep: int, protected: set[str]) -> list[str]:
+    """Digests beyond the newest `keep` images, never a protected one (in use, rollback target)."""
+    return [info.digest for info in newest_first[keep:] if info.digest not in protected]

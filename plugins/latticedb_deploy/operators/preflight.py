@@ -1,4 +1,9 @@
-"""Pre-flight: one task per runbook check, then a verdict that prints the ✓/⚠/✗ list."""
+"""Pre-flight: one task per runbook check, then a verdict that prints the ✓/⚠/✗ list.
+
+`strict` (the run's param; empty means the environment's `strict_preflight`) turns warnings
+into failures, in the check's own task as well as in the verdict, so the graph shows which
+check stopped a strict run. Checks only read: nothing is mutated before the verdict passes.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,59 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from latticedb_deploy.operators.base import LatticeDBOperator
 
+KNOWN_STRATEGIES = ("rolling", "blue_green", "canary")
+INCIDENTS_TASK_ID = "preflight.check_no_active_incidents"
+WINDOW_TASK_ID = "preflight.check_deployment_window"
+VERDICT_TASK_ID = "preflight.verdict"
 
-class PreflightCheckOperator(LatticeDBOperator):
+
+def strategy_of(task: Any, given: str | None = None) -> str:
+    """The strategy a deployment DAG runs: given by the factory, else the DAG's strategy tag."""
+    if given:
+        return given
+    tags = getattr(getattr(task, "dag", None), "tags", None) or ()
+    return next((t for t in tags if t in KNOWN_STRATEGIES), "rolling")
+
+
+def triggered_by(context: Any) -> str:
+    """The Airflow user who triggered the run, or "schedule" for a scheduled run."""
+    dag_run = context.get("dag_run")
+    run_type = str(getattr(dag_run, "run_type", "") or "").lower()
+    if "scheduled" in run_type:
+        return "schedule"
+    return getattr(dag_run, "triggering_user_name", None) or "unknown"
+
+
+class _StrictMixin:
+    env: Any
+    strict: Any
+
+    @property
+    def strict_enabled(self) -> bool:
+        from latticedb_deploy.preflight import parse_strict
+
+        return parse_strict(self.strict, self.env.strict_preflight)
+
+
+class PreflightCheckOperator(_StrictMixin, LatticeDBOperator):
     """Run one named check; fail the task (red in the graph) when the check fails."""
 
     ui_color = "#e8f0fe"
+    template_fields = (*LatticeDBOperator.template_fields, "strict")
 
-    def __init__(self, *, check: str, **kwargs: Any):
+    def __init__(self, *, check: str, strategy: str | None = None, strict: Any = "{{ params.strict }}", **kwargs: Any):
         super().__init__(**kwargs)
         self.check = check
+        self.strategy = strategy
+        self.strict = strict
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.checks import CHECKS
-        from latticedb_deploy.preflight import FAIL, CheckResult
+        from latticedb_deploy.preflight import FAIL, CheckResult, strictly
 
+        params = {**dict(context["params"]), "strategy": strategy_of(self, self.strategy), "triggered_by": triggered_by(context)}
         try:
-            result = CHECKS[self.check](self.env, self.image_uri, dict(context["params"]))
+            result = strictly(CHECKS[self.check](self.env, self.image_uri, params), self.strict_enabled)
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed check
             result = CheckResult(self.check, FAIL, f"check could not run: {type(exc).__name__}: {exc}")
         self.log.info("%s", result.line)
@@ -33,15 +75,15 @@ class PreflightCheckOperator(LatticeDBOperator):
         return result.to_dict()
 
 
-class PreflightVerdictOperator(LatticeDBOperator):
+class PreflightVerdictOperator(_StrictMixin, LatticeDBOperator):
     """Collect every check's result, print the runbook-style list, stop the run on any failure."""
 
-    def __init__(self, *, check_task_ids: list[str], strict: Any = False, **kwargs: Any):
+    template_fields = (*LatticeDBOperator.template_fields, "strict")
+
+    def __init__(self, *, check_task_ids: list[str], strict: Any = "{{ params.strict }}", **kwargs: Any):
         super().__init__(**kwargs)
         self.check_task_ids = check_task_ids
         self.strict = strict
-
-    template_fields = (*LatticeDBOperator.template_fields, "strict")
 
     def execute(self, context: Any) -> list[dict]:
         from latticedb_deploy.preflight import FAIL, CheckResult, verdict
@@ -52,7 +94,7 @@ class PreflightVerdictOperator(LatticeDBOperator):
             raw = ti.xcom_pull(task_ids=task_id)
             name = task_id.split(".")[-1]
             results.append(CheckResult(**raw) if raw else CheckResult(name, FAIL, "check did not report a result"))
-        strict = str(self.strict).lower() in ("true", "1", "yes")
+        strict = self.strict_enabled
         ok, lines = verdict(results, strict=strict)
         report = "\n".join(["Pre-flight checks" + (" (strict)" if strict else "") + ":", *lines])
         self.log.info("%s", report)

@@ -35,15 +35,16 @@ class ShiftTrafficOperator(LatticeDBOperator):
 
     template_fields = (*LatticeDBOperator.template_fields, "percent")
 
-    def __init__(self, *, percent: int, **kwargs: Any):
+    def __init__(self, *, percent: int, follow_plan: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
         self.percent = percent
+        self.follow_plan = follow_plan  # canary: skip percentages that are not in this run's plan
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.canary import plan_for
 
-        plan = [s.percent for s in plan_for(self.env, context["params"])]
+        plan = [s.percent for s in plan_for(self.env, context["params"])] if self.follow_plan else [100]
         if int(self.percent) not in plan:
             raise AirflowSkipException(f"{self.percent}% is not a step of this run's plan {plan}")
         baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)

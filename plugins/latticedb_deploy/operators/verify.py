@@ -1,43 +1,208 @@
-"""After the rollout: smoke tests and cleanup of old revisions."""
+"""After the rollout: smoke tests, post-deployment checks, cleanup and the deployment log."""
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
+from latticedb_deploy.operators.preflight import INCIDENTS_TASK_ID, VERDICT_TASK_ID, strategy_of, triggered_by
 
 REPORT_DIR_ENV = "LATTICEDB_REPORT_DIR"
+DEFAULT_REPORT_DIR = "/tmp/latticedb-reports"
+SMOKE_TASK_ID = "verify.smoke_tests"
+POST_DEPLOYMENT_TASK_ID = "verify.post_deployment_checks"
 
 
 class SmokeTestOperator(LatticeDBOperator):
-    """Run the smoke tests, save the JSON report, fail the task when any check fails."""
+    """Run the smoke tests, save the JSON report (LATTICEDB_REPORT_DIR), return it; fail on any failed check."""
 
     def execute(self, context: Any) -> dict:
-        from latticedb_deploy.smoke import run_smoke_tests
+        from latticedb_deploy.smoke import run_smoke_tests, save_report
 
         new = context["ti"].xcom_pull(task_ids=REGISTER_TASK_ID)
         smoke = self.env.smoke
         report = run_smoke_tests(
             self.env.service_url, new["version"],
             timeout=smoke.timeout_seconds, retries=smoke.retries, delay=smoke.retry_delay_seconds,
-        ).to_dict()
-        report_dir = Path(os.environ.get(REPORT_DIR_ENV, "/tmp/latticedb-reports"))
-        report_dir.mkdir(parents=True, exist_ok=True)
-        path = report_dir / f"smoke-test-report-{context['run_id'].replace(':', '_').replace('+', '_')}.json"
-        path.write_text(json.dumps(report, indent=2))
-        for c in report["checks"]:
+            max_latency_ms=self.env.thresholds.max_p95_ms,
+        )
+        report.context = {
+            "environment": self.env.name,
+            "image": new.get("image") or self.image_uri,
+            "task_definition": new.get("task_definition"),
+            "run_id": context["run_id"],
+        }
+        data = report.to_dict()
+        path = save_report(data, os.environ.get(REPORT_DIR_ENV) or DEFAULT_REPORT_DIR, context["run_id"])
+        for c in data["checks"]:
             self.log.info("%s %s: %s", "✓" if c["passed"] else "✗", c["check"], c["detail"])
+        for r in data["requests"]:
+            self.log.info("GET %s attempt %d: %s in %s ms", r["url"], r["attempt"], r.get("status", r.get("error")), r["latency_ms"])
         self.log.info("Smoke-test report saved to %s", path)
-        if not report["passed"]:
-            failed = "; ".join(c["detail"] for c in report["checks"] if not c["passed"])
+        if not data["passed"]:
+            failed = "; ".join(c["detail"] for c in data["checks"] if not c["passed"])
+            context["ti"].xcom_push(key="return_value", value={**data, "report_path": str(path)})
             raise AirflowFailException(f"smoke tests failed: {failed}")
-        return {**report, "report_path": str(path)}
+        return {**data, "report_path": str(path)}
+
+
+def post_deployment_criteria(env: Any) -> Any:
+    """The environment's SLO where it has one (production), else its thresholds."""
+    from dataclasses import replace
+
+    from latticedb_deploy.judge import GateCriteria
+
+    criteria = GateCriteria.from_environment(env)
+    if env.slo is None:
+        return criteria
+    return replace(
+        criteria,
+        max_error_rate=env.slo.max_error_rate,
+        max_latency_ms=env.slo.max_p95_ms,
+        min_success_rate=env.slo.min_availability,
+    )
+
+
+class PostDeploymentChecksOperator(LatticeDBOperator):
+    """The runbook's post-deployment-checks.sh --timeout 600: poll until every check passes or time runs out.
+
+    Service steady (running = desired, one deployment, 100 % of traffic), targets healthy,
+    metrics within the SLO/thresholds over the last `post_deployment.window_seconds`, and
+    no alarm in ALARM that was not already in ALARM at pre-flight (a new alarm fails at once).
+    Metrics that stay inconclusive (too little traffic) for a whole window pass with a warning.
+    A verdict fails with AirflowFailException (no retry: the timeout is the budget); errors
+    reaching AWS still get the task's retries.
+    """
+
+    ui_color = "#e6f4ea"
+
+    def __init__(self, *, timeout_seconds: int | None = None, poll_seconds: float | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.timeout_seconds = timeout_seconds
+        self.poll_seconds = poll_seconds
+
+    def _round(self, baseline_alarms: set[str], since: datetime) -> list[dict]:
+        from latticedb_deploy.aws.cloudwatch import MetricsClient
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.checks import target_health
+        from latticedb_deploy.judge import PASS, evaluate
+
+        env = self.env
+        out: list[dict] = []
+
+        def check(name: str, ok: bool, detail: str, **extra: Any) -> None:
+            out.append({"check": name, "passed": ok, "detail": detail, **extra})
+
+        traffic = TrafficClient(env)
+        live, _, weights = traffic.live_and_idle()
+        svc = EcsClient(env).describe_service(live.service)
+        deployments = svc.get("deployments", [])
+        rollout = deployments[0].get("rolloutState", "COMPLETED") if len(deployments) == 1 else None
+        steady = (
+            svc["runningCount"] == svc["desiredCount"] > 0
+            and rollout == "COMPLETED"
+            and weights.get(live.target_group_arn, 0) == 100
+        )
+        check(
+            "service steady",
+            steady,
+            f"{live.service} ({live.colour}) runs {svc['runningCount']}/{svc['desiredCount']} tasks, "
+            f"{len(deployments)} deployment(s) ({rollout or 'not settled'}), {weights.get(live.target_group_arn, 0)}% of traffic",
+        )
+        healthy, unhealthy = target_health(env, live.target_group_arn)
+        check(
+            "targets healthy",
+            not unhealthy and len(healthy) >= svc["desiredCount"],
+            f"{len(healthy)}/{svc['desiredCount']} healthy" + (f"; {', '.join(unhealthy)}" if unhealthy else ""),
+        )
+        metrics = MetricsClient(env)
+        end = datetime.now(UTC)
+        # Only traffic served after the rollout counts: the window starts when these checks began.
+        span = env.post_deployment.window_seconds
+        watched = (end - since).total_seconds()
+        window = metrics.target_group_window(
+            target_group_arn=live.target_group_arn,
+            load_balancer_arn=traffic.load_balancer_arn(),
+            start=max(since, end - timedelta(seconds=span)),
+            end=end,
+            statistic=env.metrics.latency_statistic,
+            period=env.metrics.period_seconds,
+        )
+        ev = evaluate(100, window, post_deployment_criteria(env))
+        limits = "SLO" if env.slo else "thresholds"
+        seen = f"last {span}s" if watched >= span else f"watching {watched:.0f}/{span}s"
+        check(
+            f"metrics within {limits}",
+            ev.verdict == PASS and watched >= span,
+            f"{seen}: {ev.summary}" + (f" ({'; '.join(ev.reasons)})" if ev.reasons and ev.verdict == "fail" else ""),
+            evaluation=ev.to_dict(),
+        )
+        alarms = set(metrics.alarms_in_alarm(env.alarm_prefix))
+        new = sorted(alarms - baseline_alarms)
+        check(
+            "no new alarms",
+            not new,
+            f"newly in ALARM since pre-flight: {', '.join(new)}" if new else f"{len(alarms)} in ALARM, none new since pre-flight",
+            alarms=sorted(alarms),
+        )
+        return out
+
+    def execute(self, context: Any) -> dict:
+        ti = context["ti"]
+        pd = self.env.post_deployment
+        timeout = float(self.timeout_seconds or pd.timeout_seconds)
+        poll = float(self.poll_seconds or self.env.metrics.poll_seconds)
+        preflight = ti.xcom_pull(task_ids=INCIDENTS_TASK_ID) or {}
+        baseline_alarms = set((preflight.get("data") or {}).get("alarms") or [])
+        started, since = time.monotonic(), datetime.now(UTC)
+        rounds = 0
+        while True:
+            rounds += 1
+            checks = self._round(baseline_alarms, since)
+            failed = [c for c in checks if not c["passed"]]
+            elapsed = round(time.monotonic() - started, 1)
+            report = {
+                "passed": not failed, "checks": checks, "rounds": rounds, "elapsed_seconds": elapsed,
+                "timeout_seconds": timeout, "warnings": [],
+            }
+            # Too little traffic to judge is not evidence of failure: once a whole window has been
+            # watched with everything else healthy, pass and say so (the deployment log records it).
+            quiet = [c for c in failed if c.get("evaluation", {}).get("verdict") == "inconclusive"]
+            if failed and failed == quiet and elapsed >= pd.window_seconds:
+                report.update(passed=True, warnings=[f"{c['check']}: inconclusive: {c['detail']}" for c in quiet])
+                failed = []
+            if not failed:
+                for c in checks:
+                    self.log.info("%s %s: %s", "✓" if c["passed"] else "⚠", c["check"], c["detail"])
+                return report
+            self.log.info("round %d (%.0fs): %s", rounds, elapsed, "; ".join(f"✗ {c['check']}: {c['detail']}" for c in failed))
+            new_alarm = next((c for c in failed if c["check"] == "no new alarms"), None)
+            if new_alarm is not None or time.monotonic() - started + poll > timeout:
+                ti.xcom_push(key="return_value", value=report)
+                why = new_alarm["detail"] if new_alarm else f"not healthy after {elapsed:.0f}s (timeout {timeout:.0f}s)"
+                raise AirflowFailException(
+                    f"post-deployment checks failed: {why}: " + "; ".join(f"{c['check']}: {c['detail']}" for c in failed)
+                )
+            time.sleep(poll)
+
+
+def _protected_task_definitions(env: Any, ecs: Any, ti: Any) -> set[str]:
+    """In use by either slot's service, the rollback target (baseline), and the revision just deployed."""
+    protected = {ecs.describe_service(s)["taskDefinition"] for s in env.services}
+    baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+    if baseline:
+        protected.add(baseline["task_definition"])
+    new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+    if new:
+        protected.add(new["task_definition"])
+    return protected
 
 
 class CleanupRevisionsOperator(LatticeDBOperator):
@@ -47,12 +212,8 @@ class CleanupRevisionsOperator(LatticeDBOperator):
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.revisions import revisions_to_deregister
 
-        ti = context["ti"]
         ecs = EcsClient(self.env)
-        protected = {ecs.describe_service(s)["taskDefinition"] for s in self.env.services}
-        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        if baseline:
-            protected.add(baseline["task_definition"])
+        protected = _protected_task_definitions(self.env, ecs, context["ti"])
         doomed = revisions_to_deregister(ecs.list_revisions(), self.env.keep_task_definitions, protected)
         for arn in doomed:
             ecs.deregister(arn)
@@ -61,3 +222,70 @@ class CleanupRevisionsOperator(LatticeDBOperator):
         return {"deregistered": doomed}
 
 
+class CleanupImagesOperator(LatticeDBOperator):
+    """Delete ECR images beyond the newest `keep_images`; never one a protected revision runs."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecr import EcrClient, image_digests_referenced, images_to_delete
+        from latticedb_deploy.aws.ecs import EcsClient
+
+        ti = context["ti"]
+        ecs, ecr = EcsClient(self.env), EcrClient(self.env)
+        arns = _protected_task_definitions(self.env, ecs, ti)
+        refs = [ecs.container_image(ecs.describe_task_definition(arn)) for arn in sorted(arns)]
+        images = ecr.list_images()
+        by_tag = {tag: info.digest for info in images for tag in info.tags}
+        protected = image_digests_referenced(refs, by_tag)
+        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        if new and new.get("digest"):
+            protected.add(new["digest"])
+        doomed = images_to_delete(images, self.env.keep_images, protected)
+        labels = {info.digest: ",".join(info.tags) or "untagged" for info in images}
+        deleted = ecr.delete_images(doomed)
+        for digest in deleted:
+            self.log.info("Deleted %s (%s)", digest[:19], labels.get(digest))
+        self.log.info(
+            "Kept the newest %d of %d images and %d protected; deleted %d",
+            self.env.keep_images, len(images), len(protected), len(deleted),
+        )
+        return {"deleted": deleted, "protected": sorted(protected)}
+
+
+class RecordDeploymentOperator(LatticeDBOperator):
+    """Append the runbook's deployment-log entry to the environment's `deployment_log` file."""
+
+    def __init__(self, *, strategy: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.strategy = strategy
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.deployment_log import DeploymentEntry, append_entry, resolve_log_path
+
+        ti = context["ti"]
+        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID) or {}
+        issues: list[str] = []
+        for result in ti.xcom_pull(task_ids=VERDICT_TASK_ID) or []:
+            data = result.get("data") or {}
+            if data.get("override_reason"):
+                issues.append(f"deployment window overridden by {data.get('override_by')}: {data['override_reason']}")
+            elif result.get("status") == "warn":
+                issues.append(f"pre-flight warning: {result['check']}: {result['reason']}")
+        post = ti.xcom_pull(task_ids=POST_DEPLOYMENT_TASK_ID) or {}
+        issues.extend(f"post-deployment: {w}" for w in post.get("warnings") or [])
+        now = datetime.now(UTC)
+        dag_run = context.get("dag_run")
+        started = getattr(dag_run, "start_date", None) or now
+        entry = DeploymentEntry(
+            date=now,
+            version=new.get("version") or self.image_uri.rsplit(":", 1)[-1],
+            strategy=strategy_of(self, self.strategy),
+            duration_seconds=(now - started).total_seconds(),
+            deployed_by=triggered_by(context),
+            issues=tuple(issues),
+            environment=self.env.name,
+            extra={"Image": new.get("image") or self.image_uri, "Run": context["run_id"]},
+        )
+        path = resolve_log_path(self.env.deployment_log)
+        text = append_entry(path, entry)
+        self.log.info("Appended to %s:\n%s", path, text)
+        return {"path": str(path), "entry": text}

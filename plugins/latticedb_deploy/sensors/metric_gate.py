@@ -14,22 +14,41 @@ from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
 class MetricGateSensor(LatticeDBOperator):
     """Defers to MetricGateTrigger (no worker slot held); pushes every evaluation to XCom."""
 
-    template_fields = (*LatticeDBOperator.template_fields, "percent", "tolerated_failures")
+    template_fields = (*LatticeDBOperator.template_fields, "percent", "tolerated_failures", "interval_seconds")
 
-    def __init__(self, *, percent: int, tolerated_failures: Any = "{{ params.get('tolerated_failures', 0) }}", **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        percent: int,
+        tolerated_failures: Any = "{{ params.get('tolerated_failures', 0) }}",
+        interval_seconds: Any = None,
+        **kwargs: Any,
+    ):
+        """`interval_seconds` set (blue/green bake): watch that long, regardless of any canary plan."""
         super().__init__(**kwargs)
         self.percent = percent
         self.tolerated_failures = tolerated_failures
+        self.interval_seconds = interval_seconds
 
-    def execute(self, context: Any) -> None:
-        from latticedb_deploy.aws.elbv2 import TrafficClient
+    def _step(self, context: Any) -> Any:
         from latticedb_deploy.canary import plan_for
-        from latticedb_deploy.triggers.metric_gate import MetricGateTrigger
+        from latticedb_deploy.plans import TrafficStep
 
+        if self.interval_seconds is not None:
+            given = str(self.interval_seconds).strip()
+            seconds = int(given) if given not in ("", "None") else self.env.blue_green.bake_seconds
+            return TrafficStep(int(self.percent), seconds)
         plan = {s.percent: s for s in plan_for(self.env, context["params"])}
         step = plan.get(int(self.percent))
         if step is None:
             raise AirflowSkipException(f"{self.percent}% is not a step of this run's plan {sorted(plan)}")
+        return step
+
+    def execute(self, context: Any) -> None:
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.triggers.metric_gate import MetricGateTrigger
+
+        step = self._step(context)
         baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
         traffic = TrafficClient(self.env)
         now = time.time()

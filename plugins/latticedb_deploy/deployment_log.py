@@ -1,0 +1,96 @@
+"""The runbook's deployment log (`docs/DEPLOYMENT_LOG.md`): one markdown entry per deployment.
+
+    ## Deployment YYYY-MM-DD
+
+    - **Version**: v2.0.0
+    - **Strategy**: Canary
+    - **Duration**: 2h 15min
+    - **Issues**: None
+    - **Deployed By**: engineer@latticedb.com
+
+Pure rendering plus an append; the path comes from the environment's `deployment_log`
+(relative paths resolve against LATTICEDB_DATA_DIR when set, else the repository root).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR_ENV = "LATTICEDB_DATA_DIR"
+HEADER = "# LatticeDB Deployment Log\n"
+STRATEGY_NAMES = {"rolling": "Rolling", "blue_green": "Blue/Green", "canary": "Canary"}
+
+
+@dataclass(frozen=True)
+class DeploymentEntry:
+    date: datetime
+    version: str
+    strategy: str
+    duration_seconds: float
+    deployed_by: str
+    issues: tuple[str, ...] = ()
+    environment: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # more bullet points after the runbook's five
+
+
+def format_duration(seconds: float) -> str:
+    """The runbook's style: `2h 15min`, `12min 5s`, `40s`."""
+    total = max(int(round(seconds)), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}min"
+    if minutes:
+        return f"{minutes}min {secs}s" if secs else f"{minutes}min"
+    return f"{secs}s"
+
+
+def strategy_title(strategy: str) -> str:
+    return STRATEGY_NAMES.get(strategy, strategy.replace("_", " ").title())
+
+
+def render_entry(entry: DeploymentEntry) -> str:
+    issues = "; ".join(entry.issues) if entry.issues else "None"
+    lines = [
+        f"## Deployment {entry.date:%Y-%m-%d}",
+        "",
+        f"- **Version**: {entry.version}",
+        f"- **Strategy**: {strategy_title(entry.strategy)}",
+        f"- **Duration**: {format_duration(entry.duration_seconds)}",
+        f"- **Issues**: {issues}",
+        f"- **Deployed By**: {entry.deployed_by}",
+    ]
+    if entry.environment:
+        lines.append(f"- **Environment**: {entry.environment}")
+    lines.extend(f"- **{key}**: {value}" for key, value in entry.extra.items())
+    return "\n".join(lines) + "\n"
+
+
+def resolve_log_path(configured: str) -> Path:
+    path = Path(configured).expanduser()
+    if path.is_absolute():
+        return path
+    return Path(os.environ.get(DATA_DIR_ENV) or REPO_ROOT) / path
+
+
+def append_entry(path: str | Path, entry: DeploymentEntry) -> str:
+    """Append the entry (creating the file with a title if needed); returns the text written.
+
+    An exclusive lock keeps two runs finishing at once from interleaving their entries.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_entry(entry)
+    with path.open("a+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fh.seek(0, os.SEEK_END)
+            fh.write((HEADER if fh.tell() == 0 else "") + "\n" + text)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return text

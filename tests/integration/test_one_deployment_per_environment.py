@@ -1,0 +1,60 @@
+"""Two real runs against `local` at once: the second is refused, naming the run that holds it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests.integration.helpers import image, run_dag
+
+pytestmark = pytest.mark.integration
+
+
+def _holder(local) -> str | None:
+    item = local.client("dynamodb").get_item(
+        TableName="latticedb-deploy-locks", Key={"environment": {"S": "local"}}, ConsistentRead=True
+    ).get("Item")
+    return item["owner"]["S"] if item else None
+
+
+def test_concurrent_deployments_to_one_environment_never_interleave(local, dagbag):
+    # Run A: a canary in its own process (its own Airflow home), as a second scheduler would run it.
+    home = tempfile.mkdtemp(prefix="latticedb-airflow-a-")
+    env = {**os.environ, "AIRFLOW_HOME": home}
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    conf = {"image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": [50, 100], "interval_seconds": 8}
+    run_a = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "dags", "test", "latticedb_deploy_canary", "-c", json.dumps(conf)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while _holder(local) is None and time.time() < deadline and run_a.poll() is None:
+            time.sleep(0.5)
+        holder_a = _holder(local)
+        assert holder_a and holder_a.startswith("latticedb_deploy_canary/"), holder_a
+
+        # Run B: a rolling deployment to the same environment while A holds it.
+        state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.1"), "environment": "local"})
+        assert state == "failed"
+        assert tasks["preflight.acquire_environment"] == "failed"
+        assert tasks["prepare.register_task_definition"] == "upstream_failed"
+        b_digest = local.digest("v2.0.1")  # B registered nothing (A may have registered its own meanwhile)
+        assert not [r for r in local.revisions() if local.task_definition_image(r).endswith(b_digest)]
+        refused = [t for t in local.message_texts() if "acquire_environment" in t]
+        assert refused and holder_a in refused[0], local.message_texts()
+
+        out, _ = run_a.communicate(timeout=300)
+    finally:
+        if run_a.poll() is None:
+            run_a.kill()
+    assert run_a.returncode == 0, out[-3000:]
+    # A finished undisturbed and let go of the environment.
+    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    assert _holder(local) is None

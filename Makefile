@@ -14,7 +14,7 @@ ENVIRONMENT ?= local
 .PHONY: help install demo test lint local-up local-down up down bench e2e clean
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -43,6 +43,10 @@ lint: install ## ruff with Airflow's AIR rules
 
 test: install lint ## install and run the whole test suite
 	@$(ENVSH); $(PY) -m pytest -q
+
+e2e: install ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, Celery worker) + local env + headless Chromium; artifacts in artifacts/e2e/
+	@[ $(VENV)/.e2e-installed -nt scripts/e2e/requirements.txt ] || { $(PY) -m pip install -q -r scripts/e2e/requirements.txt && touch $(VENV)/.e2e-installed; }
+	@$(ENVSH); LATTICEDB_E2E=1 $(PY) -m pytest -q -p no:cacheprovider --durations=0 --timeout=900 tests/e2e
 
 up: install ## local environment + `airflow standalone` on http://localhost:8080 (see README for the password)
 	@$(ENVSH); $(PY) include/local/ctl.py up; scripts/standalone.sh start

@@ -8,6 +8,7 @@ pidfile="$AIRFLOW_HOME/standalone.pid"
 log="$AIRFLOW_HOME/standalone.log"
 port="${AIRFLOW__API__PORT:-8080}"
 mkdir -p "$AIRFLOW_HOME"
+export PATH="$venv/bin:$PATH"  # standalone starts its components as `airflow ...` subprocesses
 
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 

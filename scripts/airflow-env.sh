@@ -14,4 +14,5 @@ _slack_port="${LATTICEDB_LOCAL_SLACK_PORT:-8082}"
 # Dummy credentials: moto accepts any; a real account uses its own connection (see README).
 export AIRFLOW_CONN_LATTICEDB_LOCAL_AWS="${AIRFLOW_CONN_LATTICEDB_LOCAL_AWS:-{\"conn_type\": \"aws\", \"login\": \"testing\", \"password\": \"testing\", \"extra\": {\"region_name\": \"us-east-1\", \"endpoint_url\": \"http://127.0.0.1:$_moto_port\", \"service_config\": {\"sts\": {\"endpoint_url\": \"http://127.0.0.1:$_moto_port\"}}}}}"
 export AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK="${AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK:-{\"conn_type\": \"slackwebhook\", \"password\": \"http://127.0.0.1:$_slack_port/services/T000/B000/LOCAL\"}}"
+export AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS="${AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS:-redis://127.0.0.1:6379/0}"
 unset _root _moto_port _slack_port

@@ -1,6 +1,7 @@
-"""Task failure callback: tell stakeholders which task failed and why.
+"""Failure callbacks: tell stakeholders which task failed, why, with a link to the run.
 
-A plain function (not a notifier object) so it also works under `dag.test()`.
+Plain functions (not notifier objects) so they also work under `dag.test()` (apache/airflow#64649).
+Both never raise: a callback must not mask the original failure.
 """
 
 from __future__ import annotations
@@ -11,21 +12,40 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def notify_task_failure(context: Any) -> None:
-    from latticedb_deploy import notify
+def _muted(params: Any) -> bool:
+    return str(params.get("notify", True)).lower() in ("false", "0", "no")
+
+
+def _environment(context: Any) -> Any:
+    """The run's environment param; DAGs that span environments use their configured one."""
     from latticedb_deploy.config import load_config
+
+    config = load_config()
+    name = (context.get("params") or {}).get("environment")
+    if not name:
+        ti = context.get("ti")
+        dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "")
+        stages = config.progressive_delivery.stages
+        name = stages[-1].environment if dag_id == "latticedb_progressive_delivery" else config.nightly.environment
+    return config.environment(name)
+
+
+def notify_task_failure(context: Any) -> None:
+    """Task-level on_failure_callback."""
+    from latticedb_deploy import notify
 
     try:
         params = context.get("params") or {}
-        if str(params.get("notify", True)).lower() in ("false", "0", "no"):
+        if _muted(params):
             return
-        env = load_config().environment(params["environment"])
+        env = _environment(context)
         ti = context["ti"]
         reason = str(context.get("exception") or "unknown error")
         notify.send(
-            env.notifications.slack_conn_id,
+            env,
             "failed",
-            f"Deployment failed at {ti.task_id}",
+            f"{ti.dag_id} failed at {ti.task_id}" if not ti.dag_id.startswith("latticedb_deploy_")
+            else f"Deployment failed at {ti.task_id}",
             {
                 "Environment": env.name,
                 "Image": params.get("image_uri"),
@@ -33,7 +53,40 @@ def notify_task_failure(context: Any) -> None:
                 "Reason": reason[:1500],
                 "Run": context.get("run_id"),
             },
-            getattr(ti, "log_url", None),
+            notify.run_link(context) or getattr(ti, "log_url", None),
         )
     except Exception as exc:  # noqa: BLE001 - a callback must never mask the original failure
         log.warning("failure notification not sent: %s", exc)
+
+
+def notify_dag_failure(context: Any) -> None:
+    """DAG-level on_failure_callback: the run as a whole failed (names the failed tasks if it can)."""
+    from latticedb_deploy import notify
+
+    try:
+        params = context.get("params") or {}
+        if _muted(params):
+            return
+        env = _environment(context)
+        dag_run = context.get("dag_run")
+        failed: list[str] = []
+        try:
+            failed = [ti.task_id for ti in dag_run.get_task_instances(state=["failed"])]
+        except Exception:  # noqa: BLE001 - the names are a nicety
+            pass
+        dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
+        notify.send(
+            env,
+            "failed",
+            f"{dag_id} run failed",
+            {
+                "Environment": env.name,
+                "Image": params.get("image_uri"),
+                "Failed tasks": ", ".join(failed),
+                "Reason": str(context.get("reason") or context.get("exception") or "")[:1500],
+                "Run": context.get("run_id") or getattr(dag_run, "run_id", None),
+            },
+            notify.run_link(context),
+        )
+    except Exception as exc:  # noqa: BLE001
+        log.warning("DAG failure notification not sent: %s", exc)

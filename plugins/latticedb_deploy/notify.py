@@ -1,14 +1,24 @@
-"""Stakeholder notifications: Block Kit messages through the Slack provider's webhook hook.
+"""Stakeholder notifications: Block Kit messages through the Slack provider's hooks.
 
-A notification that cannot be delivered is logged and swallowed: Slack being down
-must never fail, retry or slow down a deployment.
+Two ways to reach Slack, chosen per environment (include/config/latticedb.yaml, `notifications`):
+
+- webhook (default): `slack_conn_id` is a `slackwebhook` connection; `SlackWebhookHook.send`.
+- bot token: `notifications.channel` is set and `slack_conn_id` is a `slack` connection holding a
+  bot token; `SlackHook.call("chat.postMessage", json={"channel": ..., ...})`.
+
+A notification that cannot be delivered is logged and swallowed: Slack being down must never
+fail, retry or slow down a deployment. Every post has a short timeout and no client-side retries.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 5
 
 _ICON = {
     "started": ":rocket:",
@@ -19,11 +29,13 @@ _ICON = {
     "rollback_finished": ":leftwards_arrow_with_hook:",
     "approval_requested": ":raised_hand:",
     "warning": ":warning:",
+    "skipped": ":zzz:",
+    "flags": ":triangular_flag_on_post:",
 }
 
 
 def build_message(event: str, title: str, fields: dict[str, object], link: str | None = None) -> dict:
-    """Slack webhook payload: a header-like section, a fields section, an optional link."""
+    """Slack payload: a header-like section, a fields section, an optional link."""
     text = f"{_ICON.get(event, '')} {title}".strip()
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*"}}]
     items = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields.items() if v not in (None, "")]
@@ -35,15 +47,63 @@ def build_message(event: str, title: str, fields: dict[str, object], link: str |
     return {"text": plain, "blocks": blocks}
 
 
-def send(conn_id: str, event: str, title: str, fields: dict[str, object], link: str | None = None) -> bool:
-    """Post to Slack; returns whether it was delivered. Never raises."""
-    payload = build_message(event, title, fields, link)
-    try:
+def _route(target: Any, channel: str | None) -> tuple[str, str | None]:
+    """(connection id, channel) from a connection id, a `Notifications` block or an `Environment`."""
+    settings = getattr(target, "notifications", target)
+    if isinstance(settings, str):
+        return settings, channel
+    return settings.slack_conn_id, channel or getattr(settings, "channel", None)
+
+
+def _post(conn_id: str, channel: str | None, payload: dict) -> None:
+    if channel:
+        from airflow.providers.slack.hooks.slack import SlackHook
+
+        hook = SlackHook(slack_conn_id=conn_id, timeout=TIMEOUT_SECONDS, retry_handlers=[])
+        hook.call("chat.postMessage", json={"channel": channel, **payload})
+    else:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-        SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=5).send(**payload)
+        hook = SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=TIMEOUT_SECONDS, retry_handlers=[])
+        hook.send(**payload)
+
+
+def send(
+    target: Any,
+    event: str,
+    title: str,
+    fields: dict[str, object],
+    link: str | None = None,
+    *,
+    channel: str | None = None,
+) -> bool:
+    """Post to Slack; returns whether it was delivered. Never raises.
+
+    `target` is an environment, its `notifications` block, or a bare connection id (webhook,
+    or bot token when `channel` is given).
+    """
+    conn_id = target if isinstance(target, str) else "?"
+    try:
+        conn_id, channel = _route(target, channel)
+        payload = build_message(event, title, fields, link)
+        _post(conn_id, channel, payload)
     except Exception as exc:  # noqa: BLE001 - delivery problems must not affect the deployment
         log.warning("Slack notification %r not delivered via %r: %s", event, conn_id, exc)
         return False
-    log.info("Slack notification sent: %s", payload["text"].splitlines()[0])
+    log.info("Slack notification sent%s: %s", f" to {channel}" if channel else "", payload["text"].splitlines()[0])
     return True
+
+
+def run_link(context: Any) -> str | None:
+    """The run's page in the Airflow UI (`[api] base_url`), or None if it cannot be built."""
+    try:
+        dag_id = context["dag"].dag_id if context.get("dag") is not None else context["ti"].dag_id
+        run_id = context["run_id"]
+        try:
+            from airflow.sdk.configuration import conf
+        except ImportError:  # pragma: no cover - older layouts
+            from airflow.configuration import conf
+        base = (conf.get("api", "base_url", fallback="") or "http://localhost:8080").rstrip("/")
+        return f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    except Exception:  # noqa: BLE001 - a link is a nicety
+        return None

@@ -63,3 +63,42 @@ def dagbag(airflow_db):
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
     return bag
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free port in a temp dir; AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS points at it."""
+    import shutil
+    import time
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port, workdir = _free_port(), tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS"] = f"redis://127.0.0.1:{port}/0"
+    yield client
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_db(redis_server):
+    """The session's redis-server, emptied."""
+    redis_server.flushall()
+    return redis_server

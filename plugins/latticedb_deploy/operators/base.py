@@ -45,6 +45,5 @@ class LatticeDBOperator(BaseOperator):
         if not self.notify_enabled:
             self.log.info("notify=false: not sending %r", event)
             return
-        ti = context["ti"]
         fields = {"Environment": self.environment, "Image": self.image_uri, "Run": context["run_id"], **fields}
-        notify.send(self.env.notifications.slack_conn_id, event, title, fields, getattr(ti, "log_url", None))
+        notify.send(self.env, event, title, fields, notify.run_link(context))

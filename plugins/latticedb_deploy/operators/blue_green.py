@@ -95,7 +95,7 @@ class SwitchApprovalOperator(ApprovalOperator):
         self.response_timeout = timedelta(seconds=env.blue_green.approval_timeout_seconds)
         if _truthy(context["params"].get("notify"), True):
             notify.send(
-                env.notifications.slack_conn_id, "approval_requested", "Approval requested: switch production traffic",
+                env, "approval_requested", "Approval requested: switch production traffic",
                 {"Environment": env.name, "Image": context["params"].get("image_uri"), "Run": context["run_id"],
                  "Answer within": f"{env.blue_green.approval_timeout_seconds}s (no answer = reject)"},
                 getattr(context["ti"], "log_url", None),
@@ -120,7 +120,7 @@ class SwitchApprovalOperator(ApprovalOperator):
         self.log.warning("Switch rejected by %s: production untouched, %s scaled to 0", who, baseline["idle_service"])
         if _truthy(context["params"].get("notify"), True):
             notify.send(
-                env.notifications.slack_conn_id, "warning", "Deployment rejected: production untouched",
+                env, "warning", "Deployment rejected: production untouched",
                 {"Environment": env.name, "Image": context["params"].get("image_uri"), "Rejected by": who,
                  "Idle colour": f"{baseline['idle_service']} scaled to 0"},
                 getattr(context["ti"], "log_url", None),

@@ -1,0 +1,41 @@
+"""latticedb_nightly_staging (Airflow DAG): redeploy staging with the newest matching image every night.
+
+resolve_image finds the newest ECR image whose tag matches `nightly.tag_pattern`; when that digest
+already runs in the environment's live service the run ends with everything skipped. Otherwise it
+triggers `latticedb_deploy_<nightly.strategy>`, waits for it deferrably, and sends a summary.
+Schedule, environment, strategy and pattern: `nightly` in include/config/latticedb.yaml.
+"""
+
+from datetime import UTC, datetime
+
+from airflow.sdk import DAG, chain
+
+from latticedb_deploy.callbacks import notify_dag_failure
+from latticedb_deploy.config import load_config
+from latticedb_deploy.factory import DEFAULT_ARGS
+from latticedb_deploy.operators.stages import NightlySummaryOperator, ResolveNightlyImageOperator, StrategyRunOperator
+
+nightly = load_config().nightly
+_resolved = "ti.xcom_pull(task_ids='resolve_image')"
+
+with DAG(
+    dag_id="latticedb_nightly_staging",
+    description=f"Nightly ({nightly.schedule} UTC): newest image matching {nightly.tag_pattern} to "
+    f"{nightly.environment} with {nightly.strategy}; skipped when it already runs.",
+    doc_md=__doc__,
+    schedule=nightly.schedule,
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    on_failure_callback=notify_dag_failure,
+    tags=["latticedb", "operations", "nightly"],
+) as dag:
+    resolve = ResolveNightlyImageOperator(task_id="resolve_image")
+    deploy = StrategyRunOperator(
+        task_id="deploy",
+        trigger_dag_id="{{ " + _resolved + "['dag_id'] }}",
+        conf={"image_uri": "{{ " + _resolved + "['image_uri'] }}", "environment": "{{ " + _resolved + "['environment'] }}"},
+    )
+    summary = NightlySummaryOperator(task_id="summary", trigger_rule="none_skipped")
+    chain(resolve, deploy, summary)

@@ -1,0 +1,55 @@
+"""latticedb_rollback (Airflow DAG): the runbook's emergency rollback (`manage-service.sh rollback -e <env>`).
+
+If the old colour of a blue/green pair is still warm, the listener switches back in one call
+(seconds); otherwise the live service returns to the target revision (default: the previous one)
+with the ECS circuit breaker on, and the run waits, deferrably, until it is stable.
+"""
+
+from airflow.sdk import DAG, Param, chain
+
+from latticedb_deploy.callbacks import notify_dag_failure
+from latticedb_deploy.config import load_config
+from latticedb_deploy.factory import DEFAULT_ARGS
+from latticedb_deploy.operators.emergency import (
+    PlanRollbackOperator,
+    RollbackServiceOperator,
+    SwitchListenerBackOperator,
+    VerifyRollbackOperator,
+)
+from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
+
+with DAG(
+    dag_id="latticedb_rollback",
+    description="Emergency rollback: switch back to the warm old colour, or the live service to the previous revision.",
+    doc_md=__doc__,
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    on_failure_callback=notify_dag_failure,
+    tags=["latticedb", "operations", "rollback"],
+    params={
+        "environment": Param(
+            "local", type="string", enum=load_config().environment_names, title="Environment",
+            description="Where to roll back (from include/config/latticedb.yaml).",
+        ),
+        "target_revision": Param(
+            None, type=["null", "string"], title="Target revision",
+            description="Task definition to return to: ARN, family:revision or a revision number. "
+            "Empty: the warm old colour's revision, else the newest ACTIVE revision older than the one in service.",
+        ),
+        "reason": Param(
+            type="string", minLength=3, title="Reason",
+            description="Why you are rolling back (incident id, symptom); goes into the notifications.",
+        ),
+        "notify": Param(True, type="boolean", title="Notify", description="Send Slack notifications (start and finish)."),
+    },
+) as dag:
+    plan = PlanRollbackOperator(task_id="plan")
+    switch = SwitchListenerBackOperator(task_id="switch_listener")
+    update = RollbackServiceOperator(task_id="update_service")
+    wait = EcsRolloutSensor(task_id="wait_for_rollout", service_from="update_service", task_definition_from="update_service", image_uri="")
+    verify = VerifyRollbackOperator(task_id="verify", trigger_rule="none_failed")
+    chain(plan, [switch, update])
+    chain(update, wait)
+    chain([switch, wait], verify)

@@ -1,0 +1,254 @@
+"""latticedb_rollback: the runbook's emergency rollback (`manage-service.sh rollback -e <env>`).
+
+plan -> switch_listener (warm old colour: one modify_listener call)
+     -> update_service -> wait_for_rollout (otherwise: the live service back on the target revision)
+     -> verify (100 % of traffic on the target revision) and notify.
+
+Exactly one of the two paths runs; the other skips itself, so the graph shows which one it was.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from latticedb_deploy.operators.base import LatticeDBOperator
+
+PLAN_TASK_ID = "plan"
+SWITCH = "switch_listener"
+UPDATE = "update_service"
+NOTHING = "nothing_to_do"
+
+
+def revision_of(arn: str) -> int:
+    return int(arn.rsplit(":", 1)[1])
+
+
+def short(arn: str | None) -> str:
+    return (arn or "").split("/")[-1]
+
+
+def is_warm(service: dict, other_task_definition: str) -> bool:
+    """The idle colour still runs a full, settled fleet of a different revision."""
+    deployments = service.get("deployments") or []
+    return (
+        service.get("desiredCount", 0) > 0
+        and service.get("runningCount", 0) == service.get("desiredCount")
+        and service.get("taskDefinition") != other_task_definition
+        and len(deployments) <= 1
+        and all(d.get("rolloutState", "COMPLETED") == "COMPLETED" for d in deployments)
+    )
+
+
+def previous_revision(active_newest_first: list[str], current: str) -> str | None:
+    """The newest ACTIVE revision of the family older than the one in service."""
+    older = [a for a in active_newest_first if revision_of(a) < revision_of(current)]
+    return max(older, key=revision_of) if older else None
+
+
+def choose(
+    *, live: dict, idle: dict, live_weight: int, requested: str | None, active: list[str]
+) -> dict:
+    """Decide how to roll back. `requested` is a resolved ARN or None (= the previous one).
+
+    Default target: the warm old colour's revision when the idle colour is warm and takes no
+    traffic (a blue/green switch still baking); the live colour's own revision when traffic is
+    split (a canary in flight: all traffic back to the stable colour); otherwise the newest
+    ACTIVE revision older than the one in service.
+    """
+    live_td, idle_td = live["taskDefinition"], idle["taskDefinition"]
+    warm = live_weight == 100 and is_warm(idle, live_td)
+    if requested is None:
+        if warm:
+            target = idle_td
+        elif live_weight < 100:
+            target = live_td
+        else:
+            target = previous_revision(active, live_td)
+        if target is None:
+            raise AirflowFailException(
+                f"no revision to roll back to: {short(live_td)} is the oldest ACTIVE revision and the idle "
+                "colour is not warm; name target_revision explicitly"
+            )
+    else:
+        target = requested
+    if warm and target == idle_td:
+        mode = SWITCH
+    elif target == live_td and live_weight == 100 and len(live.get("deployments") or []) <= 1:
+        mode = NOTHING
+    else:
+        mode = UPDATE
+    return {"mode": mode, "target_task_definition": target, "idle_warm": warm}
+
+
+class PlanRollbackOperator(LatticeDBOperator):
+    """Read the live/idle colours and revisions; pick the fast path (listener) or the slow one (service)."""
+
+    template_fields = (*LatticeDBOperator.template_fields, "target_revision", "reason")
+
+    def __init__(self, *, target_revision: Any = "{{ params.target_revision }}", reason: str = "{{ params.reason }}", **kwargs: Any):
+        kwargs.setdefault("image_uri", "")
+        super().__init__(**kwargs)
+        self.target_revision = target_revision
+        self.reason = reason
+
+    def _resolve(self, ecs: Any) -> str | None:
+        ref = str(self.target_revision or "").strip()
+        if ref in ("", "None", "null"):
+            return None
+        if ref.isdigit():
+            ref = f"{self.env.task_family}:{ref}"
+        try:
+            td = ecs.describe_task_definition(ref)
+        except Exception as exc:  # noqa: BLE001 - a bad name is the caller's mistake: say so, don't retry
+            raise AirflowFailException(f"target_revision {self.target_revision!r} not found: {exc}") from None
+        if td.get("family") != self.env.task_family:
+            raise AirflowFailException(f"target_revision {ref!r} is not in family {self.env.task_family!r}")
+        if td.get("status") not in (None, "ACTIVE"):
+            raise AirflowFailException(f"target_revision {short(td['taskDefinitionArn'])} is {td.get('status')}, not ACTIVE")
+        return td["taskDefinitionArn"]
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy import notify
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        started = time.time()
+        ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
+        live_slot, idle_slot, weights = traffic.live_and_idle()
+        live, idle = ecs.describe_service(live_slot.service), ecs.describe_service(idle_slot.service)
+        decision = choose(
+            live=live,
+            idle=idle,
+            live_weight=weights.get(live_slot.target_group_arn, 0),
+            requested=self._resolve(ecs),
+            active=ecs.list_revisions(),
+        )
+        plan = {
+            **decision,
+            "started_at": started,
+            "live_colour": live_slot.colour,
+            "live_service": live_slot.service,
+            "live_target_group_arn": live_slot.target_group_arn,
+            "live_task_definition": live["taskDefinition"],
+            "idle_colour": idle_slot.colour,
+            "idle_service": idle_slot.service,
+            "idle_target_group_arn": idle_slot.target_group_arn,
+            "idle_task_definition": idle["taskDefinition"],
+            "desired_count": max(live["desiredCount"], idle["desiredCount"]) or self.env.desired_count,
+            "weights": weights,
+        }
+        how = {
+            SWITCH: f"switch the listener back to {idle_slot.colour} (warm, on {short(idle['taskDefinition'])})",
+            UPDATE: f"update {live_slot.service} to {short(decision['target_task_definition'])} and wait until stable",
+            NOTHING: "nothing: the target revision already serves 100 % of traffic",
+        }[decision["mode"]]
+        self.log.info("Emergency rollback plan: %s", how)
+        if self.notify_enabled:
+            notify.send(
+                self.env,
+                "rollback_started",
+                f"Emergency rollback started in {self.environment}",
+                {
+                    "Environment": self.environment,
+                    "Reason": self.reason,
+                    "From": short(live["taskDefinition"]),
+                    "To": short(decision["target_task_definition"]),
+                    "How": how,
+                    "Run": context["run_id"],
+                },
+                notify.run_link(context),
+            )
+        return plan
+
+
+class SwitchListenerBackOperator(LatticeDBOperator):
+    """Fast path: 100 % of traffic to the warm old colour in one modify_listener call."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("image_uri", "")
+        super().__init__(**kwargs)
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        plan = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
+        if plan["mode"] != SWITCH:
+            raise AirflowSkipException(f"the old colour is not warm on the target revision (plan: {plan['mode']})")
+        TrafficClient(self.env).set_weights({plan["idle_target_group_arn"]: 100, plan["live_target_group_arn"]: 0})
+        self.log.info("Listener: %s 100 %% (%s), %s 0 %%", plan["idle_colour"], short(plan["idle_task_definition"]), plan["live_colour"])
+        return {"service": plan["idle_service"], "task_definition": plan["idle_task_definition"], "switched_at": time.time()}
+
+
+class RollbackServiceOperator(LatticeDBOperator):
+    """Slow path: the live colour keeps 100 % of traffic and moves to the target revision (circuit breaker on)."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("image_uri", "")
+        super().__init__(**kwargs)
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        plan = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
+        if plan["mode"] != UPDATE:
+            raise AirflowSkipException(f"no service update needed (plan: {plan['mode']})")
+        # Absolute weights first: a half-shifted canary must not keep sending traffic to the bad slot.
+        TrafficClient(self.env).set_weights({plan["live_target_group_arn"]: 100, plan["idle_target_group_arn"]: 0})
+        svc = EcsClient(self.env).update_service(
+            plan["live_service"], plan["target_task_definition"], desired_count=plan["desired_count"]
+        )
+        self.log.info("%s -> %s x%d", plan["live_service"], short(svc["taskDefinition"]), plan["desired_count"])
+        return {"service": plan["live_service"], "task_definition": plan["target_task_definition"]}
+
+
+class VerifyRollbackOperator(LatticeDBOperator):
+    """Confirm 100 % of traffic reaches a settled fleet on the target revision; notify the outcome."""
+
+    template_fields = (*LatticeDBOperator.template_fields, "reason")
+
+    def __init__(self, *, reason: str = "{{ params.reason }}", **kwargs: Any):
+        kwargs.setdefault("image_uri", "")
+        super().__init__(**kwargs)
+        self.reason = reason
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy import notify
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        plan = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
+        target = plan["target_task_definition"]
+        ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
+        live_slot, idle_slot, weights = traffic.live_and_idle()
+        svc = ecs.describe_service(live_slot.service)
+        problems = []
+        if weights.get(live_slot.target_group_arn) != 100:
+            problems.append(f"listener weights are {weights}")
+        if svc["taskDefinition"] != target:
+            problems.append(f"{live_slot.service} runs {short(svc['taskDefinition'])}, not {short(target)}")
+        if svc["runningCount"] != svc["desiredCount"] or svc["desiredCount"] == 0:
+            problems.append(f"{live_slot.service} has {svc['runningCount']}/{svc['desiredCount']} tasks running")
+        if problems:
+            raise RuntimeError("rollback not complete: " + "; ".join(problems))
+        elapsed = round(time.time() - plan["started_at"], 1)
+        self.log.info("Rollback complete in %.1fs: %s (%s) serves 100%% on %s", elapsed, live_slot.service, live_slot.colour, short(target))
+        if self.notify_enabled:
+            notify.send(
+                self.env,
+                "rollback_finished",
+                f"Emergency rollback finished in {self.environment}: 100% on {short(target)}",
+                {
+                    "Environment": self.environment,
+                    "Reason": self.reason,
+                    "Path": {SWITCH: "listener switched back", UPDATE: "service updated", NOTHING: "nothing to do"}[plan["mode"]],
+                    "Serving": f"{live_slot.service} ({live_slot.colour}), {svc['runningCount']} tasks",
+                    "Took": f"{elapsed}s from plan to verified",
+                    "Run": context["run_id"],
+                },
+                notify.run_link(context),
+            )
+        return {"service": live_slot.service, "task_definition": target, "seconds": elapsed, "mode": plan["mode"]}

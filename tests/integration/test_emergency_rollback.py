@@ -1,0 +1,191 @@
+"""latticedb_rollback in the local environment, and how long it takes to put 100 % of traffic back.
+
+The time is measured from outside Airflow: a thread polls the moto server (as an operator would
+watch the console) from just before `dag.test()` starts until the listener sends 100 % of traffic
+to a settled fleet on the target revision. Run with `pytest -s` to see the numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+
+import pytest
+
+from tests.integration.helpers import image, run_dag
+
+pytestmark = pytest.mark.integration
+DAG_ID = "latticedb_rollback"
+SERVICES = {"latticedb-local-blue": "latticedb-service-local", "latticedb-local-green": "latticedb-service-local-green"}
+
+
+def _serving(local, target: str) -> bool:
+    """100 % of production traffic reaches a settled fleet running `target`."""
+    weights = local.weights()
+    live = [tg for tg, w in weights.items() if w == 100]
+    if len(live) != 1 or sum(weights.values()) != 100:
+        return False
+    svc = local.service(SERVICES[live[0]])
+    return (
+        svc["taskDefinition"] == target
+        and svc["desiredCount"] > 0
+        and svc["runningCount"] == svc["desiredCount"]
+        and len(svc.get("deployments") or []) == 1
+    )
+
+
+class Stopwatch:
+    """Started just before the trigger; records the first moment `_serving(target)` holds."""
+
+    def __init__(self, local, target: str):
+        self.local, self.target = local, target
+        self.reached: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.is_set():
+            try:
+                if _serving(self.local, self.target):
+                    self.reached = time.monotonic() - self.started
+                    self.reached_at = time.time()
+                    return
+            except Exception:  # noqa: BLE001 - a transient read error just means: look again
+                pass
+            time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.total = time.monotonic() - self.started
+
+
+def _deploy_v2(local, dagbag) -> tuple[str, str]:
+    v1 = local.service()["taskDefinition"]
+    state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+    assert state == "success", tasks
+    v2 = local.service()["taskDefinition"]
+    assert v2 != v1
+    return v1, v2
+
+
+def _rollback(dagbag, **conf):
+    """Run latticedb_rollback with `conf`.
+
+    Under dag.test() (Airflow 3.3) the DAG-level failure callback's context validates the DAG's
+    params without the run's conf, so the required `reason` would raise there when a run fails.
+    The DAG object gets the run's values as defaults for the run, and its params back afterwards.
+    """
+    conf = {"environment": "local", "target_revision": None, "notify": True, **conf}
+    dag = dagbag.dags[DAG_ID]
+    original = copy.deepcopy(dag.params)
+    try:
+        for key, value in conf.items():
+            dag.params[key] = value
+        return run_dag(dagbag, DAG_ID, conf)
+    finally:
+        dag.params = original
+
+
+def _plan_started_at() -> float:
+    """When the newest rollback run's first task began (its plan XCom), epoch seconds."""
+    from airflow.models.xcom import XComModel
+    from airflow.settings import Session
+    from sqlalchemy import select
+
+    query = select(XComModel).where(
+        XComModel.dag_id == DAG_ID, XComModel.task_id == "plan", XComModel.key == "return_value"
+    )
+    with Session() as session:
+        return max(XComModel.deserialize_value(r)["started_at"] for r in session.scalars(query))
+
+
+def _report(label: str, watch: Stopwatch, target: str) -> None:
+    in_dag = watch.reached_at - _plan_started_at()
+    print(
+        f"\n[emergency rollback, {label}] 100% of traffic on {target.split('/')[-1]} (v1.0.0): "
+        f"{watch.reached:.1f}s after dag.test() was called, {in_dag:.1f}s after the first task started "
+        f"(whole run {watch.total:.1f}s)"
+    )
+
+
+def test_rolls_the_live_service_back_to_the_previous_revision(local, dagbag):
+    v1, v2 = _deploy_v2(local, dagbag)
+    local.client("ecs")  # warm the boto3 import before the clock starts
+    with Stopwatch(local, v1) as watch:
+        state, tasks = _rollback(dagbag, reason="INC-1: v2.0.0 error spike")
+    assert state == "success", tasks
+    assert tasks["switch_listener"] == "skipped"
+    assert tasks["update_service"] == tasks["wait_for_rollout"] == tasks["verify"] == "success"
+    svc = local.service()
+    assert svc["taskDefinition"] == v1
+    assert local.task_definition_image(v1).endswith("latticedb@" + local.digest("v1.0.0"))
+    assert local.weights()["latticedb-local-blue"] == 100
+    assert watch.reached is not None
+    _report("service update", watch, v1)
+    texts = local.message_texts()
+    assert any("Emergency rollback started in local" in t and "INC-1" in t for t in texts), texts
+    assert any("Emergency rollback finished in local" in t for t in texts), texts
+
+
+def test_switches_the_listener_back_when_the_old_colour_is_warm(local, dagbag):
+    v1, v2 = _deploy_v2(local, dagbag)
+    # A blue/green switch that is still baking: green kept warm on v1.0.0, blue (v2.0.0) takes 100 %.
+    local.client("ecs").update_service(
+        cluster="latticedb-local", service="latticedb-service-local-green", taskDefinition=v1, desiredCount=2
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        green = local.service("latticedb-service-local-green")
+        if green["runningCount"] == 2 and len(green["deployments"]) == 1:
+            break
+        time.sleep(0.2)
+    with Stopwatch(local, v1) as watch:
+        state, tasks = _rollback(dagbag, reason="INC-2: v2.0.0 latency")
+    assert state == "success", tasks
+    assert tasks["switch_listener"] == "success"
+    assert tasks["update_service"] == tasks["wait_for_rollout"] == "skipped"
+    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    assert local.service()["taskDefinition"] == v2  # the bad colour is left alone, for the post-mortem
+    _report("warm colour, listener switch", watch, v1)
+
+
+def test_explicit_target_revision_number(local, dagbag):
+    v1, v2 = _deploy_v2(local, dagbag)
+    state, tasks = _rollback(dagbag, reason="INC-3: pin revision", target_revision=v1.rsplit(":", 1)[1])
+    assert state == "success", tasks
+    assert local.service()["taskDefinition"] == v1
+
+
+def test_nothing_older_to_roll_back_to_fails_before_any_change(local, dagbag):
+    before = local.service()["taskDefinition"]
+    state, tasks = _rollback(dagbag, reason="INC-4: nothing deployed yet")
+    assert state == "failed" and tasks["plan"] == "failed"
+    assert tasks["update_service"] == "upstream_failed"
+    assert local.service()["taskDefinition"] == before
+
+
+def test_a_reason_is_required(local, dagbag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="reason"):
+        run_dag(dagbag, DAG_ID, {"environment": "local"})
+
+
+@pytest.mark.parametrize("mode", ["500", "close"])
+def test_slack_down_fails_neither_a_deployment_nor_a_rollback(local, dagbag, mode):
+    local.faults(slack_down=True, slack_mode=mode)
+    started = time.monotonic()
+    v1, v2 = _deploy_v2(local, dagbag)  # asserts the rolling deployment succeeded
+    deploy_seconds = time.monotonic() - started
+    state, tasks = _rollback(dagbag, reason="INC-5: Slack is down too")
+    assert state == "success", tasks
+    assert local.service()["taskDefinition"] == v1
+    assert local.messages() == []  # nothing got through, and nothing waited for it
+    print(f"\n[slack down, mode {mode}] rolling deployment succeeded in {deploy_seconds:.1f}s")

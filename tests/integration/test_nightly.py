@@ -1,0 +1,101 @@
+"""latticedb_nightly_staging against the local environment (a temp config sends `nightly` to `local`).
+
+Skip path: the newest matching image already runs -> everything skipped, run not failed.
+Deploy path: a newer image was pushed -> the strategy DAG is triggered with {image_uri, environment},
+runs (executed by tests/integration/triggered_runs.py, standing in for the scheduler), and the
+nightly run waits for it through the deferrable TriggerDagRunOperator, then sends a summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import yaml
+
+from tests.integration.helpers import ECR_HOST, run_dag
+from tests.integration.triggered_runs import executing_triggered_runs
+
+pytestmark = pytest.mark.integration
+DAG_ID = "latticedb_nightly_staging"
+ROOT_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
+
+
+@pytest.fixture
+def nightly_config(tmp_path, monkeypatch):
+    def write(**nightly):
+        raw = yaml.safe_load(ROOT_CONFIG.read_text())
+        raw["nightly"] = {**raw.get("nightly", {}), "environment": "local", "strategy": "rolling", **nightly}
+        path = tmp_path / "latticedb.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+        return path
+
+    return write
+
+
+def _push(local, tag: str) -> str:
+    """A new build lands in ECR (scanned, like the bootstrap's images)."""
+    def digest(kind):
+        return "sha256:" + hashlib.sha256(f"latticedb-{kind}-{tag}".encode()).hexdigest()
+
+    manifest = {
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": digest("config")},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654, "digest": digest("layer")}],
+    }
+    ecr = local.client("ecr")
+    pushed = ecr.put_image(
+        repositoryName="latticedb", imageManifest=json.dumps(manifest), imageTag=tag,
+        imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+    )["image"]["imageId"]["imageDigest"]
+    ecr.start_image_scan(repositoryName="latticedb", imageId={"imageTag": tag})
+    return pushed
+
+
+def test_skips_when_the_newest_matching_image_already_runs(local, dagbag, nightly_config):
+    nightly_config(tag_pattern=r"^v1\.0\.0$")  # newest match = what the bootstrap runs
+    before = local.service()["taskDefinition"]
+    state, tasks = run_dag(dagbag, DAG_ID, {})
+    assert state == "success", tasks  # a skipped night is not a failed one
+    assert tasks == {"resolve_image": "skipped", "deploy": "skipped", "summary": "skipped"}
+    assert local.service()["taskDefinition"] == before
+    assert local.messages() == []
+
+
+def test_deploys_the_newest_matching_image_then_skips_the_next_night(local, dagbag, nightly_config):
+    nightly_config()
+    digest = _push(local, "v3.0.0")
+    _push(local, "v3.1.0-rc1")  # newer, but does not match ^v\d+\.\d+\.\d+$
+    with executing_triggered_runs(["latticedb_deploy_rolling"], max_runs=1, timeout=300) as child:
+        state, tasks = run_dag(dagbag, DAG_ID, {})
+    assert child["runs"] and child["runs"][0][0] == "latticedb_deploy_rolling", child.get("output")
+    assert child["runs"][0][2] == "success", child.get("output")
+    assert state == "success", tasks
+    assert tasks == {"resolve_image": "success", "deploy": "success", "summary": "success"}
+    svc = local.service()
+    assert local.task_definition_image(svc["taskDefinition"]).endswith("latticedb@" + digest)
+    assert svc["runningCount"] == svc["desiredCount"]
+
+    from airflow.models.dagrun import DagRun
+    from airflow.settings import Session
+    from sqlalchemy import select
+
+    with Session() as session:
+        triggered = session.scalar(select(DagRun).where(DagRun.run_id == child["runs"][0][1]))
+        assert triggered.conf == {"image_uri": f"{ECR_HOST}/latticedb:v3.0.0", "environment": "local"}
+    texts = local.message_texts()
+    assert any("Nightly local: v3.0.0 deployed" in t for t in texts), texts
+
+    # The next night: nothing new, so nothing happens.
+    state, tasks = run_dag(dagbag, DAG_ID, {})
+    assert state == "success"
+    assert tasks == {"resolve_image": "skipped", "deploy": "skipped", "summary": "skipped"}
+
+
+def test_schedule_comes_from_config(dagbag):
+    dag = dagbag.dags[DAG_ID]
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert dag.timetable.expression == "0 2 * * *"  # nightly.schedule: 02:00 UTC
+    assert str(dag.timetable.timezone) in ("UTC", "Timezone('UTC')")

@@ -28,6 +28,9 @@ def test_v2_switches_to_the_idle_colour_and_scales_the_old_one_down(local, dagba
     assert green["runningCount"] == before["desiredCount"]
     assert blue["desiredCount"] == 0 and blue["taskDefinition"] == before["taskDefinition"]
     assert tasks["deploy.smoke_test_idle_colour"] == "success"
+    texts = local.message_texts()
+    for event in ("blue_green deployment started", "Switched: production traffic now on green", "Baked", "succeeded"):
+        assert any(event in t for t in texts), (event, texts)
 
 
 def test_crashing_image_never_gets_production_traffic(local, dagbag):

@@ -72,3 +72,16 @@ def test_bad_plan_is_refused_before_anything_changes(local, dagbag, steps):
     assert tasks["deploy.deploy_canary_service"] == "upstream_failed"
     assert local.revisions() == revisions
     assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+
+
+def test_auto_rollback_off_leaves_traffic_as_it_is_and_says_so(local, dagbag):
+    state, tasks = run_dag(
+        dagbag, DAG_ID,
+        {"image_uri": image("v2.1.0-errors"), "environment": "local", "auto_rollback": False, **FAST},
+    )
+    assert state == "failed"
+    assert tasks["deploy.gate_25pct"] == "failed"
+    assert tasks["rollback.restore_previous_revision"] == "skipped"
+    assert local.weights() == {"latticedb-local-green": 25, "latticedb-local-blue": 75}  # left as it was
+    loud = [t for t in local.message_texts() if "auto-rollback disabled" in t]
+    assert loud and "AUTO-ROLLBACK DISABLED" in loud[0], local.message_texts()

@@ -78,3 +78,20 @@ def test_unreachable_redis_is_a_reason_not_an_exception(redis_server, monkeypatc
     monkeypatch.setenv("AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS", json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": _free_port()}))
     (reason,) = incident_reasons(load_config().environment("local"))
     assert reason.startswith("cannot read incident state from Redis (connection 'latticedb_local_redis')"), reason
+
+
+def test_kill_switch_on_stops_a_deployment_at_preflight_naming_it(local, redis_db, dagbag):
+    from tests.integration.helpers import image
+
+    redis_db.set("latticedb:flags:kill_switch:all", "true")
+    revisions, service = local.revisions(), local.service()
+    try:
+        state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+    finally:
+        redis_db.flushall()  # the session's Redis is shared with later tests
+    assert state == "failed"
+    assert tasks["preflight.check_no_active_incidents"] == "failed"
+    assert tasks["prepare.register_task_definition"] == "upstream_failed"
+    assert local.revisions() == revisions and local.service()["taskDefinition"] == service["taskDefinition"]
+    failed = [t for t in local.message_texts() if "preflight.verdict" in t]
+    assert failed and "kill switch latticedb:flags:kill_switch:all is on" in failed[0], local.message_texts()

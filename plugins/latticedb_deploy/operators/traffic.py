@@ -52,6 +52,13 @@ class ShiftTrafficOperator(LatticeDBOperator):
         TrafficClient(self.env).set_weights(weights)
         self.log.info("Traffic: %s %d%% (new) / %s %d%% (stable)", baseline["idle_colour"], int(self.percent),
                       baseline["colour"], 100 - int(self.percent))
+        title = (
+            f"Switched: production traffic now on {baseline['idle_colour']}"
+            if not self.follow_plan
+            else f"Traffic shifted: {int(self.percent)}% on the new version"
+        )
+        self.send(context, "stage", title, {"Weights": f"{baseline['idle_colour']} {int(self.percent)}% / "
+                                                       f"{baseline['colour']} {100 - int(self.percent)}%"})
         return {"percent": int(self.percent), "plan": plan}
 
 

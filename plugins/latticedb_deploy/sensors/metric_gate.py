@@ -73,4 +73,6 @@ class MetricGateSensor(LatticeDBOperator):
         if not event["passed"]:
             raise AirflowFailException(f"gate {event['step']}% failed: {event['reason']}")
         self.log.info("gate %s%% passed: %s", event["step"], event["reason"])
+        if self.interval_seconds is not None:  # the blue/green bake, not a canary step
+            self.send(context, "stage", "Baked: the new colour held its metrics", {"Verdict": event["reason"]})
         return {"step": event["step"], "passed": True, "reason": event["reason"], "last": (event["evaluations"] or [None])[-1]}

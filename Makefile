@@ -39,14 +39,19 @@ demo: install ## run one rolling deployment of latticedb:v2.0.0 to `local` throu
 	  $(PY) include/local/ctl.py down; exit $$rc
 
 lint: install ## ruff with Airflow's AIR rules
-	$(VENV)/bin/ruff check dags plugins include tests scripts
+	$(VENV)/bin/ruff check dags plugins include tests scripts benchmarks
 
 test: install lint ## install and run the whole test suite
 	@$(ENVSH); $(PY) -m pytest -q
 
 e2e: install ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, Celery worker) + local env + headless Chromium; artifacts in artifacts/e2e/
 	@[ $(VENV)/.e2e-installed -nt scripts/e2e/requirements.txt ] || { $(PY) -m pip install -q -r scripts/e2e/requirements.txt && touch $(VENV)/.e2e-installed; }
-	@$(ENVSH); LATTICEDB_E2E=1 $(PY) -m pytest -q -p no:cacheprovider --durations=0 --timeout=900 tests/e2e
+	@$(ENVSH); LATTICEDB_E2E=1 $(PY) -m pytest -q -p no:cacheprovider --durations=0 --timeout=900 tests/e2e tests/faults/test_triggerer_restart.py
+
+bench: install ## benchmarks (measured, never asserted): parse time, control-plane overhead, rollback latency, worker slots
+	@$(ENVSH); rc=0; for b in parse_time overhead rollback_latency worker_slots; do \
+	  echo; echo "== benchmarks/$$b.py"; $(PY) -m benchmarks.$$b || { rc=1; echo "benchmarks/$$b.py failed"; }; \
+	done; exit $$rc
 
 up: install ## local environment + `airflow standalone` on http://localhost:8080 (see README for the password)
 	@$(ENVSH); $(PY) include/local/ctl.py up; scripts/standalone.sh start

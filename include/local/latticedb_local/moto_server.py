@@ -10,20 +10,46 @@ import logging
 
 import boto3
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    ThreadedMotoServer,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
 
+from .aws_faults import INTERNAL_AGENT, AwsFaultMiddleware
 from .settings import ACCOUNT_ID, CREDENTIALS
 
 log = logging.getLogger(__name__)
 
-_BOTO_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+# The environment's own clients are marked so that injected AWS faults (moto_down, throttle) spare them.
+_BOTO_CONFIG = Config(
+    retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30, user_agent_extra=INTERNAL_AGENT
+)
+
+
+class _FaultableMotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer whose app sits behind the AWS fault middleware."""
+
+    def __init__(self, *args, faults=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._faults = faults
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        if self._faults is not None:
+            app = AwsFaultMiddleware(app, self._faults)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 class MotoServer:
-    def __init__(self, host: str, port: int, region: str):
+    def __init__(self, host: str, port: int, region: str, faults=None):
         self.url = f"http://{host}:{port}"
         self.region = region
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self._server = _FaultableMotoServer(ip_address=host, port=port, verbose=False, faults=faults)
 
     def start(self) -> None:
         self._server.start()

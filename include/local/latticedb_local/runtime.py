@@ -32,7 +32,7 @@ class LocalRuntime:
         self.ready = False
         self.started_at = time.time()
         host = settings.host
-        self.moto = MotoServer(host, settings.moto_port, self.env.region)
+        self.moto = MotoServer(host, settings.moto_port, self.env.region, faults=self.faults)
         self.resolver = ImageResolver(self.moto.client("ecr"), self.env.ecr_repository)
         self.router = Router(self.moto, self.env, self.scenarios, self.resolver)
         self.emulator = EcsEmulator(self.moto, self.env, self.scenarios, self.resolver, settings, self.lock)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from latticedb_deploy.aws import boto_client
@@ -60,6 +60,9 @@ class MetricsClient:
     ) -> MetricWindow:
         """Requests, target 5xx and latency for one target group, in one get_metric_data call."""
         start, end = _utc(start), _utc(end)
+        # CloudWatch compares whole seconds and rejects StartTime == EndTime (ValidationError): a window
+        # opened less than a second ago (post-deployment checks' first round) asks for one second.
+        end = max(end, start + timedelta(seconds=1))
         # Sorted by name: CloudWatch does not care, moto compares dimension lists in order.
         dimensions = [
             {"Name": "LoadBalancer", "Value": load_balancer_dimension(load_balancer_arn)},

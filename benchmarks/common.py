@@ -1,0 +1,108 @@
+"""Shared plumbing for the benchmarks: the machine, tables, a throwaway Airflow + local environment.
+
+Benchmarks measure; they never assert. Each script prints one table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+CTL = ROOT / "include" / "local" / "ctl.py"
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def table(title: str, headers: list[str], rows: list[list], notes: list[str] = ()) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    out = [f"### {title}", f"machine: {machine()}", "", line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in cells[1:]]
+    out += [f"- {n}" for n in notes]
+    text = "\n".join(out)
+    print(text, flush=True)
+    return text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def airflow_home(extra_dag_files: dict[str, str] | None = None) -> Path:
+    """A temp AIRFLOW_HOME with a migrated sqlite DB; the dags folder holds this repo's DAGs (+ extras).
+
+    Sets the process environment (before Airflow is imported), like tests/conftest.py does.
+    """
+    home = Path(tempfile.mkdtemp(prefix="latticedb-bench-"))
+    dags = home / "dags"
+    dags.mkdir()
+    for f in (ROOT / "dags").glob("*.py"):
+        (dags / f.name).symlink_to(f)
+    for name, text in (extra_dag_files or {}).items():
+        (dags / name).write_text(text)
+    os.environ.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "LATTICEDB_REPORT_DIR": str(home / "reports"),
+    })
+    sys.path.insert(0, str(ROOT / "plugins"))
+    sys.path.insert(0, str(ROOT))
+    subprocess.run([PY, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
+    return home
+
+
+class LocalEnvironment:
+    """include/local on free ports, with the two Airflow connections pointing at it."""
+
+    def __enter__(self):
+        from tests.integration.helpers import LocalEnv
+
+        ports = {name: free_port() for name in ("MOTO", "SERVICE", "SLACK", "TEST")}
+        for name, port in ports.items():
+            os.environ[f"LATTICEDB_LOCAL_{name}_PORT"] = str(port)
+        os.environ["LATTICEDB_LOCAL_STATE_DIR"] = tempfile.mkdtemp(prefix="latticedb-bench-local-")
+        moto = f"http://127.0.0.1:{ports['MOTO']}"
+        os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_AWS"] = json.dumps({
+            "conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"region_name": "us-east-1", "endpoint_url": moto, "service_config": {"sts": {"endpoint_url": moto}}},
+        })
+        os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK"] = json.dumps(
+            {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports['SLACK']}/services/T000/B000/BENCH"}
+        )
+        up = subprocess.run([PY, str(CTL), "up"], capture_output=True, text=True, env=os.environ)
+        if up.returncode != 0:
+            raise RuntimeError(f"local environment did not start:\n{up.stdout}\n{up.stderr}")
+        self.env = LocalEnv(moto, f"http://127.0.0.1:{ports['SERVICE']}", f"http://127.0.0.1:{ports['SLACK']}")
+        return self.env
+
+    def __exit__(self, *exc):
+        subprocess.run([PY, str(CTL), "down"], capture_output=True, env=os.environ)
+
+
+def quiet_airflow_logs() -> None:
+    import logging
+
+    for name in ("airflow", "airflow.task", "airflow.models.dagrun", "airflow.sdk", "latticedb_deploy", ""):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,0 +1,130 @@
+"""(b) Control-plane overhead: what the deployment DAGs add on top of the waits they are told to do.
+
+Against the local environment with `dag.test()` (tasks in-process, triggers inline):
+- a canary with five steps [20, 40, 60, 80, 100] and interval_seconds 0, and a rolling deploy of v2.0.0;
+- for each, a generated DAG of exactly the same shape (same task ids, dependencies, trigger rules)
+  whose tasks are plain Python tasks that do nothing, run the same way.
+Time per task = wall / task instances that ran. "Waits" = time spent in the deferred sensors
+(metric gates polling CloudWatch every metrics.poll_seconds, ECS rollout waits), which is the wait
+the run was told to do, not overhead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from benchmarks.common import LocalEnvironment, airflow_home, quiet_airflow_logs, table
+
+REPEATS = int(os.environ.get("BENCH_OVERHEAD_REPEATS", "2"))
+CANARY_STEPS = [20, 40, 60, 80, 100]
+
+
+def shape_file(dag, dag_id: str) -> str:
+    """A DAG file with `dag`'s shape and do-nothing tasks."""
+    lines = [
+        "from airflow.providers.standard.operators.python import PythonOperator",
+        "from airflow.sdk import DAG",
+        "",
+        "def _nothing():",
+        "    return None",
+        "",
+        f"with DAG(dag_id={dag_id!r}, schedule=None, start_date=None, catchup=False, tags=['baseline']) as dag:",
+        "    t = {}",
+    ]
+    for task in dag.tasks:
+        lines.append(
+            f"    t[{task.task_id!r}] = PythonOperator(task_id={task.task_id!r}, python_callable=_nothing, "
+            f"trigger_rule={getattr(task.trigger_rule, 'value', task.trigger_rule)!r})"
+        )
+    for task in dag.tasks:
+        for up in sorted(task.upstream_task_ids):
+            lines.append(f"    t[{up!r}] >> t[{task.task_id!r}]")
+    return "\n".join(lines) + "\n"
+
+
+def run(dagbag, dag_id: str, conf: dict):
+    from tests.integration.helpers import run_dag_run
+
+    t = time.perf_counter()
+    dr = run_dag_run(dagbag, dag_id, conf)
+    wall = time.perf_counter() - t
+    tis = dr.get_task_instances()
+    ran = [ti for ti in tis if ti.state in ("success", "failed") or (ti.state == "skipped" and ti.start_date)]
+    waits = sum(
+        (ti.end_date - ti.start_date).total_seconds()
+        for ti in tis
+        if ti.state == "success" and ti.start_date and ti.end_date
+        and (".gate_" in ti.task_id or ".wait_for_" in ti.task_id or ti.task_id == "verify.post_deployment_checks")
+    )
+    return dr, wall, len(ran), waits
+
+
+def main() -> None:
+    import importlib.util
+
+    # Shapes come from the real DAGs, parsed here.
+    home = airflow_home()
+    quiet_airflow_logs()
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    extra = {
+        f"bench_shape_{name}.py": shape_file(bag.dags[f"latticedb_deploy_{name}"], f"bench_shape_{name}")
+        for name in ("canary", "rolling")
+    }
+    for fname, text in extra.items():
+        (home / "dags" / fname).write_text(text)
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert not bag.import_errors, bag.import_errors
+    assert importlib.util.find_spec("latticedb_deploy")
+
+    from tests.integration.helpers import image, xcom
+
+    rows, notes = [], []
+    with LocalEnvironment() as local:
+        cases = [
+            ("canary, 5 steps, interval 0", "latticedb_deploy_canary", "bench_shape_canary",
+             {"image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": CANARY_STEPS, "interval_seconds": 0}),
+            ("rolling", "latticedb_deploy_rolling", "bench_shape_rolling",
+             {"image_uri": image("v2.0.0"), "environment": "local"}),
+        ]
+        for label, dag_id, shape_id, conf in cases:
+            real, base = [], []
+            for _ in range(REPEATS):
+                local.reset()
+                dr, wall, n, waits = run(bag, dag_id, conf)
+                if dr.state != "success":
+                    notes.append(f"{label}: run ended {dr.state}")
+                real.append((wall, n, waits))
+                if dag_id.endswith("canary") and len(real) == 1:
+                    evals = [len(xcom(dag_id, dr.run_id, f"deploy.gate_{p}pct", key="evaluations") or [])
+                             for p in CANARY_STEPS]
+                    notes.append(f"{label}: evaluations per gate {evals} (1 = decided at its first evaluation)")
+                _, bwall, bn, _ = run(bag, shape_id, {})
+                base.append((bwall, bn))
+            wall = sorted(r[0] for r in real)[len(real) // 2]
+            n = real[0][1]
+            waits = sorted(r[2] for r in real)[len(real) // 2]
+            bwall = sorted(b[0] for b in base)[len(base) // 2]
+            bn = base[0][1]
+            rows.append([
+                label, n, f"{wall:.1f}", f"{wall / n:.2f}", f"{waits:.1f}", f"{(wall - waits) / n:.2f}",
+                bn, f"{bwall:.1f}", f"{bwall / bn:.2f}", f"{wall / bwall:.2f}x", f"{(wall - waits) / bwall:.2f}x",
+            ])
+    table(
+        "Control-plane overhead vs a do-nothing DAG of the same shape (dag.test, local environment)",
+        ["run", "tasks run", "wall s", "s/task", "in waits s", "s/task excl. waits", "baseline tasks",
+         "baseline wall s", "baseline s/task", "ratio", "ratio excl. waits"],
+        rows,
+        [f"median of {REPEATS} runs each; tasks run = task instances that executed (a canary's unused "
+         "shift/gate slots run and skip themselves)",
+         "waits = time inside gate_* / wait_for_* sensors (CloudWatch polls every 2 s, ECS rollouts ~2 s in local) "
+         "and verify.post_deployment_checks (watches metrics for post_deployment.window_seconds = 20 s in local)",
+         *notes],
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""(a) DAG parse time per DAG file vs a baseline file with the same number of plain tasks.
+
+Each figure is the median of REPEATS parses, each in a fresh process (interpreter and `airflow`
+imported first, not timed; then `DagBag(<file>)` timed) — what a dag-processor pays per file. The
+baseline is generated per file: one DAG with as many EmptyOperator tasks (chained) as the file's DAGs
+have tasks in total.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import PY, ROOT, median, table
+
+REPEATS = int(os.environ.get("BENCH_PARSE_REPEATS", "7"))
+
+_PROBE = r"""
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+import airflow  # noqa: F401  (not timed)
+from airflow.dag_processing.dagbag import DagBag
+t = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+took = time.perf_counter() - t
+t = time.perf_counter()
+DagBag(dag_folder=sys.argv[1])
+warm = time.perf_counter() - t
+print(json.dumps({"seconds": took, "warm": warm, "dags": len(bag.dags), "tasks": sum(len(d.tasks) for d in bag.dags.values()),
+                  "errors": list(bag.import_errors)}))
+"""
+
+_BASELINE = '''from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, chain
+
+with DAG(dag_id="baseline_{n}", schedule=None, start_date=None, catchup=False, tags=["baseline"]):
+    chain(*[EmptyOperator(task_id=f"t{{i}}") for i in range({n})])
+'''
+
+
+def parse(path: Path, env: dict) -> dict:
+    out = subprocess.run([PY, "-c", _PROBE, str(path)], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="latticedb-bench-parse-"))
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+           "PYTHONPATH": str(ROOT / "plugins"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}
+    rows = []
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        runs = [parse(path, env) for _ in range(REPEATS)]
+        if runs[0]["errors"]:
+            rows.append([path.name, "-", "-", "import error", "-", "-", "-", "-", "-"])
+            continue
+        n = runs[0]["tasks"]
+        base_file = home / f"baseline_{n}.py"
+        base_file.write_text(_BASELINE.format(n=max(n, 1)))
+        base = [parse(base_file, env) for _ in range(REPEATS)]
+        ms, bms = median([r["seconds"] for r in runs]) * 1000, median([b["seconds"] for b in base]) * 1000
+        warm, bwarm = median([r["warm"] for r in runs]) * 1000, median([b["warm"] for b in base]) * 1000
+        rows.append([path.name, runs[0]["dags"], n, f"{ms:.0f}", f"{bms:.0f}", f"{ms / bms:.1f}x",
+                     f"{warm:.0f}", f"{bwarm:.0f}", f"{warm / bwarm:.1f}x"])
+    table(
+        "DAG parse time per file (median of fresh-process parses)",
+        ["DAG file", "DAGs", "tasks", "parse ms", "baseline ms", "ratio", "re-parse ms", "baseline re-parse ms",
+         "re-parse ratio"],
+        rows,
+        [f"{REPEATS} parses per file and per baseline, each in a new process; `airflow` imported before timing",
+         "baseline: a generated file, one DAG with the same number of chained EmptyOperator tasks",
+         "parse ms: first parse in the process (imports latticedb_deploy + provider modules, reads the YAML config);"
+         " re-parse ms: a second DagBag of the same file in the same process (modules already imported)"],
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""Fault-injection suite: the fixtures of tests/integration (local environment on free ports, DagBag).
+
+pytest loads conftest.py only from a test's parent directories, so tests/integration's fixtures are
+imported here by name.
+"""
+
+from __future__ import annotations
+
+from tests.integration.conftest import dagbag, local, local_env  # noqa: F401

@@ -1,0 +1,105 @@
+"""Helpers for fault tests: fault toggles, watching the listener, and driving an existing DagRun.
+
+`continue_run` is `dag.test()`'s own loop (schedule what is ready, run it in-process, triggers
+inline) applied to a run that already exists — what a scheduler does after a worker died or a user
+cleared tasks — without `dag.test()`'s clearing of the whole run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+
+GREEN, BLUE = "latticedb-local-green", "latticedb-local-blue"
+
+
+def faults(local, **toggles) -> dict:
+    r = requests.post(f"{local.service_url}/_local/faults", json=toggles, timeout=5)
+    r.raise_for_status()
+    return r.json()
+
+
+def aws_stats(local) -> dict:
+    return requests.get(f"{local.service_url}/_local/faults", timeout=5).json()["aws_stats"]
+
+
+class WeightWatcher:
+    """Polls the production listener's weights in a thread; keeps every distinct state seen."""
+
+    def __init__(self, local, interval: float = 0.1):
+        self.local, self.interval = local, interval
+        self.seen: list[tuple[float, dict]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                w = self.local.weights()
+                if not self.seen or self.seen[-1][1] != w:
+                    self.seen.append((time.time(), w))
+            except Exception:  # noqa: BLE001 - the endpoint may be down on purpose
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def listener_is_whole(local) -> bool:
+    """Exactly the two slots, weights summing to 100 (nothing half-shifted or duplicated)."""
+    w = local.weights()
+    return set(w) == {GREEN, BLUE} and sum(w.values()) == 100
+
+
+def continue_run(dag, run_id: str, timeout: float = 240):
+    """Drive an existing DagRun to a final state the way dag.test() does; return the DagRun."""
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.settings import Session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    session = Session()
+    dr = session.query(DagRun).filter(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id).one()
+    dr.dag = scheduler_dag
+    if dr.state != DagRunState.RUNNING:
+        dr.state = DagRunState.RUNNING
+        session.commit()
+    deadline = time.monotonic() + timeout
+    while dr.state == DagRunState.RUNNING:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{run_id} still running after {timeout}s")
+        session.expire_all()
+        schedulable, _ = dr.update_state(session=session)
+        for ti in schedulable:
+            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                ti.try_number += 1
+            ti.state = TaskInstanceState.SCHEDULED
+        session.commit()
+        scheduled = [ti for ti in dr.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED]
+        if not scheduled:
+            time.sleep(0.5)
+        for ti in scheduled:
+            try:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+            except Exception:  # noqa: BLE001 - a failed task is recorded in its state, as in dag.test()
+                pass
+    session.close()
+    return dr
+
+
+def task_states(dr) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def tries(dr) -> dict[str, int]:
+    return {ti.task_id: ti.try_number for ti in dr.get_task_instances()}

@@ -1,0 +1,62 @@
+"""Clearing and re-running the failed task of a failed run converges.
+
+A rolling deploy fails at `deploy.update_service` because ECS throttles UpdateService beyond every
+retry (client and task). Nothing had changed, so the rollback skips and the service stays on v1.0.0
+with 100 % of traffic. Once the throttling stops, the user clears the failed task with its
+downstream tasks (what the UI's Clear does) and the same run finishes the deployment.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.driver import aws_stats, continue_run, faults, task_states, tries
+from tests.integration.helpers import image, run_dag_run
+
+pytestmark = pytest.mark.integration
+DAG_ID = "latticedb_deploy_rolling"
+
+
+def _clear_failed_with_downstream(dag, run_id: str, task_id: str) -> list[str]:
+    from airflow.models.taskinstance import clear_task_instances
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.settings import Session
+    from airflow.utils.state import DagRunState
+
+    sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    subset = sdag.partial_subset(task_ids=[task_id], include_downstream=True, include_upstream=False)
+    with Session() as session:
+        tis = sdag.clear(dry_run=True, task_ids=list(subset.task_dict), run_id=run_id, session=session)
+        clear_task_instances(list(tis), session, DagRunState.QUEUED)
+        session.commit()
+        return sorted(ti.task_id for ti in tis)
+
+
+def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
+    before = local.service()
+    faults(local, throttle={"operations": ["UpdateService"], "count": 1000})
+    conf = {"image_uri": image("v2.0.0"), "environment": "local"}
+    dr = run_dag_run(dagbag, DAG_ID, conf)
+    states = task_states(dr)
+    assert dr.state == "failed", states
+    assert states["deploy.update_service"] == "failed"
+    assert tries(dr)["deploy.update_service"] == 3  # its retries were used up
+    assert states["rollback.restore_previous_revision"] == "skipped"  # nothing had changed
+    assert aws_stats(local)["throttled"]["UpdateService"] >= 3
+    assert local.service()["taskDefinition"] == before["taskDefinition"]
+    assert local.weights()["latticedb-local-blue"] == 100
+    assert any("Deployment failed at deploy.update_service" in t for t in local.message_texts()), local.message_texts()
+    revisions = local.revisions()
+
+    faults(local, throttle=None)
+    cleared = _clear_failed_with_downstream(dagbag.dags[DAG_ID], dr.run_id, "deploy.update_service")
+    assert "deploy.wait_for_rollout" in cleared and "notify_success" in cleared, cleared
+    dr = continue_run(dagbag.dags[DAG_ID], dr.run_id)
+    states = task_states(dr)
+    assert dr.state == "success", states
+    after = local.service()
+    assert local.task_definition_image(after["taskDefinition"]).endswith("latticedb@" + local.digest("v2.0.0"))
+    assert after["runningCount"] == after["desiredCount"] == before["desiredCount"]
+    assert local.revisions() == revisions  # the re-run registered nothing new
+    assert local.weights()["latticedb-local-blue"] == 100
+    assert any("rolling deployment succeeded" in t for t in local.message_texts()), local.message_texts()

@@ -50,8 +50,9 @@ def local_env(airflow_db, tmp_path_factory):
 
 
 @pytest.fixture
-def local(local_env):
-    """The local environment, freshly bootstrapped (v1.0.0 live on blue, nothing recorded)."""
+def local(local_env, redis_db):
+    """The local environment, freshly bootstrapped (v1.0.0 live on blue, nothing recorded), with an
+    empty Redis for flags: pre-flight reads the kill switch and circuit breaker on every run."""
     local_env.reset()
     return local_env
 

@@ -4,24 +4,17 @@ Show, enable or disable a feature flag; turn the bulk kill switch on or off; sho
 database circuit breaker. Keys live in the environment's Redis (see latticedb_deploy/flags.py).
 """
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
-from latticedb_deploy.callbacks import notify_dag_failure
-from latticedb_deploy.config import load_config
-from latticedb_deploy.factory import DEFAULT_ARGS
+from latticedb_deploy.factory import environment_param, operations_dag
 from latticedb_deploy.flags import ACTIONS, FLAGS
 from latticedb_deploy.operators.flags import FeatureFlagOperator
 
-with DAG(
-    dag_id="latticedb_feature_flags",
+with operations_dag(
+    "latticedb_feature_flags",
     description="Show or change LatticeDB feature flags, the kill switch and the circuit breaker (Redis).",
     doc_md=__doc__,
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    on_failure_callback=notify_dag_failure,
-    tags=["latticedb", "operations", "feature-flags"],
+    tags=["operations", "feature-flags"],
     params={
         "action": Param(
             "show", type="string", enum=list(ACTIONS), title="Action",
@@ -32,10 +25,7 @@ with DAG(
             None, type=["null", "string"], enum=[None, *FLAGS], title="Flag",
             description="The feature flag for enable/disable (key latticedb:flags:<flag>).",
         ),
-        "environment": Param(
-            "local", type="string", enum=load_config().environment_names, title="Environment",
-            description="Whose Redis (the environment's redis_conn_id in include/config/latticedb.yaml).",
-        ),
+        "environment": environment_param("Whose Redis (the environment's redis_conn_id in include/config/latticedb.yaml)."),
         "reason": Param(
             "", type="string", title="Reason", description="Why (goes into the Slack notification).",
         ),

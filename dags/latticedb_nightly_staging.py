@@ -8,28 +8,23 @@ Schedule, environment, strategy and pattern: `nightly` in include/config/lattice
 
 from datetime import UTC, datetime
 
-from airflow.sdk import DAG, chain
+from airflow.sdk import chain
 
-from latticedb_deploy.callbacks import notify_dag_failure
 from latticedb_deploy.config import load_config
-from latticedb_deploy.factory import DEFAULT_ARGS
+from latticedb_deploy.factory import operations_dag
 from latticedb_deploy.operators.stages import NightlySummaryOperator, ResolveNightlyImageOperator, StrategyRunOperator
 
 nightly = load_config().nightly
 _resolved = "ti.xcom_pull(task_ids='resolve_image')"
 
-with DAG(
-    dag_id="latticedb_nightly_staging",
+with operations_dag(
+    "latticedb_nightly_staging",
     description=f"Nightly ({nightly.schedule} UTC): newest image matching {nightly.tag_pattern} to "
     f"{nightly.environment} with {nightly.strategy}; skipped when it already runs.",
     doc_md=__doc__,
     schedule=nightly.schedule,
     start_date=datetime(2025, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    on_failure_callback=notify_dag_failure,
-    tags=["latticedb", "operations", "nightly"],
+    tags=["operations", "nightly"],
 ) as dag:
     resolve = ResolveNightlyImageOperator(task_id="resolve_image")
     deploy = StrategyRunOperator(

@@ -5,27 +5,21 @@ with rolling, then approval in the UI, then production with canary). Each stage 
 strategy DAG and waits for it deferrably; a failed stage stops promotion; every stage notifies.
 """
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
-from latticedb_deploy.callbacks import notify_dag_failure
 from latticedb_deploy.config import load_config
-from latticedb_deploy.factory import DEFAULT_ARGS
+from latticedb_deploy.factory import operations_dag
 from latticedb_deploy.images import IMAGE_URI_PATTERN
 from latticedb_deploy.operators.stages import build_stages
 
 config = load_config()
 route = " -> ".join(f"{s.environment} ({s.strategy}{', approval' if s.require_approval else ''})" for s in config.progressive_delivery.stages)
 
-with DAG(
-    dag_id="latticedb_progressive_delivery",
+with operations_dag(
+    "latticedb_progressive_delivery",
     description=f"Progressive delivery: {route}.",
     doc_md=__doc__,
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    on_failure_callback=notify_dag_failure,
-    tags=["latticedb", "deployment", "progressive"],
+    tags=["deployment", "progressive"],
     params={
         "image_uri": Param(
             type="string", pattern=IMAGE_URI_PATTERN, title="Image URI",

@@ -5,11 +5,9 @@ If the old colour of a blue/green pair is still warm, the listener switches back
 with the ECS circuit breaker on, and the run waits, deferrably, until it is stable.
 """
 
-from airflow.sdk import DAG, Param, chain
+from airflow.sdk import Param, chain
 
-from latticedb_deploy.callbacks import notify_dag_failure
-from latticedb_deploy.config import load_config
-from latticedb_deploy.factory import DEFAULT_ARGS
+from latticedb_deploy.factory import environment_param, operations_dag
 from latticedb_deploy.operators.emergency import (
     PlanRollbackOperator,
     RollbackServiceOperator,
@@ -18,21 +16,13 @@ from latticedb_deploy.operators.emergency import (
 )
 from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
 
-with DAG(
-    dag_id="latticedb_rollback",
+with operations_dag(
+    "latticedb_rollback",
     description="Emergency rollback: switch back to the warm old colour, or the live service to the previous revision.",
     doc_md=__doc__,
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    on_failure_callback=notify_dag_failure,
-    tags=["latticedb", "operations", "rollback"],
+    tags=["operations", "rollback"],
     params={
-        "environment": Param(
-            "local", type="string", enum=load_config().environment_names, title="Environment",
-            description="Where to roll back (from include/config/latticedb.yaml).",
-        ),
+        "environment": environment_param("Where to roll back (from include/config/latticedb.yaml)."),
         "target_revision": Param(
             None, type=["null", "string"], title="Target revision",
             description="Task definition to return to: ARN, family:revision or a revision number. "

@@ -39,7 +39,32 @@ DEFAULT_ARGS = {
 }
 
 
-def deployment_params(environments: list[str], extra: dict[str, Param] | None = None) -> dict[str, Param]:
+def environment_param(description: str = "Where to deploy (from include/config/latticedb.yaml).") -> Param:
+    """The `environment` field every LatticeDB DAG has: one of the configured environments."""
+    return Param("local", type="string", enum=load_config().environment_names, title="Environment", description=description)
+
+
+def operations_dag(
+    dag_id: str, *, description: str, tags: list[str], schedule: Any = None, doc_md: str | None = None, **kwargs: Any
+) -> DAG:
+    """A LatticeDB DAG outside the strategy factory: the same defaults, retries, tags and failure callback."""
+    from latticedb_deploy.callbacks import notify_dag_failure
+
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        doc_md=doc_md,
+        schedule=schedule,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        on_failure_callback=notify_dag_failure,
+        tags=["latticedb", *tags],
+        **kwargs,
+    )
+
+
+def deployment_params(extra: dict[str, Param] | None = None) -> dict[str, Param]:
     """The trigger form: titled, described, validated before a run exists."""
     params = {
         "image_uri": Param(
@@ -49,13 +74,7 @@ def deployment_params(environments: list[str], extra: dict[str, Param] | None = 
             description="Fully qualified image with tag or digest, e.g. "
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0",
         ),
-        "environment": Param(
-            "local",
-            type="string",
-            enum=environments,
-            title="Environment",
-            description="Where to deploy (from include/config/latticedb.yaml).",
-        ),
+        "environment": environment_param(),
         "auto_rollback": Param(
             True,
             type="boolean",
@@ -187,7 +206,6 @@ def build_deployment_dag(
     from latticedb_deploy.operators.verify import CleanupRevisionsOperator, SmokeTestOperator
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
-    config = load_config()
     with DAG(
         dag_id=dag_id or f"latticedb_deploy_{strategy.name}",
         description=strategy.summary,
@@ -197,7 +215,7 @@ def build_deployment_dag(
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
-        params=deployment_params(config.environment_names, extra_params),
+        params=deployment_params(extra_params),
         tags=["latticedb", "deployment", strategy.name, *(tags or [])],
     ) as dag:
         notify_start = NotifyOperator(task_id="notify_start", event="started", title=f"{strategy.name} deployment started")

@@ -6,4 +6,4 @@ imported here by name.
 
 from __future__ import annotations
 
-from tests.integration.conftest import dagbag, local, local_env  # noqa: F401
+from tests.integration.conftest import dagbag, local, local_env, redis_db, redis_server  # noqa: F401

@@ -82,14 +82,18 @@ def running_digest(env: Any, ecs: Any, ecr: Any, service: str) -> tuple[str | No
         return None, svc["taskDefinition"]
 
 
-class ResolveNightlyImageOperator(LatticeDBOperator):
-    """Newest ECR image whose tag matches `nightly.tag_pattern`; skip the run if it already runs live."""
+class _NightlyOperator(LatticeDBOperator):
+    """The nightly DAG has no environment/image params: both come from config and the resolved image."""
 
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("environment", "")
         kwargs.setdefault("image_uri", "")
         kwargs.setdefault("notify", True)
         super().__init__(**kwargs)
+
+
+class ResolveNightlyImageOperator(_NightlyOperator):
+    """Newest ECR image whose tag matches `nightly.tag_pattern`; skip the run if it already runs live."""
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws import boto_client
@@ -133,14 +137,8 @@ class ResolveNightlyImageOperator(LatticeDBOperator):
         return result
 
 
-class NightlySummaryOperator(LatticeDBOperator):
+class NightlySummaryOperator(_NightlyOperator):
     """After the triggered deployment: one summary message; the run fails if the deployment did."""
-
-    def __init__(self, **kwargs: Any):
-        kwargs.setdefault("environment", "")
-        kwargs.setdefault("image_uri", "")
-        kwargs.setdefault("notify", True)
-        super().__init__(**kwargs)
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy import notify

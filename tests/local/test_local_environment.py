@@ -222,6 +222,36 @@ def test_scale_green_up_and_test_listener_serves_it(local):
     wait_for(lambda: service(local, ENV.green_service)["runningCount"] == 0, 5, what="green down")
 
 
+def test_scale_out_from_zero_takes_time_and_targets_start_initial(local):
+    """Real ECS needs time to start tasks and pass target health: a settled service scaled from
+    0 to N reports runningCount growing over the rollout time, and each new target is `initial`
+    before it is `healthy`. (An emulator that jumped to N at once hid rollback-order outages.)"""
+    ecs, elb = local.client("ecs"), local.client("elbv2")
+    tg = target_group_arn(local, LB.blue_target_group)
+    ecs.update_service(cluster=ENV.cluster, service=ENV.service, desiredCount=0)
+    wait_for(lambda: service(local)["runningCount"] == 0, 5, what="blue at 0")
+    wait_for(lambda: not elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"], 5, what="no targets")
+    ecs.update_service(cluster=ENV.cluster, service=ENV.service, desiredCount=4)
+    seen_running, seen_states = set(), set()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        svc = service(local)
+        seen_running.add(svc["runningCount"])
+        seen_states.update(
+            d["TargetHealth"]["State"] for d in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        )
+        if svc["runningCount"] == 4 and seen_states == {"initial", "healthy"} and all(
+            d["TargetHealth"]["State"] == "healthy"
+            for d in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        ):
+            break
+        time.sleep(0.1)
+    assert service(local)["runningCount"] == 4
+    assert seen_running & {1, 2, 3}, f"runningCount jumped straight to 4: saw {sorted(seen_running)}"
+    assert "initial" in seen_states, seen_states
+    assert primary(service(local))["rolloutState"] == "COMPLETED"
+
+
 def test_target_groups_hold_one_healthy_target_per_running_task(local):
     elb = local.client("elbv2")
 

@@ -16,8 +16,6 @@ import zlib
 
 from moto.core.utils import utcnow
 
-from .routing import serving_deployment
-
 log = logging.getLogger(__name__)
 
 FAILURES_TO_TRIP = 3
@@ -37,6 +35,8 @@ class EcsEmulator:
         self._rollout = settings.rollout_seconds
         self._retention = settings.failed_retention_seconds
         self._tick = settings.emulator_tick_seconds
+        self._grace = settings.health_grace_seconds
+        self._registered_at: dict[tuple[str, str], float] = {}  # (target group arn, target id) -> time
         self._lock = world_lock
         self._known: dict[str, dict] = {}  # deployment id -> timing state
         self._snapshots: dict[str, list[dict]] = {}  # service arn -> deployments we last wrote
@@ -66,6 +66,30 @@ class EcsEmulator:
 
             hooked._latticedb_local = True
             setattr(Backend, name, hooked)
+        self._install_health_hook()
+
+    def _install_health_hook(self) -> None:
+        """Targets answer `initial` until they have been registered for the health-check grace time
+        (moto calls every registered target healthy at once; an ALB does not)."""
+        from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+        original = FakeTargetGroup.health_for
+        if getattr(original, "_latticedb_local", False):
+            return
+        emulator = self
+
+        def health_for(tg, target, ec2_backend, _original=original):
+            status = _original(tg, target, ec2_backend)
+            registered = emulator._registered_at.get((tg.arn, target["Id"]))
+            if status.status == "healthy" and registered is not None and time.time() - registered < emulator._grace:
+                return FakeHealthStatus(
+                    status.instance_id, status.port, status.health_check_port, "initial",
+                    "Elb.RegistrationInProgress", "Target registration is in progress",
+                )
+            return status
+
+        health_for._latticedb_local = True
+        FakeTargetGroup.health_for = health_for
 
     def observe(self, svc) -> None:
         """Apply one scheduler step to `svc` right now (called from moto's request thread)."""
@@ -89,6 +113,7 @@ class EcsEmulator:
         with self._lock:
             self._known.clear()
             self._snapshots.clear()
+            self._registered_at.clear()
 
     def adopt_steady_state(self) -> None:
         """Mark every current deployment as done: the environment starts out settled."""
@@ -102,6 +127,7 @@ class EcsEmulator:
                 svc.task_definition = self._resolve_td(svc.task_definition) or svc.task_definition
                 self._write(svc, [d for d in deps if d["status"] == "PRIMARY"])
                 self._event(svc, "has reached a steady state.")
+            self._registered_at = dict.fromkeys(self._registered_at, 0.0)  # settled: healthy already
 
     def _run(self) -> None:
         while not self._stop.wait(self._tick):
@@ -164,10 +190,7 @@ class EcsEmulator:
                 primary.update(runningCount=0, pendingCount=desired)
                 self._fail_task(svc, primary, state, now)
                 return deps
-            if primary["runningCount"] != desired:
-                log.info("%s: scaled to %d", svc.name, desired)
-                primary.update(runningCount=desired, pendingCount=0, updatedAt=utcnow())
-                self._event(svc, "has reached a steady state.")
+            self._scale(svc, primary, state, desired, now)
             return deps
         if primary["rolloutState"] == "FAILED":
             primary.update(runningCount=0, pendingCount=0)
@@ -187,6 +210,33 @@ class EcsEmulator:
         if primary["failedTasks"] >= FAILURES_TO_TRIP and breaker.get("enable"):
             return self._trip(svc, primary, deps, bool(breaker.get("rollback")), now)
         return deps
+
+    def _scale(self, svc, dep, state, desired: int, now: float) -> None:
+        """A settled deployment whose desired count changed. Scaling in is immediate (tasks stop at
+        once, the harsher case for traffic); scaling out starts tasks over the rollout time, as ECS
+        needs time to place, start and health-check them: runningCount grows one task at a time."""
+        running = dep["runningCount"]
+        if running == desired:
+            state.pop("scale", None)
+            return
+        if running > desired:
+            log.info("%s: scaled in to %d", svc.name, desired)
+            dep.update(runningCount=desired, pendingCount=0, updatedAt=utcnow())
+            state.pop("scale", None)
+            self._event(svc, "has reached a steady state.")
+            return
+        scale = state.get("scale")
+        if scale is None or scale["to"] != desired:
+            scale = state["scale"] = {"from": running, "to": desired, "started": now}
+            self._event(svc, f"has started {desired - running} tasks: (deployment {dep['id']}).")
+            log.info("%s: scaling out %d -> %d", svc.name, running, desired)
+        grown = int((desired - scale["from"]) * (now - scale["started"]) / self._rollout) if self._rollout > 0 else desired
+        running = min(desired, scale["from"] + grown)
+        dep.update(runningCount=running, pendingCount=desired - running, updatedAt=utcnow())
+        if running == desired:
+            state.pop("scale", None)
+            log.info("%s: scaled out to %d", svc.name, desired)
+            self._event(svc, "has reached a steady state.")
 
     def _fail_task(self, svc, dep, state, now) -> None:
         """A crashing image: one more task exits, every rollout/3 seconds."""
@@ -264,18 +314,21 @@ class EcsEmulator:
     def _write(self, svc, deps: list[dict]) -> None:
         svc.deployments = deps
         svc.running_count = sum(d["runningCount"] for d in deps)
-        svc.pending_count = sum(d["pendingCount"] for d in deps if d["rolloutState"] == "IN_PROGRESS")
+        svc.pending_count = sum(d["pendingCount"] for d in deps if d["rolloutState"] != "FAILED")
         self._snapshots[svc.arn] = [dict(d) for d in deps]
         self._sync_targets(svc, deps)
 
     def _sync_targets(self, svc, deps: list[dict]) -> None:
-        """Register one IP target per task of the serving deployment in the service's target groups."""
-        dep = serving_deployment(deps)
+        """Register one IP target per running task (of every deployment that has some) in the service's
+        target groups, as ECS does when a task starts; each new target is `initial` for a grace time."""
         wanted = {}
-        if dep:
+        for dep in deps:
+            if dep.get("rolloutState") == "FAILED":
+                continue
             octet = zlib.crc32(dep["id"].encode()) % 250
-            wanted = {f"10.42.{octet}.{10 + i}": i for i in range(min(dep["runningCount"], 200))}
+            wanted.update({f"10.42.{octet}.{10 + i}": i for i in range(min(dep.get("runningCount", 0), 200))})
         backend = self._moto.elbv2_backend()
+        now = time.time()
         for lb in svc.load_balancers or []:
             tg = backend.target_groups.get(lb.get("targetGroupArn"))
             if tg is None:
@@ -283,9 +336,13 @@ class EcsEmulator:
             stale = [{"Id": t} for t in tg.targets if t not in wanted]
             if stale:
                 tg.deregister(stale)
+                for t in stale:
+                    self._registered_at.pop((tg.arn, t["Id"]), None)
             new = [{"Id": ip, "Port": lb.get("containerPort", tg.port)} for ip in wanted if ip not in tg.targets]
             if new:
                 tg.register(new)
+                for t in new:
+                    self._registered_at[(tg.arn, t["Id"])] = now
 
     def _event(self, svc, message: str) -> None:
         entry = {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": f"(service {svc.name}) {message}"}

@@ -40,6 +40,7 @@ class Settings:
     failed_retention_seconds: float
     tick_seconds: float
     emulator_tick_seconds: float
+    health_grace_seconds: float
     rps: float
     scenario_file: Path
     host: str = "127.0.0.1"
@@ -77,6 +78,8 @@ def load_settings() -> Settings:
         failed_retention_seconds=_env_float("LATTICEDB_LOCAL_FAILED_RETENTION_SECONDS", 30.0),
         tick_seconds=_env_float("LATTICEDB_LOCAL_TICK_SECONDS", 1.0),
         emulator_tick_seconds=_env_float("LATTICEDB_LOCAL_EMULATOR_TICK_SECONDS", 0.3),
+        # A new target answers `initial` for this long before `healthy`, as an ALB health check does.
+        health_grace_seconds=_env_float("LATTICEDB_LOCAL_HEALTH_GRACE_SECONDS", 1.0),
         rps=_env_float("LATTICEDB_LOCAL_RPS", 50.0),
         scenario_file=Path(os.environ.get("LATTICEDB_LOCAL_SCENARIOS") or SCENARIO_FILE),
     )

@@ -11,7 +11,7 @@ ENVSH := source scripts/airflow-env.sh
 IMAGE ?= 123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0
 ENVIRONMENT ?= local
 
-.PHONY: help install demo test lint local-up local-down up down bench e2e clean
+.PHONY: help install demo test lint local-up local-down up down bench e2e clean iam-policy
 
 help: ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ demo: install ## run one rolling deployment of latticedb:v2.0.0 to `local` throu
 	@$(ENVSH); $(PY) include/local/ctl.py up; $(PY) include/local/ctl.py reset; \
 	  rc=0; $(PY) scripts/demo.py --image "$(IMAGE)" --environment "$(ENVIRONMENT)" || rc=$$?; \
 	  $(PY) include/local/ctl.py down; exit $$rc
+
+iam-policy: install ## print the deployer's IAM policy for ENVIRONMENT (committed as include/iam/<env>.json)
+	@$(ENVSH); $(PY) -m latticedb_deploy.iam_policy "$(ENVIRONMENT)"
 
 lint: install ## ruff with Airflow's AIR rules
 	$(VENV)/bin/ruff check dags plugins include tests scripts benchmarks

@@ -24,8 +24,16 @@ os.environ.update(
     }
 )
 sys.path.insert(0, str(ROOT / "plugins"))
+# One AWS call-ledger directory per run, shared by xdist workers (they inherit it): tests/security/ledger_session.py
+os.environ.setdefault("LATTICEDB_AWS_LEDGER_DIR", tempfile.mkdtemp(prefix="latticedb-aws-ledger-"))
 
 import pytest  # noqa: E402
+
+from tests.security.ledger_session import (  # noqa: E402,F401 - session hooks: the call-ledger proof
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 
 @pytest.fixture(scope="session")

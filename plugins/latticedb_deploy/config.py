@@ -217,6 +217,9 @@ class Environment:
     lock_table: str = "latticedb-deploy-locks"  # DynamoDB: one deployment per environment at a time
     lock_ttl_seconds: int = 10800  # a crashed run's hold expires after this
     deployment_log: str = "docs/DEPLOYMENT_LOG.md"  # relative to the repository root unless absolute
+    # IAM roles the task definition names (the deployer may pass exactly these): default <task_family>-task / -execution
+    task_role: str | None = None
+    execution_role: str | None = None
 
     @property
     def services(self) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import LocalEnv
+from tests.security.ledger_session import ledger_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CTL = ROOT / "include" / "local" / "ctl.py"
@@ -33,6 +34,7 @@ def local_env(airflow_db, tmp_path_factory):
     for name, port in ports.items():
         os.environ[f"LATTICEDB_LOCAL_{name}_PORT"] = str(port)
     os.environ["LATTICEDB_LOCAL_STATE_DIR"] = str(tmp_path_factory.mktemp("local-env"))
+    os.environ["LATTICEDB_LOCAL_AWS_LEDGER"] = str(ledger_file())  # every AWS call, checked against the IAM policy
     moto = f"http://127.0.0.1:{ports['MOTO']}"
     os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_AWS"] = json.dumps({
         "conn_type": "aws", "login": "testing", "password": "testing",

@@ -16,6 +16,8 @@ import socket
 import uuid
 from urllib.parse import parse_qs
 
+from .call_ledger import CallLedger
+
 log = logging.getLogger(__name__)
 
 INTERNAL_AGENT = "latticedb-local-internal"  # User-Agent marker of the environment's own clients
@@ -88,10 +90,13 @@ class AwsFaultMiddleware:
     def __init__(self, app, faults):
         self.app = app
         self.faults = faults
+        self.ledger = CallLedger.from_environment()  # LATTICEDB_LOCAL_AWS_LEDGER: record every call
 
     def __call__(self, environ, start_response):
         if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", "") or environ.get("PATH_INFO", "").startswith("/moto-api"):
             return self.app(environ, start_response)
+        if self.ledger is not None and not CallLedger.seen(environ):
+            return self.ledger.observe(environ, start_response, self)
         op = operation_of(environ)
         decision = self.faults.aws_decision(op)
         if decision is None:

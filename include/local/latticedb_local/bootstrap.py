@@ -261,8 +261,13 @@ def _task_definition(ecs, env, scenarios: Scenarios, topo: Topology) -> None:
         topo.task_definition_arn = arns[0]
         return
     image = f"{topo.repository_uri}@{topo.digests[scenarios.initial]}"
+    from latticedb_deploy.iam_policy import Arns
+
+    roles = Arns(env)  # as on AWS: the revisions the DAGs register pass these two roles (iam:PassRole)
     topo.task_definition_arn = ecs.register_task_definition(
         family=env.task_family,
+        taskRoleArn=roles.task_role,
+        executionRoleArn=roles.execution_role,
         networkMode="awsvpc",
         requiresCompatibilities=["FARGATE"],
         cpu="512",

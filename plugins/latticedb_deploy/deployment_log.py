@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,20 +55,36 @@ def strategy_title(strategy: str) -> str:
     return STRATEGY_NAMES.get(strategy, strategy.replace("_", " ").title())
 
 
+# Markdown that could imitate structure inside a value: emphasis (a fake `**Deployed By**`), code,
+# links, raw HTML (`<br>`) and entities. Backslash-escaped, they render as themselves.
+_MARKDOWN = re.compile(r"([\\`*\[\]<>&])")
+# Every character Python (and so a markdown renderer) may treat as a line break.
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def inline(value: object) -> str:
+    """One line of literal text: line breaks become spaces and markdown is escaped.
+
+    Free text (an override reason, a detail from the service, who triggered the run) can then
+    neither start a new `## Deployment` entry or `- **...**` bullet, nor look like one.
+    """
+    return _MARKDOWN.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(value)).strip())
+
+
 def render_entry(entry: DeploymentEntry) -> str:
-    issues = "; ".join(entry.issues) if entry.issues else "None"
+    issues = "; ".join(inline(i) for i in entry.issues) if entry.issues else "None"
     lines = [
         f"## Deployment {entry.date:%Y-%m-%d}",
         "",
-        f"- **Version**: {entry.version}",
-        f"- **Strategy**: {strategy_title(entry.strategy)}",
+        f"- **Version**: {inline(entry.version)}",
+        f"- **Strategy**: {inline(strategy_title(entry.strategy))}",
         f"- **Duration**: {format_duration(entry.duration_seconds)}",
         f"- **Issues**: {issues}",
-        f"- **Deployed By**: {entry.deployed_by}",
+        f"- **Deployed By**: {inline(entry.deployed_by)}",
     ]
     if entry.environment:
-        lines.append(f"- **Environment**: {entry.environment}")
-    lines.extend(f"- **{key}**: {value}" for key, value in entry.extra.items())
+        lines.append(f"- **Environment**: {inline(entry.environment)}")
+    lines.extend(f"- **{inline(key)}**: {inline(value)}" for key, value in entry.extra.items())
     return "\n".join(lines) + "\n"
 
 

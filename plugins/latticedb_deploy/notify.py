@@ -34,16 +34,32 @@ _ICON = {
 }
 
 
+def escape(value: object) -> str:
+    """Text as Slack shows it literally: its three control characters as entities.
+
+    Slack's formatting reference ("Escaping text"): `&` -> `&amp;`, `<` -> `&lt;`, `>` -> `&gt;`.
+    So `<!channel>` or `<http://x|click>` in a reason, a smoke-test detail or an image tag is
+    displayed, never turned into a mention or a link.
+    """
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def build_message(event: str, title: str, fields: dict[str, object], link: str | None = None) -> dict:
-    """Slack payload: a header-like section, a fields section, an optional link."""
-    text = f"{_ICON.get(event, '')} {title}".strip()
+    """Slack payload: a header-like section, a fields section, an optional link.
+
+    Every caller-supplied string (title, field names and values, the link) is escaped here, in the
+    one place every notification passes through; only this function's own markup stays markup.
+    """
+    text = escape(f"{_ICON.get(event, '')} {title}".strip())
+    shown = [(escape(k), escape(v)) for k, v in fields.items() if v not in (None, "")]
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*"}}]
-    items = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields.items() if v not in (None, "")]
+    items = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in shown]
     for i in range(0, len(items), 10):  # Slack allows at most 10 fields per section
         blocks.append({"type": "section", "fields": items[i : i + 10]})
     if link:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in Airflow>"}]})
-    plain = text + "".join(f"\n{k}: {v}" for k, v in fields.items() if v not in (None, ""))
+        url = escape(link).replace("|", "%7C")  # `|` would end the URL part of <url|label>
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{url}|Open in Airflow>"}]})
+    plain = text + "".join(f"\n{k}: {v}" for k, v in shown)
     return {"text": plain, "blocks": blocks}
 
 

@@ -72,3 +72,23 @@ def test_relative_paths_resolve_against_the_data_dir_or_the_repo(tmp_path, monke
     monkeypatch.setenv("LATTICEDB_DATA_DIR", str(tmp_path))
     assert resolve_log_path(".local/DEPLOYMENT_LOG.md") == tmp_path / ".local" / "DEPLOYMENT_LOG.md"
     assert resolve_log_path("/var/log/d.md") == Path("/var/log/d.md")
+
+
+def test_free_text_cannot_forge_entries_or_bullets():
+    forged = "INC-9\n\n## Deployment 1999-01-01\n- **Deployed By**: mallory\r\x0bnext\u2028line"
+    entry = DeploymentEntry(
+        date=ENTRY.date, version="v2.0.0", strategy="rolling", duration_seconds=5, deployed_by="a_b\n## x",
+        issues=(f"window overridden by alice: {forged}",), extra={"Override": "*bold* [link](http://x) <br> `c` & \\"},
+    )
+    text = render_entry(entry)
+    lines = text.splitlines()
+    assert [line for line in lines if line.startswith("## ")] == ["## Deployment 2026-11-26"]
+    assert len([line for line in lines if line.startswith("- **")]) == 6
+    assert "- **Deployed By**: a_b ## x" in lines
+    issues = next(line for line in lines if line.startswith("- **Issues**"))
+    assert issues == "- **Issues**: window overridden by alice: INC-9 ## Deployment 1999-01-01 - \\*\\*Deployed By\\*\\*: mallory next line"
+    assert "- **Override**: \\*bold\\* \\[link\\](http://x) \\<br\\> \\`c\\` \\& \\\\" in lines
+
+
+def test_ordinary_values_are_unchanged():
+    assert render_entry(ENTRY).count("\\") == 0

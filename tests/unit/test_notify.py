@@ -108,3 +108,28 @@ def test_a_bug_in_building_the_message_is_swallowed_too():
             raise RuntimeError("cannot render")
 
     assert notify.send("t_webhook", "started", "x", {"Bad": Boom()}) is False
+
+
+@pytest.mark.parametrize("hostile", ["<!channel>", "<http://evil.example|click>", "<@U024BE7LH>", "a & b", "<!subteam^S1>"])
+def test_untrusted_text_is_escaped_in_every_text_field(hostile):
+    msg = notify.build_message(
+        "failed", f"Deployment of latticedb:{hostile} failed",
+        {"Reason": hostile, f"Key {hostile}": "v", "Smoke": f"GET /health: {hostile}"}, "http://airflow/runs/x?a=1&b=2",
+    )
+    escaped = hostile.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    texts = [msg["text"], msg["blocks"][0]["text"]["text"], *[f["text"] for f in msg["blocks"][1]["fields"]]]
+    for text in texts:
+        assert hostile not in text and escaped in text, text
+    link = msg["blocks"][2]["elements"][0]["text"]
+    assert link == "<http://airflow/runs/x?a=1&amp;b=2|Open in Airflow>"
+
+
+def test_a_pipe_in_the_link_cannot_relabel_it():
+    msg = notify.build_message("failed", "t", {}, "http://airflow/runs/x|Click me")
+    assert msg["blocks"][-1]["elements"][0]["text"] == "<http://airflow/runs/x%7CClick me|Open in Airflow>"
+
+
+def test_escaped_text_reaches_the_webhook(slack):
+    assert notify.send("t_webhook", "warning", "Kill switch on", {"Reason": "<!here> ok"})
+    body = slack.received[-1]["body"]
+    assert "&lt;!here&gt; ok" in body["text"] and "<!here>" not in json.dumps(body)

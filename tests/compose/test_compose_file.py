@@ -237,7 +237,6 @@ def test_metadata_db_broker_and_execution_api_point_at_services(services):
     api = urlparse(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert api.hostname == "airflow-apiserver" and api.path == "/execution/"
     assert any(p.split(":")[-1] == str(api.port) for p in services["airflow-apiserver"]["ports"])
-    assert env["AIRFLOW__API_AUTH__JWT_SECRET"], "workers need the api-server's JWT secret"
 
 
 def test_connections_are_set_from_env_and_reach_the_local_profile(services):
@@ -275,3 +274,90 @@ def test_local_profile_runs_the_local_server(services):
     assert local["build"]["args"]["REQUIREMENTS"] == "requirements-dev.txt"
     assert "moto[server]" in (ROOT / "requirements-dev.txt").read_text()
     assert "8081" in " ".join(local["healthcheck"]["test"])
+
+
+# --- Secrets: generated on first start, never shipped -------------------------------------------------
+
+SECRET_FILES = {"AIRFLOW__CORE__FERNET_KEY_CMD": "fernet_key", "AIRFLOW__API_AUTH__JWT_SECRET_CMD": "jwt_secret"}
+
+
+def _secrets_script(services) -> str:
+    """The Python the init runs between `<<'SECRETS'` and `SECRETS` (compose's `$$` already undone)."""
+    init = _command(services["airflow-init"])
+    m = re.search(r"python - <<'SECRETS'\n(.*?)\n\s*SECRETS\n", init, flags=re.S)
+    assert m, "airflow-init does not generate the secrets"
+    lines = m.group(1).splitlines()
+    indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+    return "\n".join(line[indent:] for line in lines)
+
+
+def test_no_secret_value_is_shipped(raw, services):
+    assert "latticedb-local-change-me" not in raw
+    for name, svc in services.items():
+        env = _env(svc)
+        for key in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
+            assert key not in env, f"{name} sets {key} to a value in the file"
+        for key in ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET"):
+            assert (svc.get("environment") or {}).get(key) in (None, ""), f"{name}: {key} must default to empty (then it is generated)"
+
+
+def test_every_airflow_component_reads_the_generated_secrets(compose, services):
+    for name in {*AIRFLOW_COMMANDS, "airflow-init"}:
+        svc = services[name]
+        env = _env(svc)
+        mounts = {v.split(":")[1]: v for v in svc["volumes"]}
+        for key, filename in SECRET_FILES.items():
+            assert env[key] == f"cat /opt/airflow/secrets/{filename}", (name, key)
+        assert mounts["/opt/airflow/secrets"].startswith("airflow-secrets:"), name
+        if name != "airflow-init":
+            assert mounts["/opt/airflow/secrets"].endswith(":ro"), f"{name} must not be able to change the secrets"
+            assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully", name
+    init_mounts = {v.split(":")[1]: v for v in services["airflow-init"]["volumes"]}
+    assert not init_mounts["/opt/airflow/secrets"].endswith(":ro"), "airflow-init writes them"
+    init = _command(services["airflow-init"])
+    assert init.index("<<'SECRETS'") < init.index("airflow db migrate"), "secrets before anything reads the config"
+
+
+def test_the_init_generates_once_keeps_them_and_takes_given_ones(services, tmp_path):
+    import subprocess
+    import sys
+
+    from cryptography.fernet import Fernet
+
+    script = _secrets_script(services)
+
+    def run(folder, **env):
+        folder.mkdir(exist_ok=True)
+        clean = {k: v for k, v in __import__("os").environ.items() if k not in ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET")}
+        subprocess.run([sys.executable, "-c", script], env={**clean, "LATTICEDB_SECRETS_DIR": str(folder), **env},
+                       check=True, capture_output=True, text=True)
+        return {n: (folder / n).read_text() for n in SECRET_FILES.values()}
+
+    first = run(tmp_path / "a")
+    Fernet(first["fernet_key"].encode())  # a valid Fernet key
+    assert len(first["jwt_secret"]) >= 48
+    assert all(((tmp_path / "a" / n).stat().st_mode & 0o777) == 0o440 for n in SECRET_FILES.values())
+    assert run(tmp_path / "a") == first, "a restart must keep the keys (the DB is encrypted with them)"
+    other = run(tmp_path / "b")
+    assert other["fernet_key"] != first["fernet_key"] and other["jwt_secret"] != first["jwt_secret"]
+    given = Fernet.generate_key().decode()
+    assert run(tmp_path / "c", AIRFLOW_FERNET_KEY=given, AIRFLOW_JWT_SECRET="j" * 64) == {"fernet_key": given, "jwt_secret": "j" * 64}
+    bad = subprocess.run([sys.executable, "-c", script], env={"LATTICEDB_SECRETS_DIR": str(tmp_path / "c"), "AIRFLOW_FERNET_KEY": "nope",
+                         "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert bad.returncode != 0 and (tmp_path / "c" / "fernet_key").read_text() == given, "a malformed key is refused, the old one kept"
+
+
+def test_airflow_reads_the_keys_through_the_cmd_settings(services, tmp_path):
+    """What every component does at start: Airflow runs the _CMD and uses its output."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "fernet_key").write_text("x" * 43 + "=")
+    (tmp_path / "jwt_secret").write_text("jwt-from-file")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__CORE__FERNET", "AIRFLOW__API_AUTH__JWT"))}
+    for key in SECRET_FILES:
+        env[key] = _env(services["airflow-scheduler"])[key].replace("/opt/airflow/secrets", str(tmp_path))
+    code = "from airflow.configuration import conf; print(conf.get('core','fernet_key')); print(conf.get('api_auth','jwt_secret'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out[-2:] == ["x" * 43 + "=", "jwt-from-file"]

@@ -110,10 +110,14 @@ def test_the_staging_deployer_cannot_touch_production():
         Authorization("elasticloadbalancing:ModifyListener", prod.listeners.replace("*/", "app/", 1).replace("/*/*", "/0a1b/2c3d")),
         Authorization("ecs:ListServices", "*", (("ecs:cluster", (prod.cluster,)),)),
         Authorization("dynamodb:PutItem", prod.lock_table, (("dynamodb:LeadingKeys", ("production",)),)),
+        Authorization("dynamodb:GetItem", prod.lock_table, (("dynamodb:LeadingKeys", ("production#preempted#r1",)),)),
+        Authorization("dynamodb:GetItem", prod.lock_table, (("dynamodb:LeadingKeys", ("stagingx",)),)),
         Authorization("iam:PassRole", prod.task_role, (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)),
     ]:
         assert not allowed(staging, auth), auth
     own = Arns(CONFIG.environment("staging"))
+    for key in ("staging", "staging#preempted#r1"):  # its lease and the records hanging off it
+        assert allowed(staging, Authorization("dynamodb:UpdateItem", own.lock_table, (("dynamodb:LeadingKeys", (key,)),)))
     assert allowed(staging, Authorization(
         "elasticloadbalancing:ModifyListener",
         own.listeners.replace("listener/*/", "listener/app/").replace("/*/*", "/50dc6c495c0c9188/f2f7dc8efc522ab2"),

@@ -54,5 +54,52 @@ def test_moto_down_drops_connections_keeps_state_and_comes_back(local):
 
 def test_bad_fault_values_are_refused(local):
     for bad in ({"moto_down": True}, {"moto_down": {"seconds": 0}}, {"throttle": {"operations": []}},
-                {"throttle": {"operations": ["X"], "count": 0}}):
+                {"throttle": {"operations": ["X"], "count": 0}}, {"deny": {"operation": "X", "nth": 0}},
+                {"deny": "ModifyListener"}, {"slot_errors": {"latticedb-local-green": 2}},
+                {"arm": {"on": "X", "set": {"nope": True}}}, {"arm": {"on": "X", "set": {"arm": None}}}):
         assert requests.post(f"{local.service_url}/_local/faults", json=bad, timeout=5).status_code == 400, bad
+
+
+def test_deny_answers_access_denied_from_the_nth_call_until_cleared(local):
+    faults(local, deny={"operation": "DescribeLoadBalancers", "nth": 2})
+    elb = _client(local, "elbv2")
+    elb.describe_load_balancers()  # the 1st call is served
+    for _ in range(2):
+        with pytest.raises(ClientError) as err:
+            elb.describe_load_balancers()
+        assert err.value.response["Error"]["Code"] == "AccessDenied"
+    _client(local, "ecs").describe_services(cluster="latticedb-local", services=["x"])  # other operations pass
+    faults(local, deny=None)
+    elb.describe_load_balancers()
+
+
+def test_arm_sets_faults_when_the_deployment_makes_its_nth_call(local):
+    faults(local, arm={"on": "DescribeLoadBalancers", "nth": 2, "set": {"health_down": True}})
+    elb = _client(local, "elbv2")
+    elb.describe_load_balancers()
+    assert requests.get(f"{local.service_url}/health", timeout=5).status_code == 200
+    elb.describe_load_balancers()  # the 2nd call is served, and arms health_down
+    assert requests.get(f"{local.service_url}/health", timeout=5).status_code == 503
+    faults(local, health_down=False)
+
+
+def test_slot_errors_make_one_target_group_answer_5xx(local):
+    from datetime import UTC, datetime, timedelta
+
+    faults(local, slot_errors={"latticedb-local-blue": 0.5})
+    time.sleep(3)
+    cw = _client(local, "cloudwatch")
+    elb = _client(local, "elbv2")
+    lb = elb.describe_load_balancers(Names=["latticedb-local-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    tg = elb.describe_target_groups(Names=["latticedb-local-blue"])["TargetGroups"][0]["TargetGroupArn"]
+    dims = [{"Name": "LoadBalancer", "Value": lb.split(":loadbalancer/")[1]},
+            {"Name": "TargetGroup", "Value": tg.split(":")[-1]}]
+    now = datetime.now(UTC)
+
+    def total(metric):
+        resp = cw.get_metric_statistics(Namespace="AWS/ApplicationELB", MetricName=metric, Dimensions=dims,
+                                        StartTime=now - timedelta(seconds=3), EndTime=now, Period=60, Statistics=["Sum"])
+        return sum(d["Sum"] for d in resp["Datapoints"])
+
+    requests_, errors = total("RequestCount"), total("HTTPCode_Target_5XX_Count")
+    assert requests_ > 0 and 0.3 < errors / requests_ < 0.7, (requests_, errors)

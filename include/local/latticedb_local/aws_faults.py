@@ -57,17 +57,22 @@ def _cbor_text(s: str) -> bytes:
 
 def throttling_response(environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
     """HTTP 400 ThrottlingException in the protocol the request came in."""
+    return error_response(environ, "ThrottlingException", "Throttling", _MESSAGE)
+
+
+def error_response(environ: dict, json_code: str, query_code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """HTTP 400 with an AWS error code, in the protocol the request came in."""
     rid = str(uuid.uuid4())
     if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
-        body = b"\xa2" + _cbor_text("__type") + _cbor_text("ThrottlingException") + _cbor_text("message") + _cbor_text(_MESSAGE)
+        body = b"\xa2" + _cbor_text("__type") + _cbor_text(json_code) + _cbor_text("message") + _cbor_text(message)
         headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
     elif environ.get("HTTP_X_AMZ_TARGET"):
-        body = json.dumps({"__type": "ThrottlingException", "message": _MESSAGE}).encode()
+        body = json.dumps({"__type": json_code, "message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.1")]
-    else:  # query protocol (elbv2, sts, ...): AWS calls it "Throttling" there
+    else:  # query protocol (elbv2, sts, ...)
         body = (
-            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-            f"<Message>{_MESSAGE}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>"
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{query_code}</Code>"
+            f"<Message>{message}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>"
         ).encode()
         headers = [("Content-Type", "text/xml")]
     headers += [("x-amzn-RequestId", rid), ("Content-Length", str(len(body)))]
@@ -104,6 +109,12 @@ class AwsFaultMiddleware:
         log.info("AWS fault: %s %s", decision, op)
         if decision == "throttle":
             status, headers, body = throttling_response(environ)
+            start_response(status, headers)
+            return [body]
+        if decision == "deny":
+            status, headers, body = error_response(
+                environ, "AccessDeniedException", "AccessDenied", f"not authorized to perform {op} (fault injected: deny)"
+            )
             start_response(status, headers)
             return [body]
         if decision == "apply_then_drop":

@@ -12,6 +12,15 @@ moto_down       the AWS endpoint drops every connection unanswered for a while; 
 throttle        chosen AWS operations answer ThrottlingException (HTTP 400, the service's protocol):
                 {"operations": ["ModifyListener", "UpdateService"], "count": 2} throttles the first
                 2 calls of each listed operation ("operations": ["*"] means every operation).
+slot_errors     the traffic simulator answers this fraction of a target group's requests with 5xx,
+                whatever image it runs: {"latticedb-local-green": 0.5}. Fails a gate, a bake or the
+                post-deployment checks at a chosen moment (the failure matrix).
+arm             set other faults when an AWS operation is called for the nth time (the call itself is
+                served): {"on": "UpdateService", "nth": 2, "set": {"health_down": true}}. Makes a
+                later step fail at a moment fixed by what the deployment does, not by a clock.
+deny            one AWS operation answers AccessDeniedException (HTTP 400, not retried by the SDK) from
+                its nth call on, until cleared: {"operation": "ModifyListener", "nth": 2}. Makes one
+                chosen step of a deployment fail the way a real AWS error would (the failure matrix).
 
 Only requests from outside the local environment are affected: its own clients (ECS emulator,
 router, simulator) carry a marker in their User-Agent and always get through. What the AWS
@@ -30,6 +39,9 @@ DEFAULTS = {
     "metrics_paused": False,
     "moto_down": None,
     "throttle": None,
+    "deny": None,
+    "slot_errors": None,
+    "arm": None,
 }
 _BOOLEANS = ("slack_down", "health_down", "metrics_paused")
 
@@ -64,6 +76,31 @@ def _moto_down_spec(value) -> dict | None:
     if on is not None and not isinstance(on, str):
         raise ValueError("moto_down.on must be an operation name, e.g. 'ModifyListener'")
     return {"seconds": float(seconds), "on": on, "nth": nth, "when": when}
+
+
+def _slot_errors_spec(value) -> dict | None:
+    if value in (None, False):
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+        for k, v in value.items()
+    ):
+        raise ValueError("slot_errors must map target group names to error fractions, e.g. {\"latticedb-local-green\": 0.5}")
+    return {k: float(v) for k, v in value.items()}
+
+
+def _deny_spec(value) -> dict | None:
+    if value in (None, False):
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("operation"), str):
+        raise ValueError("deny must be {\"operation\": \"ModifyListener\", \"nth\": 1}")
+    unknown = sorted(set(value) - {"operation", "nth"})
+    if unknown:
+        raise ValueError(f"deny: unknown key(s) {unknown}")
+    nth = value.get("nth", 1)
+    if not isinstance(nth, int) or isinstance(nth, bool) or nth < 1:
+        raise ValueError("deny.nth must be a positive integer")
+    return {"operation": value["operation"], "nth": nth, "seen": 0, "denied": 0}
 
 
 def _throttle_spec(value) -> dict | None:
@@ -104,6 +141,11 @@ class Faults:
             return self._state[name]
 
     def update(self, changes: dict) -> dict:
+        parsed = self._parse(changes)
+        with self._lock:
+            return self._apply(parsed)
+
+    def _parse(self, changes: dict) -> dict:
         unknown = sorted(set(changes) - set(DEFAULTS))
         if unknown:
             raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(DEFAULTS)}")
@@ -117,18 +159,42 @@ class Faults:
             parsed["moto_down"] = _moto_down_spec(changes["moto_down"])
         if "throttle" in changes:
             parsed["throttle"] = _throttle_spec(changes["throttle"])
-        with self._lock:
-            self._state.update(parsed)
-            if "moto_down" in parsed:
-                self._seen = {}
-                self._down_until = 0.0
-                self._stats["down_since"] = self._stats["down_until"] = None
-                spec = parsed["moto_down"]
-                if spec and not spec["on"]:
-                    self._go_down(spec)
-            if "throttle" in parsed:
-                self._stats["throttled"] = {}
-            return {**self._state, "aws_stats": self._stats_copy()}
+        if "deny" in changes:
+            parsed["deny"] = _deny_spec(changes["deny"])
+        if "slot_errors" in changes:
+            parsed["slot_errors"] = _slot_errors_spec(changes["slot_errors"])
+        if "arm" in changes:
+            parsed["arm"] = self._arm_spec(changes["arm"])
+        return parsed
+
+    def _arm_spec(self, value) -> dict | None:
+        if value in (None, False):
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("on"), str) or not isinstance(value.get("set"), dict):
+            raise ValueError("arm must be {\"on\": \"UpdateService\", \"nth\": 2, \"set\": {\"health_down\": true}}")
+        unknown = sorted(set(value) - {"on", "nth", "set"})
+        if unknown:
+            raise ValueError(f"arm: unknown key(s) {unknown}")
+        nth = value.get("nth", 1)
+        if not isinstance(nth, int) or isinstance(nth, bool) or nth < 1:
+            raise ValueError("arm.nth must be a positive integer")
+        if "arm" in value["set"]:
+            raise ValueError("arm.set cannot arm another fault")
+        return {"on": value["on"], "nth": nth, "set": self._parse(value["set"]), "seen": 0}
+
+    def _apply(self, parsed: dict) -> dict:
+        """Apply parsed toggles; the caller holds self._lock."""
+        self._state.update(parsed)
+        if "moto_down" in parsed:
+            self._seen = {}
+            self._down_until = 0.0
+            self._stats["down_since"] = self._stats["down_until"] = None
+            spec = parsed["moto_down"]
+            if spec and not spec["on"]:
+                self._go_down(spec)
+        if "throttle" in parsed:
+            self._stats["throttled"] = {}
+        return {**self._state, "aws_stats": self._stats_copy()}
 
     def clear(self) -> dict:
         with self._lock:
@@ -162,6 +228,18 @@ class Faults:
                     self._stats["dropped"] += 1
                     self._stats["dropped_ops"].append(operation)
                     return "drop"
+            arm = self._state["arm"]
+            if arm and operation == arm["on"]:
+                arm["seen"] += 1
+                if arm["seen"] == arm["nth"]:
+                    self._state["arm"] = None
+                    self._apply(arm["set"])
+            deny = self._state["deny"]
+            if deny and operation == deny["operation"]:
+                deny["seen"] += 1
+                if deny["seen"] >= deny["nth"]:
+                    deny["denied"] += 1
+                    return "deny"
             throttle = self._state["throttle"]
             if throttle and (operation in throttle["operations"] or "*" in throttle["operations"]):
                 done = self._stats["throttled"].get(operation, 0)

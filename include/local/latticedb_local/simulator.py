@@ -61,6 +61,7 @@ class TrafficSimulator:
         now = datetime.now(UTC)
         lb = {"Name": "LoadBalancer", "Value": topo.load_balancer_dimension}
         data, total, total_5xx, elb_5xx = [], 0, 0, 0
+        overrides = self._runtime.faults.get("slot_errors") or {}
         for slot in self._runtime.slots("production"):
             dims = [lb, {"Name": "TargetGroup", "Value": slot.target_group_dimension}]
             data.append(_datum("HealthyHostCount", dims, now, slot.running if slot.serving else 0))
@@ -75,7 +76,7 @@ class TrafficSimulator:
                 elb_5xx += requests  # no healthy target: the ALB itself answers 503
                 continue
             b = slot.behaviour
-            errors = _stochastic_round(requests * b.error_rate)
+            errors = _stochastic_round(requests * overrides.get(slot.target_group_name, b.error_rate))
             total_5xx += errors
             jitter = random.uniform(0.97, 1.03)
             data += [

@@ -3,17 +3,24 @@
 If the old colour of a blue/green pair is still warm, the listener switches back in one call
 (seconds); otherwise the live service returns to the target revision (default: the previous one)
 with the ECS circuit breaker on, and the run waits, deferrably, until it is stable.
+
+It takes the environment's lease by force first (take_environment, recording this run and the
+reason): a deployment in flight sees that at its next step or poll and stops without touching
+traffic. release_environment gives the environment back at the end, unless the rollback itself
+failed: then it stays locked until a person clears it (latticedb_unlock).
 """
 
 from airflow.sdk import Param, chain
 
 from latticedb_deploy.factory import environment_param, operations_dag
+from latticedb_deploy.incidents import EMERGENCY_ROLLBACK_TASKS
 from latticedb_deploy.operators.emergency import (
     PlanRollbackOperator,
     RollbackServiceOperator,
     SwitchListenerBackOperator,
     VerifyRollbackOperator,
 )
+from latticedb_deploy.operators.locks import ReleaseEnvironmentOperator, TakeEnvironmentOperator
 from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
 
 with operations_dag(
@@ -35,11 +42,15 @@ with operations_dag(
         "notify": Param(True, type="boolean", title="Notify", description="Send Slack notifications (start and finish)."),
     },
 ) as dag:
+    take = TakeEnvironmentOperator(task_id="take_environment")  # by force: pre-empts a deployment in flight
     plan = PlanRollbackOperator(task_id="plan")
     switch = SwitchListenerBackOperator(task_id="switch_listener")
     update = RollbackServiceOperator(task_id="update_service")
     wait = EcsRolloutSensor(task_id="wait_for_rollout", service_from="update_service", task_definition_from="update_service", image_uri="")
     verify = VerifyRollbackOperator(task_id="verify", trigger_rule="none_failed")
-    chain(plan, [switch, update])
+    release = ReleaseEnvironmentOperator(
+        task_id="release_environment", rollback_task_ids=list(EMERGENCY_ROLLBACK_TASKS)
+    ).as_teardown(setups=take)
+    chain(take, plan, [switch, update])
     chain(update, wait)
-    chain([switch, wait], verify)
+    chain([switch, wait], verify, release)

@@ -31,32 +31,66 @@ def _environment(context: Any) -> Any:
 
 
 def notify_task_failure(context: Any) -> None:
-    """Task-level on_failure_callback."""
+    """Task-level on_failure_callback.
+
+    Three kinds of failure, three messages:
+    - a rollback task failed (the deployment DAGs' `rollback.*`, the emergency rollback's changes):
+      an incident, "ROLLBACK FAILED: manual action needed", with the live listener weights and each
+      slot's revision and running count; posted even with notify=false. The run's release_environment
+      keeps the environment locked until a person clears it.
+    - the run lost its environment lease (LEASE LOST: pre-empted by an emergency rollback, or expired
+      and taken): it stopped without changing anything more, and the message says who holds it and why.
+    - anything else: "Deployment failed at <task>".
+    """
     from latticedb_deploy import notify
+    from latticedb_deploy.incidents import INCIDENT_TITLE, is_rollback_task, live_state
 
     try:
         params = context.get("params") or {}
-        if _muted(params):
+        ti = context["ti"]
+        exception = context.get("exception")
+        reason = str(exception or "unknown error")
+        lease_lost = _is_lease_lost(exception)
+        incident = is_rollback_task(ti.dag_id, ti.task_id) and not lease_lost
+        if _muted(params) and not incident:
             return
         env = _environment(context)
-        ti = context["ti"]
-        reason = str(context.get("exception") or "unknown error")
+        fields: dict[str, object] = {
+            "Environment": env.name,
+            "Image": params.get("image_uri"),
+            "Failed task": ti.task_id,
+            "Reason": reason[:1500],
+            "Run": context.get("run_id"),
+        }
+        deployment = ti.dag_id.startswith("latticedb_deploy_")
+        link = notify.run_link(context) or getattr(ti, "log_url", None)
+        if incident:
+            fields.update(live_state(env))
+            fields["Environment lock"] = (
+                "kept: nothing deploys to this environment until a person checks production and clears it "
+                "(trigger latticedb_unlock, or latticedb_rollback; README: After a failed rollback)"
+            )
+            notify.send(env, "rollback_failed", f"{INCIDENT_TITLE} in {env.name} ({ti.dag_id}, {ti.task_id})", fields, link)
+            return
+        if lease_lost:
+            title = (
+                f"Deployment stopped at {ti.task_id}: it no longer holds {env.name}" if deployment
+                else f"{ti.dag_id} stopped at {ti.task_id}: it no longer holds {env.name}"
+            )
+            notify.send(env, "failed", title, {**fields, "Traffic": "not touched by this run after it lost the lease"}, link)
+            return
         notify.send(
-            env,
-            "failed",
-            f"{ti.dag_id} failed at {ti.task_id}" if not ti.dag_id.startswith("latticedb_deploy_")
-            else f"Deployment failed at {ti.task_id}",
-            {
-                "Environment": env.name,
-                "Image": params.get("image_uri"),
-                "Failed task": ti.task_id,
-                "Reason": reason[:1500],
-                "Run": context.get("run_id"),
-            },
-            notify.run_link(context) or getattr(ti, "log_url", None),
+            env, "failed", f"Deployment failed at {ti.task_id}" if deployment else f"{ti.dag_id} failed at {ti.task_id}",
+            fields, link,
         )
     except Exception as exc:  # noqa: BLE001 - a callback must never mask the original failure
         log.warning("failure notification not sent: %s", exc)
+
+
+def _is_lease_lost(exception: Any) -> bool:
+    from latticedb_deploy.operators.base import LeaseLost
+
+    return isinstance(exception, LeaseLost) or str(exception or "").startswith("LEASE LOST")
 
 
 def notify_dag_failure(context: Any) -> None:

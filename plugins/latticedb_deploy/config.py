@@ -238,6 +238,11 @@ class Environment:
             f"must be an http(s) URL, got {self.service_url!r}",
         )
         _check(self.service != self.green_service, where, "green_service", "must differ from service")
+        _check(self.lock_ttl_seconds > 0, where, "lock_ttl_seconds",
+               f"must be positive (seconds a run's environment lease lasts between renewals), got {self.lock_ttl_seconds}")
+        _check(self.lock_ttl_seconds > self.blue_green.approval_timeout_seconds, where, "lock_ttl_seconds",
+               f"must be longer than blue_green.approval_timeout_seconds ({self.blue_green.approval_timeout_seconds}): "
+               "the lease is not renewed while a person decides on a switch")
 
 
 @dataclass(frozen=True)

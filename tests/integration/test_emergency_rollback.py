@@ -93,6 +93,21 @@ def _rollback(dagbag, **conf):
         dag.params = original
 
 
+def _rollback_run(dagbag, **conf):
+    """_rollback, returning the DagRun (its run_id names the emergency rollback in messages)."""
+    from tests.integration.helpers import run_dag_run
+
+    conf = {"environment": "local", "target_revision": None, "notify": True, **conf}
+    dag = dagbag.dags[DAG_ID]
+    original = copy.deepcopy(dag.params)
+    try:
+        for key, value in conf.items():
+            dag.params[key] = value
+        return run_dag_run(dagbag, DAG_ID, conf)
+    finally:
+        dag.params = original
+
+
 def _plan_started_at() -> float:
     """When the newest rollback run's first task began (its plan XCom), epoch seconds."""
     from airflow.models.xcom import XComModel
@@ -189,3 +204,55 @@ def test_slack_down_fails_neither_a_deployment_nor_a_rollback(local, dagbag, mod
     assert local.service()["taskDefinition"] == v1
     assert local.messages() == []  # nothing got through, and nothing waited for it
     print(f"\n[slack down, mode {mode}] rolling deployment succeeded in {deploy_seconds:.1f}s")
+
+
+def test_emergency_rollback_preempts_the_deployment_in_flight(local, dagbag):
+    """A canary sits in a long gate (its own process, as on a second scheduler); latticedb_rollback
+    takes the environment by force. The canary stops at its next poll without touching traffic, and
+    says who stopped it and why; traffic stays where the emergency rollback put it."""
+    from tests.integration.background import BackgroundRun, lock_item, wait_until
+
+    green, blue = "latticedb-local-green", "latticedb-local-blue"
+    v1 = local.service()["taskDefinition"]
+    canary = BackgroundRun("latticedb_deploy_canary", {
+        "image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": [25, 100], "interval_seconds": 45,
+    }).start()
+    try:
+        wait_until(lambda: local.weights().get(green) == 25, 240, "the canary's 25% step")
+        assert lock_item(local)["owner"].startswith("latticedb_deploy_canary/")
+
+        dr = _rollback_run(dagbag, reason="INC-6: v2.0.0 corrupts replication")
+        assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
+        def production():
+            """The listener, and each slot's revision and size: what the emergency rollback left."""
+            slots = [local.service(s) for s in SERVICES.values()]
+            return local.weights(), [(s["taskDefinition"], s["desiredCount"]) for s in slots]
+
+        restored = production()
+        assert restored[0] == {blue: 100, green: 0}
+        messages_before = len(local.messages())
+        # From now on nobody but a person changes production: sample until the canary run ended, and a while after.
+        samples = []
+        deadline = time.time() + 120  # longer than the rest of the canary's gate, had it kept going
+        while canary.running() and time.time() < deadline:
+            samples.append(production())
+            time.sleep(0.5)
+        for _ in range(10):
+            samples.append(production())
+            time.sleep(0.5)
+        code = canary.wait(30)
+    finally:
+        canary.stop()
+    assert all(p == restored for p in samples), [p for p in samples if p != restored][:3]
+    assert local.service()["taskDefinition"] == v1
+    later = local.message_texts()[messages_before:]
+    assert not [t for t in later if "Rollback started" in t and "Emergency" not in t], later  # no second rollback
+    states = canary.task_states()
+    assert code != 0, canary.output[-3000:]  # `airflow dags test`: "DagRun failed"
+    assert states["deploy.gate_25pct"] == "failed", states
+    assert states["deploy.shift_traffic_to_100pct"] != "success", states
+    assert states["rollback.restore_previous_revision"] == "skipped", states  # the emergency rollback owns traffic
+    emergency = f"latticedb_rollback/{dr.run_id}"
+    stopped = [t for t in local.message_texts() if "Deployment stopped at deploy.gate_25pct" in t]
+    assert stopped and emergency in stopped[0] and "INC-6" in stopped[0], local.message_texts()
+    assert lock_item(local).get("owner") is None  # the emergency rollback gave the environment back

@@ -42,3 +42,69 @@ def test_a_crashed_holder_expires(lock):
     assert lock.acquire("next/2", ttl_seconds=60, now=1059) is not None
     assert lock.acquire("next/2", ttl_seconds=60, now=1061) is None
     assert lock.holder().owner == "next/2"
+
+
+def test_a_failed_write_is_never_counted_as_acquired(lock):
+    """The holder releases between our failed conditional write and our read: write again, then say so."""
+    assert lock.acquire("a/1", ttl_seconds=60, now=1000) is None
+    real_get = lock.client.get_item
+    calls = []
+
+    def get_after_release(**kwargs):
+        if not calls:
+            lock.release("a/1")
+        calls.append(kwargs)
+        return real_get(**kwargs)
+
+    lock.client.get_item = get_after_release
+    assert lock.acquire("b/2", ttl_seconds=60, now=1010) is None
+    lock.client.get_item = real_get
+    assert lock.holder().owner == "b/2"
+
+
+@pytest.mark.parametrize("ttl", [0, -5])
+def test_a_lease_that_never_lasts_is_refused_at_load(tmp_path, ttl):
+    from latticedb_deploy.config import DEFAULT_CONFIG_PATH, ConfigError
+
+    text = DEFAULT_CONFIG_PATH.read_text().replace("  local:\n", f"  local:\n    lock_ttl_seconds: {ttl}\n", 1)
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"environments\.local\.lock_ttl_seconds: must be positive"):
+        load_config(path)
+
+
+def test_renewal_extends_the_owners_lease_and_fences_everyone_else(lock):
+    from latticedb_deploy.aws.locks import LeaseLostError
+
+    assert lock.acquire("a/1", ttl_seconds=60, now=1000) is None
+    assert lock.renew("a/1", ttl_seconds=60, now=1050).expires_at == 1110
+    assert lock.acquire("b/2", ttl_seconds=60, now=1100) is not None  # still a's: renewed
+    with pytest.raises(LeaseLostError, match="LEASE LOST: environment 'local' is now held by a/1"):
+        lock.renew("b/2", ttl_seconds=60, now=1100)
+
+
+def test_emergency_take_preempts_and_the_preempted_run_learns_why(lock):
+    from latticedb_deploy.aws.locks import LeaseLostError
+
+    assert lock.acquire("deploy/1", ttl_seconds=60, now=1000) is None
+    previous = lock.take("latticedb_rollback/r1", "INC-1: errors", ttl_seconds=60, now=1010)
+    assert previous.owner == "deploy/1"
+    with pytest.raises(LeaseLostError, match=r"pre-empted by emergency rollback latticedb_rollback/r1 .*INC-1: errors.*it owns"):
+        lock.renew("deploy/1")
+    assert lock.release("latticedb_rollback/r1") is True
+    assert lock.holder() is None  # free again ...
+    with pytest.raises(LeaseLostError, match=r"pre-empted by emergency rollback latticedb_rollback/r1 .*has since given it back"):
+        lock.renew("deploy/1")  # ... and the pre-empted run still learns who stopped it
+    assert lock.acquire("next/2", ttl_seconds=60, now=2000) is None
+
+
+def test_a_blocked_lease_never_expires_and_only_a_person_clears_it(lock):
+    assert lock.acquire("deploy/1", ttl_seconds=60, now=1000) is None
+    assert lock.block("other/9", "rollback failed at x") is False  # not its lease
+    assert lock.block("deploy/1", "rollback failed at rollback.restore_previous_revision in deploy/1") is True
+    holder = lock.acquire("next/2", ttl_seconds=60, now=99999)  # long after it would have expired
+    assert holder is not None and holder.owner == "deploy/1" and "rollback failed" in holder.blocked
+    assert lock.acquire("deploy/1", ttl_seconds=60, now=99999) is not None  # not even its own run, re-run
+    assert lock.clear(expected_owner="someone/else") is False
+    assert lock.clear(expected_owner="deploy/1") is True
+    assert lock.acquire("next/2", ttl_seconds=60, now=99999) is None

@@ -1,7 +1,19 @@
 """One deployment per environment: a lease in DynamoDB, taken with a conditional write.
 
 Whichever DAG starts a deployment, it takes the environment's lease first; a second run sees
-who holds it. A crashed run's lease expires after `lock_ttl_seconds`.
+who holds it. The holder renews the lease before every change and on every poll of its waits
+(`renew`, a conditional UpdateItem that is also the fencing check: a run that lost its lease
+learns it there and changes nothing). A crashed run's lease expires after `lock_ttl_seconds`.
+
+The emergency rollback takes the lease by force (`take`), recording whom it pre-empted and why;
+when it gives the environment back, the item stays as a record without an owner (free for the next
+run), so the pre-empted run still learns who stopped it. A run whose rollback failed keeps the lease
+(`block`): nobody can take it until a person clears it (`clear`, the latticedb_unlock DAG).
+
+One item per environment (partition key `environment` = its name; nothing else is read or written):
+owner, acquired_at, expires_at, renewed_at; after an emergency take: preempted_owner, preempted_by,
+preempted_at, reason (and released_at, without an owner, once given back); when a rollback failed:
+blocked, blocked_at.
 """
 
 from __future__ import annotations
@@ -13,12 +25,50 @@ from typing import Any
 from latticedb_deploy.aws import boto_client
 from latticedb_deploy.config import Environment
 
+ATTEMPTS = 5  # conditional writes tried before giving up when the lease changes hands under us
+
 
 @dataclass(frozen=True)
 class Holder:
     owner: str
     acquired_at: float
     expires_at: float
+    preempted_owner: str | None = None  # set when this holder took the lease by force from that run
+    reason: str | None = None  # why it was taken by force
+    blocked: str | None = None  # set when the lease is kept because a rollback failed
+    blocked_at: float | None = None
+
+    def expired(self, now: float | None = None) -> bool:
+        return not self.blocked and self.expires_at < (time.time() if now is None else now)
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """The record an emergency take leaves for the run it pre-empted."""
+
+    preempted_owner: str
+    preempted_by: str
+    reason: str
+    preempted_at: float
+
+
+class LeaseLostError(RuntimeError):
+    """This run no longer holds the environment; the message says who does and why."""
+
+
+class LockUnavailableError(RuntimeError):
+    """The conditional write kept failing although nobody seemed to hold the lease."""
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+
+def _ttl(env: Environment, ttl_seconds: int | None) -> int:
+    ttl = env.lock_ttl_seconds if ttl_seconds is None else ttl_seconds
+    if ttl <= 0:
+        raise ValueError(f"lock_ttl_seconds must be positive, got {ttl}")
+    return ttl
 
 
 class EnvironmentLock:
@@ -26,45 +76,229 @@ class EnvironmentLock:
         self.env = env
         self.client = client or boto_client(env, "dynamodb")
 
+    @property
+    def _key(self) -> dict:
+        return {"environment": {"S": self.env.name}}
+
+    def _item(self) -> dict | None:
+        return self.client.get_item(TableName=self.env.lock_table, Key=self._key, ConsistentRead=True).get("Item")
+
+    # ------------------------------------------------------------------ reading
+    def holder(self) -> Holder | None:
+        """Who holds the environment now (None: free; a record of a past pre-emption is free too)."""
+        item = self._item()
+        if not item or "owner" not in item:
+            return None
+
+        def s(name: str) -> str | None:
+            return item[name]["S"] if name in item else None
+
+        return Holder(
+            owner=item["owner"]["S"],
+            acquired_at=float(item["acquired_at"]["N"]),
+            expires_at=float(item["expires_at"]["N"]),
+            preempted_owner=s("preempted_owner"),
+            reason=s("reason"),
+            blocked=s("blocked"),
+            blocked_at=float(item["blocked_at"]["N"]) if "blocked_at" in item else None,
+        )
+
+    def preemption(self, owner: str) -> Preemption | None:
+        """The emergency take that pre-empted `owner`, if the lease item still records it."""
+        item = self._item()
+        if not item or item.get("preempted_owner", {}).get("S") != owner or "preempted_by" not in item:
+            return None
+        return Preemption(
+            item["preempted_owner"]["S"], item["preempted_by"]["S"], item["reason"]["S"], float(item["preempted_at"]["N"])
+        )
+
+    def lost_message(self, owner: str) -> str:
+        """Why `owner` no longer holds the environment, naming who does."""
+        name = self.env.name
+        notice = self.preemption(owner)
+        holder = self.holder()
+        if notice is not None:
+            still = holder is not None and holder.owner == notice.preempted_by
+            return (
+                f"LEASE LOST: pre-empted by emergency rollback {notice.preempted_by} at {_clock(notice.preempted_at)} UTC "
+                f"(reason: {notice.reason}); {'it owns' if still else 'it took'} environment {name!r}"
+                f"{'' if still else ' and has since given it back'}. This run changes nothing more."
+            )
+        if holder is not None:
+            return (
+                f"LEASE LOST: environment {name!r} is now held by {holder.owner} (since {_clock(holder.acquired_at)} UTC); "
+                f"this run's lease expired or was cleared by hand. This run changes nothing more."
+            )
+        return (
+            f"LEASE LOST: this run no longer holds environment {name!r} (its lease was released, or expired and was "
+            "cleared). This run changes nothing more."
+        )
+
+    # ------------------------------------------------------------------ a deployment's lease
     def acquire(self, owner: str, ttl_seconds: int | None = None, now: float | None = None) -> Holder | None:
-        """Take (or renew, for the same owner) the lease. Returns None on success, else who holds it."""
+        """Take (or renew, for the same owner) the lease. Returns None on success, else who holds it.
+
+        None is only ever returned after a conditional write that succeeded: when the write fails
+        but the holder is gone by the time we look (released, or expired), the write is tried again.
+        """
+        ttl = _ttl(self.env, ttl_seconds)
+        fixed_now = now
+        for _ in range(ATTEMPTS):
+            now = time.time() if fixed_now is None else fixed_now
+            try:
+                self.client.put_item(
+                    TableName=self.env.lock_table,
+                    Item={
+                        **self._key,
+                        "owner": {"S": owner},
+                        "acquired_at": {"N": f"{now:.3f}"},
+                        "expires_at": {"N": f"{now + ttl:.3f}"},
+                        "renewed_at": {"N": f"{now:.3f}"},
+                    },
+                    ConditionExpression=(
+                        "attribute_not_exists(#env) OR attribute_not_exists(#owner) OR "
+                        "(attribute_not_exists(blocked) AND (#owner = :owner OR expires_at < :now))"
+                    ),
+                    ExpressionAttributeNames={"#env": "environment", "#owner": "owner"},
+                    ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"N": f"{now:.3f}"}},
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                holder = self.holder()
+                if holder is not None and (holder.blocked or (holder.owner != owner and not holder.expired(now))):
+                    return holder
+                continue  # the holder let go between our write and our read: write again
+            return None
+        raise LockUnavailableError(
+            f"could not take the lease on {self.env.name!r} in {ATTEMPTS} attempts: it changed hands on every try"
+        )
+
+    def renew(self, owner: str, ttl_seconds: int | None = None, now: float | None = None) -> Holder:
+        """Extend `owner`'s lease; raise LeaseLostError (saying who holds it and why) if it is not `owner`'s.
+
+        The fencing check: called before every change and on every poll of a wait.
+        """
+        ttl = _ttl(self.env, ttl_seconds)
         now = time.time() if now is None else now
-        ttl = ttl_seconds or self.env.lock_ttl_seconds
         try:
-            self.client.put_item(
+            self.client.update_item(
                 TableName=self.env.lock_table,
-                Item={
-                    "environment": {"S": self.env.name},
-                    "owner": {"S": owner},
-                    "acquired_at": {"N": f"{now:.3f}"},
-                    "expires_at": {"N": f"{now + ttl:.3f}"},
+                Key=self._key,
+                UpdateExpression="SET expires_at = :expires, renewed_at = :now",
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner}, ":now": {"N": f"{now:.3f}"}, ":expires": {"N": f"{now + ttl:.3f}"},
                 },
-                ConditionExpression="attribute_not_exists(#env) OR #owner = :owner OR expires_at < :now",
-                ExpressionAttributeNames={"#env": "environment", "#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"N": f"{now:.3f}"}},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
-            return self.holder()
-        return None
+            raise LeaseLostError(self.lost_message(owner)) from None
+        holder = self.holder()
+        if holder is None or holder.owner != owner:  # cannot happen after the write above, but never claim it
+            raise LeaseLostError(self.lost_message(owner))
+        return holder
 
-    def holder(self) -> Holder | None:
-        item = self.client.get_item(
-            TableName=self.env.lock_table, Key={"environment": {"S": self.env.name}}, ConsistentRead=True
-        ).get("Item")
-        if not item:
-            return None
-        return Holder(item["owner"]["S"], float(item["acquired_at"]["N"]), float(item["expires_at"]["N"]))
+    def release(self, owner: str, now: float | None = None) -> bool:
+        """Give the lease back if we still hold it; returns whether we did.
 
-    def release(self, owner: str) -> bool:
-        """Give the lease back if we still hold it; returns whether we did."""
+        A lease taken by force keeps its record of whom it pre-empted (without an owner: free)."""
+        now = time.time() if now is None else now
+        names, values = {"#owner": "owner"}, {":owner": {"S": owner}}
         try:
             self.client.delete_item(
                 TableName=self.env.lock_table,
-                Key={"environment": {"S": self.env.name}},
+                Key=self._key,
+                ConditionExpression="#owner = :owner AND attribute_not_exists(preempted_owner)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass
+        try:
+            self.client.update_item(
+                TableName=self.env.lock_table,
+                Key=self._key,
+                UpdateExpression="REMOVE #owner, acquired_at, expires_at, renewed_at, blocked, blocked_at SET released_at = :now",
+                ConditionExpression="#owner = :owner AND attribute_exists(preempted_owner)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":now": {"N": f"{now:.3f}"}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ incidents and emergencies
+    def block(self, owner: str, why: str, now: float | None = None) -> bool:
+        """Keep `owner`'s lease past its run, because a rollback failed: no expiry, no new holder.
+
+        Returns False when `owner` does not hold the lease (then there is nothing of ours to keep)."""
+        now = time.time() if now is None else now
+        try:
+            self.client.update_item(
+                TableName=self.env.lock_table,
+                Key=self._key,
+                UpdateExpression="SET blocked = :why, blocked_at = :now",
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":why": {"S": why}, ":now": {"N": f"{now:.3f}"}},
             )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def take(self, owner: str, reason: str, ttl_seconds: int | None = None, now: float | None = None) -> Holder | None:
+        """Take the lease by force (emergency rollback), whoever holds it. Returns the previous holder.
+
+        The pre-empted run finds who took it and why on the lease item, also after it was given back.
+        """
+        ttl = _ttl(self.env, ttl_seconds)
+        fixed_now = now
+        for _ in range(ATTEMPTS):
+            now = time.time() if fixed_now is None else fixed_now
+            previous = self.holder()
+            item = {
+                **self._key,
+                "owner": {"S": owner},
+                "acquired_at": {"N": f"{now:.3f}"},
+                "expires_at": {"N": f"{now + ttl:.3f}"},
+                "renewed_at": {"N": f"{now:.3f}"},
+                "reason": {"S": reason},
+            }
+            if previous is not None and previous.owner != owner:
+                item["preempted_owner"] = {"S": previous.owner}
+                item["preempted_by"] = {"S": owner}
+                item["preempted_at"] = {"N": f"{now:.3f}"}
+                if previous.blocked:
+                    item["preempted_blocked"] = {"S": previous.blocked}
+            condition: dict[str, Any] = (
+                {"ConditionExpression": "attribute_not_exists(#owner)", "ExpressionAttributeNames": {"#owner": "owner"}}
+                if previous is None
+                else {
+                    "ConditionExpression": "#owner = :previous",
+                    "ExpressionAttributeNames": {"#owner": "owner"},
+                    "ExpressionAttributeValues": {":previous": {"S": previous.owner}},
+                }
+            )
+            try:
+                self.client.put_item(TableName=self.env.lock_table, Item=item, **condition)
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue  # someone took or released it between our read and our write: look again
+            return previous
+        raise LockUnavailableError(f"could not take {self.env.name!r} by force in {ATTEMPTS} attempts")
+
+    def clear(self, expected_owner: str | None = None) -> bool:
+        """Delete the lease whatever its state (a person's decision, latticedb_unlock).
+
+        With `expected_owner`, only if that is still the holder (so a lease taken meanwhile survives)."""
+        kwargs: dict[str, Any] = {}
+        if expected_owner is not None:
+            kwargs = {
+                "ConditionExpression": "#owner = :owner",
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": {":owner": {"S": expected_owner}},
+            }
+        try:
+            self.client.delete_item(TableName=self.env.lock_table, Key=self._key, **kwargs)
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True

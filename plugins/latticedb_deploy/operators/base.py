@@ -6,9 +6,31 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 if TYPE_CHECKING:
     from latticedb_deploy.config import Environment
+
+
+class LeaseLost(AirflowFailException):
+    """This run no longer holds its environment's lease: it stops, changing nothing (no retry)."""
+
+
+def owner_of(context: Any) -> str:
+    """The lease owner for a run: "<dag_id>/<run_id>"."""
+    dag, run_id = context.get("dag"), context.get("run_id")
+    dag_id = getattr(dag, "dag_id", None) or getattr(context.get("ti"), "dag_id", None)
+    if not dag_id or not run_id:
+        raise AirflowFailException("cannot tell which run this is (no dag/run_id in the context): not changing anything")
+    return f"{dag_id}/{run_id}"
+
+
+def owner_or_none(context: Any) -> str | None:
+    """owner_of, or None when the context names no run (a hand-built context in a unit test)."""
+    try:
+        return owner_of(context)
+    except AirflowFailException:
+        return None
 
 
 class LatticeDBOperator(BaseOperator):
@@ -47,3 +69,29 @@ class LatticeDBOperator(BaseOperator):
             return
         fields = {"Environment": self.environment, "Image": self.image_uri, "Run": context["run_id"], **fields}
         notify.send(self.env, event, title, fields, notify.run_link(context))
+
+    def hold_lease(self, context: Any) -> None:
+        """Fencing: renew this run's lease on the environment and check it still holds it, before any change.
+
+        Lost (expired and taken, cleared, or pre-empted by an emergency rollback): the task fails saying
+        who holds the environment and why, and changes nothing. A rollback task skips instead: whoever
+        took the environment (an emergency rollback) owns traffic now, and the rollback says so.
+        """
+        from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
+
+        try:
+            EnvironmentLock(self.env).renew(owner_of(context))
+        except LeaseLostError as exc:
+            self.lease_lost(context, str(exc))
+
+    def lease_lost(self, context: Any, why: str) -> None:
+        """Stop this task because the run lost its lease (see hold_lease); never returns."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if self.task_id.startswith("rollback."):
+            msg = f"{why} Automatic rollback not run: traffic stays where the environment's new holder puts it."
+            self.log.error("%s", msg)
+            self.send(context, "warning", "Automatic rollback not run: the environment was taken over", {"Why": why})
+            raise AirflowSkipException(msg)
+        self.log.error("%s", why)
+        raise LeaseLost(why)

@@ -25,6 +25,7 @@ class SmokeTestIdleColourOperator(LatticeDBOperator):
     """Point the test listener at the idle colour and smoke-test it there: no production traffic involved."""
 
     def execute(self, context: Any) -> dict:
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.smoke import run_smoke_tests
 

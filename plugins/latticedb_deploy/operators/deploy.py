@@ -64,6 +64,7 @@ class UpdateServiceOperator(LatticeDBOperator):
     """Rolling update of the live service to the new revision, ECS circuit breaker on."""
 
     def execute(self, context: Any) -> dict:
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.ecs import EcsClient
 
         ti = context["ti"]
@@ -101,6 +102,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         return None
 
     def execute(self, context: Any) -> dict:
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from airflow.sdk.exceptions import AirflowSkipException
 
         from latticedb_deploy.aws.ecs import EcsClient

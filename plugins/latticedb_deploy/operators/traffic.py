@@ -14,6 +14,7 @@ class DeployIdleSlotOperator(LatticeDBOperator):
     """Put the new revision on the idle slot's service, sized like the live one, at weight 0."""
 
     def execute(self, context: Any) -> dict:
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.elbv2 import TrafficClient
 
@@ -41,6 +42,7 @@ class ShiftTrafficOperator(LatticeDBOperator):
         self.follow_plan = follow_plan  # canary: skip percentages that are not in this run's plan
 
     def execute(self, context: Any) -> dict:
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.canary import plan_for
 
@@ -66,6 +68,7 @@ class RetireOldSlotOperator(LatticeDBOperator):
     """Promotion: the new slot has 100 %; scale the old one to zero (its revision stays for rollback)."""
 
     def execute(self, context: Any) -> dict:
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.elbv2 import TrafficClient
 

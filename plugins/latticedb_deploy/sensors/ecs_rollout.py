@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.base import LatticeDBOperator, owner_or_none
 
 
 class EcsRolloutSensor(LatticeDBOperator):
@@ -37,11 +37,14 @@ class EcsRolloutSensor(LatticeDBOperator):
             task_definition=task_definition,
             poll_seconds=rollout.poll_seconds,
             deadline=time.time() + rollout.timeout_seconds,
+            owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
         )
         self.log.info("Waiting for %s to run %s (timeout %ss)", service, task_definition, rollout.timeout_seconds)
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        if event["status"] == "lease_lost":
+            self.lease_lost(context, event["reason"])
         if event["status"] == "completed":
             self.log.info("Rollout completed: %s", event["reason"])
             return event

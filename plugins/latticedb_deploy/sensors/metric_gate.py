@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.base import LatticeDBOperator, owner_or_none
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
 
 
@@ -61,6 +61,7 @@ class MetricGateSensor(LatticeDBOperator):
             interval_seconds=step.interval_seconds,
             deadline=now + step.interval_seconds + max(step.interval_seconds, 30),
             tolerated_failures=int(self.tolerated_failures or 0),
+            owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
         )
         self.log.info("Watching %d%% for %ss", step.percent, step.interval_seconds)
         self.defer(trigger=trigger, method_name="execute_complete")
@@ -70,6 +71,8 @@ class MetricGateSensor(LatticeDBOperator):
         for record in event["evaluations"]:
             self.log.info("evaluation: %s", record)
         ti.xcom_push(key="evaluations", value=event["evaluations"])
+        if event.get("lease_lost"):  # not a verdict on the new version: the run no longer owns the environment
+            self.lease_lost(context, event["reason"])
         if not event["passed"]:
             raise AirflowFailException(f"gate {event['step']}% failed: {event['reason']}")
         self.log.info("gate %s%% passed: %s", event["step"], event["reason"])

@@ -11,7 +11,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class EcsRolloutTrigger(BaseTrigger):
-    """Fires once with {"status": completed|failed|timeout, ...} for `task_definition` on `service`."""
+    """Fires once with {"status": completed|failed|timeout|lease_lost, ...} for `task_definition` on `service`.
+
+    `owner` (the run's "<dag_id>/<run_id>"): the lease is renewed on every poll; if the run lost it,
+    the trigger fires {"status": "lease_lost", "reason": who holds it and why} at once.
+    """
 
     def __init__(
         self,
@@ -21,6 +25,7 @@ class EcsRolloutTrigger(BaseTrigger):
         task_definition: str,
         poll_seconds: float,
         deadline: float,
+        owner: str | None = None,
     ):
         super().__init__()
         self.environment = environment
@@ -28,6 +33,7 @@ class EcsRolloutTrigger(BaseTrigger):
         self.task_definition = task_definition
         self.poll_seconds = poll_seconds
         self.deadline = deadline
+        self.owner = owner
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -38,6 +44,7 @@ class EcsRolloutTrigger(BaseTrigger):
                 "task_definition": self.task_definition,
                 "poll_seconds": self.poll_seconds,
                 "deadline": self.deadline,
+                "owner": self.owner,
             },
         )
 
@@ -51,9 +58,15 @@ class EcsRolloutTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.rollout import COMPLETED, FAILED
+        from latticedb_deploy.triggers.lease import LeaseKeeper
 
+        lease = LeaseKeeper(self.environment, self.owner, self.log)
         last = None
         while True:
+            lost = await lease.check()
+            if lost:
+                yield TriggerEvent({"status": "lease_lost", "state": "lease_lost", "reason": lost})
+                return
             try:
                 status = await asyncio.to_thread(self._poll_once)
             except Exception as exc:  # noqa: BLE001 - transient AWS errors: keep polling until the deadline

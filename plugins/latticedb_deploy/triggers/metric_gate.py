@@ -12,7 +12,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class MetricGateTrigger(BaseTrigger):
-    """Evaluates every `poll_seconds` from `started_at`; fires {"passed", "reason", "evaluations"}."""
+    """Evaluates every `poll_seconds` from `started_at`; fires {"passed", "reason", "evaluations"}.
+
+    `owner` (the run's "<dag_id>/<run_id>"): the lease is renewed on every poll; if the run lost it,
+    the trigger fires {"passed": False, "lease_lost": True, "reason": who holds it and why} at once.
+    """
 
     def __init__(
         self,
@@ -25,6 +29,7 @@ class MetricGateTrigger(BaseTrigger):
         interval_seconds: float,
         deadline: float,
         tolerated_failures: int = 0,
+        owner: str | None = None,
     ):
         super().__init__()
         self.environment = environment
@@ -35,6 +40,7 @@ class MetricGateTrigger(BaseTrigger):
         self.interval_seconds = interval_seconds
         self.deadline = deadline
         self.tolerated_failures = tolerated_failures
+        self.owner = owner
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -48,6 +54,7 @@ class MetricGateTrigger(BaseTrigger):
                 "interval_seconds": self.interval_seconds,
                 "deadline": self.deadline,
                 "tolerated_failures": self.tolerated_failures,
+                "owner": self.owner,
             },
         )
 
@@ -72,12 +79,21 @@ class MetricGateTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.judge import GateCriteria, decide
+        from latticedb_deploy.triggers.lease import LeaseKeeper
 
         env = await asyncio.to_thread(self._env)
         criteria = GateCriteria.from_environment(env, tolerated_failures=self.tolerated_failures)
+        lease = LeaseKeeper(self.environment, self.owner, self.log)
         evaluations = []
         interval_end = self.started_at + self.interval_seconds
         while True:
+            lost = await lease.check()
+            if lost:
+                yield TriggerEvent(
+                    {"passed": False, "lease_lost": True, "reason": lost, "step": self.step,
+                     "evaluations": [e.to_dict() for e in evaluations[-20:]]}
+                )
+                return
             remaining = interval_end - time.time()  # evaluate once more exactly at the end of the interval
             await asyncio.sleep(min(env.metrics.poll_seconds, remaining) if remaining > 0.5 else env.metrics.poll_seconds)
             try:

@@ -1,0 +1,43 @@
+"""Keep a run's environment lease alive from the triggerer while the run waits (and notice losing it)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class LeaseKeeper:
+    """Renews `owner`'s lease on `environment`; `check()` returns why it was lost, else None.
+
+    A renewal that fails for another reason (AWS throttled or down) is logged and tried again at the
+    next poll: the lease lasts `lock_ttl_seconds`, far longer than a poll. `owner` None: nothing to do
+    (a trigger serialized before leases were renewed from the triggerer).
+    """
+
+    def __init__(self, environment: str, owner: str | None, log: Any):
+        self.environment, self.owner, self.log = environment, owner, log
+        self._lock = None
+
+    def _renew(self) -> str | None:
+        from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
+        from latticedb_deploy.config import load_config
+
+        if self._lock is None:
+            self._lock = EnvironmentLock(load_config().environment(self.environment))
+        try:
+            self._lock.renew(self.owner)
+        except LeaseLostError as exc:
+            return str(exc)
+        return None
+
+    async def check(self) -> str | None:
+        if not self.owner:
+            return None
+        try:
+            lost = await asyncio.to_thread(self._renew)
+        except Exception as exc:  # noqa: BLE001 - not a verdict on the lease: try again next poll
+            self.log.warning("renewing the lease on %s for %s failed (will retry): %s", self.environment, self.owner, exc)
+            return None
+        if lost:
+            self.log.error("%s", lost)
+        return lost

@@ -1,0 +1,89 @@
+"""A DAG run in its own process and Airflow home (`airflow dags test`), as a second scheduler would
+run it, next to the in-process runs of a test; and what a user sees of the environment's lease."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+LOCK_TABLE = "latticedb-deploy-locks"
+
+
+def lock_item(local, key: str = "local") -> dict | None:
+    """The lease item for `key` as the DynamoDB console shows it (plain values)."""
+    item = local.client("dynamodb").get_item(
+        TableName=LOCK_TABLE, Key={"environment": {"S": key}}, ConsistentRead=True
+    ).get("Item")
+    if not item:
+        return None
+    return {k: (v["S"] if "S" in v else float(v["N"])) for k, v in item.items()}
+
+
+class BackgroundRun:
+    def __init__(self, dag_id: str, conf: dict, **env: str):
+        self.dag_id, self.conf = dag_id, conf
+        self.home = Path(tempfile.mkdtemp(prefix="latticedb-airflow-bg-"))
+        self.env = {**os.environ, "AIRFLOW_HOME": str(self.home), **env}
+        self.proc: subprocess.Popen | None = None
+        self.output = ""
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> BackgroundRun:
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=self.env, check=True, capture_output=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "dags", "test", self.dag_id, "-c", json.dumps(self.conf)],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)  # never let a full pipe block the run
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output += line
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait(self, timeout: float = 300) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            self.stop()
+        self._reader.join(5)
+        return code
+
+    def stop(self) -> None:
+        if self.running():
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def task_states(self) -> dict[str, str]:
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            rows = db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ?", (self.dag_id,)).fetchall()
+        return dict(rows)
+
+    def run_id(self) -> str | None:
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            row = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (self.dag_id,)).fetchone()
+        return row[0] if row else None
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - the thing we wait for may not exist yet
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -163,6 +163,17 @@ class BlueGreen:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """Who may approve a deployment in this environment (the blue/green switch, a progressive stage).
+
+    four_eyes: the person who triggered the run cannot approve it (runbook: "2 engineers minimum").
+    Unset: on for the environment named `production`, off elsewhere.
+    """
+
+    four_eyes: bool | None = None
+
+
+@dataclass(frozen=True)
 class PostDeployment:
     timeout_seconds: int = 600
     window_seconds: int = 300
@@ -212,6 +223,7 @@ class Environment:
     deployment_windows: DeploymentWindows = field(default_factory=DeploymentWindows)
     capacity: Capacity = field(default_factory=Capacity)
     blue_green: BlueGreen = field(default_factory=BlueGreen)
+    approval: Approval = field(default_factory=Approval)
     post_deployment: PostDeployment = field(default_factory=PostDeployment)
     redis_conn_id: str = "latticedb_redis"
     lock_table: str = "latticedb-deploy-locks"  # DynamoDB: one deployment per environment at a time
@@ -220,6 +232,11 @@ class Environment:
     # IAM roles the task definition names (the deployer may pass exactly these): default <task_family>-task / -execution
     task_role: str | None = None
     execution_role: str | None = None
+
+    @property
+    def four_eyes(self) -> bool:
+        """A second engineer must approve: the run's trigger cannot (default: production only)."""
+        return self.name == "production" if self.approval.four_eyes is None else self.approval.four_eyes
 
     @property
     def services(self) -> tuple[str, str]:
@@ -243,6 +260,13 @@ class Environment:
         _check(self.lock_ttl_seconds > self.blue_green.approval_timeout_seconds, where, "lock_ttl_seconds",
                f"must be longer than blue_green.approval_timeout_seconds ({self.blue_green.approval_timeout_seconds}): "
                "the lease is not renewed while a person decides on a switch")
+        _check(
+            not self.four_eyes or self.blue_green.require_approval,
+            where,
+            "approval.four_eyes",
+            "needs blue_green.require_approval: true (a second engineer approves the switch); "
+            "set approval.four_eyes: false to deploy this environment without one",
+        )
 
 
 @dataclass(frozen=True)

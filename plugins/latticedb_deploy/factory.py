@@ -242,6 +242,7 @@ def build_deployment_dag(
 
         from latticedb_deploy.operators.verify import (
             CleanupImagesOperator,
+            DeploymentOutcomeOperator,
             PostDeploymentChecksOperator,
             RecordDeploymentOperator,
         )
@@ -258,7 +259,12 @@ def build_deployment_dag(
 
         record = RecordDeploymentOperator(task_id="record_deployment", strategy=strategy.name)
 
-        notify_success = NotifyOperator(task_id="notify_success", event="succeeded", title=f"{strategy.name} deployment succeeded")
+        # The run's outcome: "succeeded" (with any cleanup/record warning), or, when an approval said
+        # no and everything after it was skipped, "rejected: not deployed" (fails the run, pages nobody).
+        notify_success = DeploymentOutcomeOperator(
+            task_id="notify_success", event="succeeded", title=f"{strategy.name} deployment succeeded",
+            trigger_rule="none_failed", on_failure_callback=None,
+        )
 
         with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
             mutations = [deploy[0].task_id]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.integration.helpers import image, run_dag
+from tests.integration.helpers import image, run_dag, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_blue_green"
 BLUE, GREEN = "latticedb-service-local", "latticedb-service-local-green"
+CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
 
 
 def conf(tag: str, **extra) -> dict:
@@ -66,7 +69,17 @@ def test_two_runs_alternate_colours_with_no_manual_step(local, dagbag):
     assert local.service(GREEN)["desiredCount"] == 0
 
 
-def _answer_when_asked(dag_id: str, option: str, stop: threading.Event) -> None:
+def _open_request(session, ti) -> bool:
+    """The task instance's approval request exists and has no answer yet."""
+    from airflow.models.hitl import HITLDetail
+    from sqlalchemy import select
+
+    detail = session.scalars(select(HITLDetail).where(HITLDetail.ti_id == ti.id)).first()
+    return detail is not None and detail.responded_at is None
+
+
+def _answer_when_asked(dag_id: str, option: str, stop: threading.Event, user=("oncall", "On-call engineer"),
+                       task_id: str = "deploy.approve_switch") -> dict:
     """Play the person in the Airflow UI: answer the approval through the HITL API's own handler."""
     from types import SimpleNamespace
 
@@ -76,25 +89,26 @@ def _answer_when_asked(dag_id: str, option: str, stop: threading.Event) -> None:
     from airflow.settings import Session
     from sqlalchemy import select
 
-    user = SimpleNamespace(get_id=lambda: "oncall", get_name=lambda: "On-call engineer")
+    person = SimpleNamespace(get_id=lambda: user[0], get_name=lambda: user[1])
     while not stop.is_set():
         with Session() as session:
             ti = session.scalars(
                 select(TaskInstance).where(
                     TaskInstance.dag_id == dag_id,
-                    TaskInstance.task_id == "deploy.approve_switch",
+                    TaskInstance.task_id == task_id,
                     TaskInstance.state == "awaiting_input",
                 )
             ).first()
-            if ti is not None:
+            if ti is not None and _open_request(session, ti):
                 update_hitl_detail(
                     dag_id=dag_id, dag_run_id=ti.run_id, task_id=ti.task_id,
                     update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option]),
-                    user=user, session=session,
+                    user=person, session=session,
                 )
                 session.commit()
-                return
+                return {"run_id": ti.run_id}
         time.sleep(0.5)
+    return {}
 
 
 @pytest.mark.parametrize(("answer", "switched"), [("Approve", True), ("Reject", False)])
@@ -103,18 +117,99 @@ def test_approval_decides_the_switch(local, dagbag, answer, switched):
     person = threading.Thread(target=_answer_when_asked, args=(DAG_ID, answer, stop), daemon=True)
     person.start()
     try:
-        state, tasks = run_dag(dagbag, DAG_ID, conf("v2.0.0", require_approval=True))
+        dr = run_dag_run(dagbag, DAG_ID, conf("v2.0.0", require_approval=True))
     finally:
         stop.set()
         person.join(5)
+    state, tasks = dr.state, {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert tasks["deploy.approve_switch"] == "success"
     texts = local.message_texts()
     assert any("Approval requested" in t for t in texts), texts
+    outcome = xcom(DAG_ID, dr.run_id, "deploy.approve_switch", key="outcome")
+    assert outcome["by"] == "On-call engineer"
     if switched:
         assert state == "success", tasks
         assert local.weights()["latticedb-local-green"] == 100
+        assert outcome["approved"] is True
+        assert xcom(DAG_ID, dr.run_id, "notify_success", key="outcome")["deployed"] is True
+        assert any("succeeded" in t and "Approved by: On-call engineer" in t for t in texts), texts
     else:
+        # Rejected: an explicit "not deployed", never a successful-looking run, never a failure page.
+        assert state == "failed", tasks
         assert tasks["deploy.switch_traffic"] == "skipped"
+        assert tasks["notify_success"] == "failed"
+        assert tasks["rollback.restore_previous_revision"] == "skipped"
+        assert tasks["release_environment"] == "success"
+        assert outcome == {**outcome, "approved": False, "outcome": "rejected"}
+        assert xcom(DAG_ID, dr.run_id, "notify_success", key="outcome") == {
+            "deployed": False, "outcome": "rejected", "reason": "rejected by On-call engineer",
+        }
         assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
         assert local.service(GREEN)["desiredCount"] == 0
-        assert any("Deployment rejected" in t for t in texts), texts
+        assert any("Deployment rejected: not deployed" in t for t in texts), texts
+        assert not any("failed" in t.lower() or "Rollback" in t or "succeeded" in t for t in texts), texts
+
+
+@pytest.fixture
+def four_eyes_local(tmp_path, monkeypatch):
+    """`local` configured like production: approval always asked, four eyes."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["environments"]["local"]["approval"] = {"four_eyes": True}
+    raw["environments"]["local"]["blue_green"] = {**raw["environments"]["local"]["blue_green"], "require_approval": True}
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+
+
+def test_four_eyes_the_trigger_cannot_approve_their_own_deployment(local, dagbag, four_eyes_local):
+    """dag.test() runs are triggered by user `dag_test`. Their own approval is refused (Slack says
+    why, traffic untouched, the request stays open); a second engineer's approval switches, and
+    is named in Slack, XCom and the deployment log. require_approval=false cannot skip it."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.settings import Session
+    from sqlalchemy import select
+
+    stop = threading.Event()
+    result: dict = {}
+
+    def people():
+        result.update(_answer_when_asked(DAG_ID, "Approve", stop, user=("dag_test", "dag_test")))
+        # The refusal: nothing changed, and the request is open again, still for this run.
+        deadline = time.time() + 120
+        while not stop.is_set() and time.time() < deadline:
+            with Session() as session:
+                ti = session.scalars(select(TaskInstance).where(
+                    TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == result.get("run_id"),
+                    TaskInstance.task_id == "deploy.approve_switch")).first()
+                if ti is not None and ti.state == "awaiting_input" and _open_request(session, ti):
+                    result["reopened"] = True
+                    result["weights_after_refusal"] = local.weights()
+                    result["texts_after_refusal"] = local.message_texts()
+                    break
+            time.sleep(0.5)
+        _answer_when_asked(DAG_ID, "Approve", stop, user=("oncall", "On-call engineer"))
+
+    person = threading.Thread(target=people, daemon=True)
+    person.start()
+    try:
+        dr = run_dag_run(dagbag, DAG_ID, conf("v2.0.0", require_approval=False))
+    finally:
+        stop.set()
+        person.join(5)
+    tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert result.get("reopened"), result
+    assert result["weights_after_refusal"] == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    refusal = [t for t in result["texts_after_refusal"] if "Approval refused: four eyes" in t]
+    assert refusal and "dag_test triggered this run" in refusal[0], result["texts_after_refusal"]
+    assert not any("Switched" in t for t in result["texts_after_refusal"])
+
+    assert dr.state == "success", tasks
+    assert local.weights()["latticedb-local-green"] == 100
+    outcome = xcom(DAG_ID, dr.run_id, "deploy.approve_switch", key="outcome")
+    assert (outcome["approved"], outcome["by"], outcome["triggered_by"]) == (True, "On-call engineer", "dag_test")
+    assert [r["by"] for r in xcom(DAG_ID, dr.run_id, "deploy.approve_switch", key="refused")] == ["dag_test"]
+    texts = local.message_texts()
+    assert any("Switch approved by On-call engineer" in t for t in texts), texts
+    assert any("succeeded" in t and "Approved by: On-call engineer" in t for t in texts), texts
+    entry = xcom(DAG_ID, dr.run_id, "record_deployment")["entry"]
+    assert "**Approved By**: On-call engineer" in entry and "**Deployed By**: dag_test" in entry

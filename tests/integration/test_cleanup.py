@@ -4,15 +4,18 @@ everything a service runs or the rollback needs, however old."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.integration.helpers import image, run_dag
+from tests.integration.helpers import image, run_dag, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_rolling"
 EXTRA_IMAGES = 25
 EXTRA_REVISIONS = 12
+CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
 
 
 def _manifest(n: int) -> str:
@@ -66,8 +69,118 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
     # Revisions: the newest 10 (the new one and the 9 newest registered) plus the rollback target.
     assert set(local.revisions()) == {in_use, *registered[-9:], rollback_td}
     assert local.service("latticedb-service-local-green")["taskDefinition"] == rollback_td
-    # Images: the newest 20 pushed plus what the services and the rollback run (older than all of them).
-    assert set(_digests(local)) == {*pushed[-20:], old_digests["v1.0.0"], old_digests["v2.0.0"]}
+    # Images: the newest 20 pushed, plus what the services and the rollback run (older than all of
+    # them), plus what the revisions still ACTIVE run (registered[3:5] use pushed[3:5]: any ACTIVE
+    # revision can be rolled back to, so its image stays).
+    assert set(_digests(local)) == {*pushed[3:], old_digests["v1.0.0"], old_digests["v2.0.0"]}
     assert local.task_definition_image(rollback_td).endswith(old_digests["v1.0.0"])
     assert local.task_definition_image(in_use).endswith(old_digests["v2.0.0"])
 
+
+
+def _push_builds(local, count: int) -> list[str]:
+    """`count` builds pushed after the bootstrap's images (build-00 oldest); their digests, oldest first."""
+    ecr = local.client("ecr")
+    return [
+        ecr.put_image(
+            repositoryName="latticedb", imageManifest=_manifest(n), imageTag=f"build-{n:02d}",
+            imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+        )["image"]["imageId"]["imageDigest"]
+        for n in range(count)
+    ]
+
+
+def _register(local, family: str, image_ref: str) -> str:
+    """A revision of `family` like the local environment's own, running `image_ref`."""
+    ecs = local.client("ecs")
+    base = ecs.describe_task_definition(taskDefinition=local.service()["taskDefinition"])["taskDefinition"]
+    containers = [{**c, "image": image_ref} for c in base["containerDefinitions"]]
+    return ecs.register_task_definition(
+        family=family, containerDefinitions=containers,
+        **{k: base[k] for k in ("networkMode", "requiresCompatibilities", "cpu", "memory") if base.get(k)},
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active(local, dagbag):
+    """staging and production share the `latticedb` repository (include/config/latticedb.yaml): an old
+    image that staging keeps ACTIVE, or that production's service runs (even on a deregistered
+    revision), survives a cleanup in `local`; an image only an unconfigured family uses does not."""
+    repo = image("x").rsplit(":", 1)[0]
+    pushed = _push_builds(local, EXTRA_IMAGES)  # 8 + 25 images: the oldest 13 are beyond keep_images=20
+    _register(local, "latticedb-task-staging", f"{repo}@{pushed[0]}")  # ACTIVE in staging, by digest
+    ecs = local.client("ecs")
+    prod_td = _register(local, "latticedb-task-production", f"{repo}:build-01")  # by tag
+    ecs.create_cluster(clusterName="latticedb-production")
+    ecs.create_service(cluster="latticedb-production", serviceName="latticedb-service-production",
+                       taskDefinition=prod_td, desiredCount=0)
+    ecs.deregister_task_definition(taskDefinition=prod_td)  # INACTIVE, but production's service runs it
+    _register(local, "someone-elses-task", f"{repo}@{pushed[2]}")  # no configured environment uses this family
+
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    assert state == "success", tasks
+    assert tasks["cleanup.delete_old_images"] == "success"
+    remaining = set(_digests(local))
+    assert pushed[0] in remaining, "staging's ACTIVE revision runs it"
+    assert pushed[1] in remaining, "production's service runs it"
+    assert pushed[2] not in remaining and pushed[3] not in remaining, "cleanup did delete unused old images"
+    assert set(pushed[-20:]) <= remaining
+    assert not any("Warning" in t for t in local.message_texts())
+
+
+def test_cleanup_deletes_nothing_when_an_environment_that_may_use_the_repository_is_out_of_sight(
+    local, dagbag, tmp_path, monkeypatch
+):
+    """An environment in another region that may pull from this registry cannot be looked up with
+    local's connection: cleanup deletes nothing and says why, as a warning on a succeeded run."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    dr = dict(raw["environments"]["staging"], region="us-west-2", cluster="latticedb-dr", aws_conn_id="latticedb_dr_aws")
+    raw["environments"]["dr"] = dr  # allowed_registries: the us-east-1 registry local pushes to
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+    pushed = _push_builds(local, EXTRA_IMAGES)
+    before = set(_digests(local))
+
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    assert state == "success", tasks
+    assert tasks["cleanup.delete_old_images"] == "success"
+    assert set(_digests(local)) == before and pushed[0] in before
+    warnings = [t for t in local.message_texts() if "Warning: cleanup.delete_old_images failed" in t]
+    assert warnings and "dr: account 123456789012 in us-west-2 is not visible" in warnings[0], local.message_texts()
+
+
+def test_cleanup_and_record_failures_are_warnings_on_a_succeeded_deployment(local, dagbag, tmp_path, monkeypatch):
+    """Verify passed, so v2.0.0 is deployed: AWS throttling every cleanup call (retries exhausted)
+    and an unwritable deployment log are reported as warnings; the run succeeds."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["environments"]["local"]["deployment_log"] = "/dev/null/DEPLOYMENT_LOG.md"  # cannot be created
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+    repo = image("x").rsplit(":", 1)[0]
+    pushed = _push_builds(local, EXTRA_IMAGES)
+    for n in range(EXTRA_REVISIONS):
+        _register(local, "latticedb-task-local", f"{repo}@{pushed[n]}")
+    revisions, digests = set(local.revisions()), set(_digests(local))
+    local.faults(throttle={"operations": ["DeregisterTaskDefinition", "BatchDeleteImage"], "count": 10_000})
+
+    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "success", tasks
+    for task_id in ("cleanup.deregister_old_revisions", "cleanup.delete_old_images", "record_deployment"):
+        assert tasks[task_id] == "success", tasks
+        result = xcom(DAG_ID, dr.run_id, task_id)
+        assert result["warning"] is True and result["task"] == task_id and result["attempts"] == 3, result
+    assert "Throttling" in xcom(DAG_ID, dr.run_id, "cleanup.delete_old_images")["reason"]
+    assert "cannot append to the deployment log /dev/null/DEPLOYMENT_LOG.md" in xcom(DAG_ID, dr.run_id, "record_deployment")["reason"]
+    assert tasks["notify_success"] == "success"
+    assert tasks["rollback.restore_previous_revision"] == "skipped"
+    # Deployed and left alone: v2.0.0 serves; nothing was deregistered or deleted.
+    assert local.task_definition_image(local.service()["taskDefinition"]).endswith(local.digest("v2.0.0"))
+    assert revisions <= set(local.revisions()) and set(_digests(local)) == digests
+
+    texts = local.message_texts()
+    assert not any("Deployment failed" in t or "Rollback" in t for t in texts), texts
+    for task_id in ("cleanup.deregister_old_revisions", "cleanup.delete_old_images", "record_deployment"):
+        assert any(f"Warning: {task_id} failed" in t and "Reason:" in t for t in texts), (task_id, texts)
+    assert any("rolling deployment succeeded (3 warnings)" in t for t in texts), texts

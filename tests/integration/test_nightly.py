@@ -99,3 +99,37 @@ def test_schedule_comes_from_config(dagbag):
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert dag.timetable.expression == "0 2 * * *"  # nightly.schedule: 02:00 UTC
     assert str(dag.timetable.timezone) in ("UTC", "Timezone('UTC')")
+
+
+def test_a_rejected_nightly_blue_green_is_reported_not_deployed(local, dagbag, tmp_path, monkeypatch):
+    """Nightly with blue/green where the switch needs approval: the approval is rejected, so the
+    nightly run fails and its summary says NOT deployed, and why (not "deployed")."""
+    import threading
+
+    from tests.integration.test_blue_green import _answer_when_asked
+
+    raw = yaml.safe_load(ROOT_CONFIG.read_text())
+    raw["nightly"] = {**raw.get("nightly", {}), "environment": "local", "strategy": "blue_green"}
+    raw["environments"]["local"]["blue_green"] = {**raw["environments"]["local"]["blue_green"], "require_approval": True}
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+    _push(local, "v3.0.0")
+    before = local.service()["taskDefinition"]
+    stop = threading.Event()
+    person = threading.Thread(target=_answer_when_asked, args=("latticedb_deploy_blue_green", "Reject", stop), daemon=True)
+    person.start()
+    try:
+        with executing_triggered_runs(["latticedb_deploy_blue_green"], max_runs=1, timeout=300) as child:
+            state, tasks = run_dag(dagbag, DAG_ID, {})
+    finally:
+        stop.set()
+        person.join(5)
+    assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_blue_green", "failed")], child.get("output")
+    assert state == "failed", tasks
+    assert tasks == {"resolve_image": "success", "deploy": "failed", "summary": "failed"}
+    assert local.service()["taskDefinition"] == before
+    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    texts = local.message_texts()
+    summary = [t for t in texts if "Nightly local: v3.0.0" in t]
+    assert summary and "NOT deployed" in summary[0] and "Outcome: rejected: rejected by On-call engineer" in summary[0], texts

@@ -84,3 +84,63 @@ def test_a_failed_stage_stops_promotion(local, progressive_dag):
     assert tasks["stage2_local_canary.approval"] == "upstream_failed"
     assert tasks["stage2_local_canary.deploy"] == "upstream_failed"
     assert local.service()["taskDefinition"] == before  # the rolling DAG's own rollback restored it
+
+
+@pytest.fixture
+def blue_green_first_dag(tmp_path, monkeypatch, airflow_db):
+    """Stage 1: local with blue/green (its switch needs approval); stage 2: local with rolling."""
+    raw = yaml.safe_load((ROOT / "include" / "config" / "latticedb.yaml").read_text())
+    raw["progressive_delivery"] = {"stages": [
+        {"environment": "local", "strategy": "blue_green"},
+        {"environment": "local", "strategy": "rolling"},
+    ]}
+    raw["environments"]["local"]["blue_green"] = {**raw["environments"]["local"]["blue_green"], "require_approval": True}
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[DAG_ID]
+
+
+def test_a_rejected_blue_green_approval_stops_promotion(local, blue_green_first_dag):
+    """The blue/green run of stage 1 is rejected in the Airflow UI: that run ends "not deployed",
+    stage 1 fails saying so, and stage 2 never starts (no rolling run is even triggered)."""
+    import threading
+
+    from tests.integration.helpers import xcom
+    from tests.integration.test_blue_green import _answer_when_asked
+
+    before = local.service()["taskDefinition"]
+    stop = threading.Event()
+    person = threading.Thread(target=_answer_when_asked, args=("latticedb_deploy_blue_green", "Reject", stop), daemon=True)
+    person.start()
+    try:
+        # max_runs=2: were stage 2 triggered by mistake, it would run (and the assertions say so) rather than hang.
+        with executing_triggered_runs(["latticedb_deploy_blue_green", "latticedb_deploy_rolling"], max_runs=2, timeout=240) as child:
+            for key, value in {"image_uri": image("v2.0.0")}.items():
+                blue_green_first_dag.params[key] = value
+            dr = blue_green_first_dag.test(run_conf={"image_uri": image("v2.0.0")})
+    finally:
+        stop.set()
+        person.join(5)
+    tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_blue_green", "failed")], child.get("output")
+    assert dr.state == "failed", tasks
+    assert tasks["stage1_local_blue_green.deploy"] == "failed"
+    assert tasks["stage1_local_blue_green.notify_done"] == "upstream_failed"
+    assert tasks["stage2_local_rolling.notify_start"] == "upstream_failed"
+    assert tasks["stage2_local_rolling.deploy"] == "upstream_failed"
+    outcome = xcom(DAG_ID, dr.run_id, "stage1_local_blue_green.deploy", key="outcome")
+    assert outcome == {"deployed": False, "outcome": "rejected", "reason": "rejected by On-call engineer"}
+    # Production untouched: blue still serves everything on the old revision; green scaled back down.
+    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.service()["taskDefinition"] == before
+    assert local.service("latticedb-service-local-green")["desiredCount"] == 0
+    texts = local.message_texts()
+    assert any("Deployment rejected: not deployed" in t for t in texts), texts
+    assert any("stage1_local_blue_green.deploy" in t and "NOT deployed (rejected: rejected by On-call engineer)" in t
+               for t in texts), texts
+    assert not any("Stage 2/2" in t for t in texts), texts

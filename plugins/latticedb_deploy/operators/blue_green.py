@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk.exceptions import AirflowFailException, DownstreamTasksSkipped
+from airflow.sdk.exceptions import AirflowFailException
 
+from latticedb_deploy.operators.approval import OUTCOME_KEY, DeploymentApprovalOperator, triggering_user
 from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
 
@@ -48,23 +47,22 @@ class SmokeTestIdleColourOperator(LatticeDBOperator):
         return report
 
 
-class SwitchApprovalOperator(ApprovalOperator):
-    """Ask a person in the Airflow UI before production traffic moves; reject or timeout = no switch.
+class SwitchApprovalOperator(DeploymentApprovalOperator):
+    """Ask a person in the Airflow UI before production traffic moves; reject or timeout = not deployed.
 
-    Skipped (approved by policy) when `require_approval` is false for the run; its default
-    comes from the environment's `blue_green.require_approval` (true for production).
-    A rejection scales the idle colour back down and is reported, not paged.
+    Skipped (approved by policy) when `require_approval` is false for the run; its default comes
+    from the environment's `blue_green.require_approval` (true for production). In a four-eyes
+    environment (`approval.four_eyes`) the approval is always asked, and the run's trigger cannot
+    give it (latticedb_deploy.operators.approval).
+
+    A rejection (or timeout) scales the idle colour back down, says so in Slack, records
+    {"approved": false, ...} in XCom `outcome` and skips the switch and what follows;
+    notify_success then ends the run failed with "rejected: not deployed" (no rollback, no page).
     """
 
-    template_fields = (*ApprovalOperator.template_fields, "environment", "require_approval")
+    template_fields = (*DeploymentApprovalOperator.template_fields, "require_approval")
 
-    def __init__(
-        self,
-        *,
-        environment: str = "{{ params.environment }}",
-        require_approval: Any = "{{ params.require_approval }}",
-        **kwargs: Any,
-    ):
+    def __init__(self, *, require_approval: Any = "{{ params.require_approval }}", **kwargs: Any):
         kwargs.setdefault(
             "subject", "Switch {{ params.environment }} production traffic to {{ params.image_uri.split('/')[-1] }}?"
         )
@@ -76,53 +74,44 @@ class SwitchApprovalOperator(ApprovalOperator):
             "{% if s %}{% for c in s['checks'] %}\n- {{ '✓' if c['passed'] else '✗' }} {{ c['check'] }}: {{ c['detail'] }}"
             "{% endfor %}{% else %}not run{% endif %}",
         )
-        kwargs.setdefault("defaults", ApprovalOperator.REJECT)  # timeout means: do not switch
         super().__init__(**kwargs)
-        self.environment = environment
         self.require_approval = require_approval
 
-    def _env(self):
-        from latticedb_deploy.config import load_config
-
-        return load_config().environment(self.environment)
-
     def execute(self, context: Any) -> Any:
-        from latticedb_deploy import notify
-
         env = self._env()
-        if not _truthy(self.require_approval, env.blue_green.require_approval):
+        required = _truthy(self.require_approval, env.blue_green.require_approval)
+        if not required and env.four_eyes:
+            self.log.warning("require_approval=false ignored: %s requires four eyes (approval.four_eyes)", env.name)
+            required = True
+        if not required:
             self.log.info("Approval not required for %s: switching without asking", env.name)
+            context["ti"].xcom_push(key=OUTCOME_KEY, value={
+                "approved": True, "outcome": "not_required", "by": "policy", "reason": "approval not required",
+                "environment": env.name, "four_eyes": False,
+            })
             return {"chosen_options": [self.APPROVE], "approved_by": "policy"}
-        self.response_timeout = timedelta(seconds=env.blue_green.approval_timeout_seconds)
-        if _truthy(context["params"].get("notify"), True):
-            notify.send(
-                env, "approval_requested", "Approval requested: switch production traffic",
-                {"Environment": env.name, "Image": context["params"].get("image_uri"), "Run": context["run_id"],
-                 "Answer within": f"{env.blue_green.approval_timeout_seconds}s (no answer = reject)"},
-                getattr(context["ti"], "log_url", None),
-            )
-        return super().execute(context)
+        fields: dict[str, object] = {
+            "Answer within": f"{env.blue_green.approval_timeout_seconds}s (no answer = reject)",
+        }
+        if env.four_eyes:
+            fields["Four eyes"] = f"{triggering_user(context) or 'the trigger'} cannot approve; another engineer must"
+        self._notify(context, env, "approval_requested", "Approval requested: switch production traffic", fields)
+        return self.ask(context, env)
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        try:
-            return super().execute_complete(context, event)  # approved: carry on
-        except DownstreamTasksSkipped:  # rejected (or timed out): the switch and what follows are skipped
-            self._rejected(context, event)
-            raise
+    def on_approved(self, context: Any, env: Any, record: dict) -> None:
+        self._notify(
+            context, env, "stage", f"Switch approved by {record['by']}",
+            {"Approved by": record["by"], "Triggered by": record.get("triggered_by")},
+        )
 
-    def _rejected(self, context: Any, event: dict[str, Any]) -> None:
-        from latticedb_deploy import notify
+    def on_rejected(self, context: Any, env: Any, outcome: str, reason: str) -> None:
         from latticedb_deploy.aws.ecs import EcsClient
 
-        env = self._env()
         baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
         EcsClient(env).scale(baseline["idle_service"], 0)
-        who = (event.get("responded_by_user") or event.get("responded_by") or {}).get("name") or "timeout"
-        self.log.warning("Switch rejected by %s: production untouched, %s scaled to 0", who, baseline["idle_service"])
-        if _truthy(context["params"].get("notify"), True):
-            notify.send(
-                env, "warning", "Deployment rejected: production untouched",
-                {"Environment": env.name, "Image": context["params"].get("image_uri"), "Rejected by": who,
-                 "Idle colour": f"{baseline['idle_service']} scaled to 0"},
-                getattr(context["ti"], "log_url", None),
-            )
+        self.log.warning("Switch %s (%s): not deployed, production untouched, %s scaled to 0",
+                         outcome, reason, baseline["idle_service"])
+        self._notify(
+            context, env, "warning", "Deployment rejected: not deployed, production untouched",
+            {"Outcome": reason, "Idle colour": f"{baseline['idle_service']} scaled to 0"},
+        )

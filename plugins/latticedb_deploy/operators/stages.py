@@ -18,12 +18,36 @@ RESOLVE_TASK_ID = "resolve_image"
 TRIGGER_TASK_ID = "deploy"
 
 
+OUTCOME_TASK_ID = "notify_success"  # in a strategy run: XCom `outcome` says whether it deployed
+OUTCOME_KEY = "outcome"
+
+
+def triggered_outcome(ti: Any, dag_id: str, run_id: str, state: str | None) -> dict:
+    """What a triggered strategy run did: {"deployed": bool, "outcome", "reason"}.
+
+    A run that ended `success` deployed. A failed run either was not deployed on purpose (an
+    approval rejected or timed out: its notify_success recorded that in XCom `outcome`) or failed.
+    """
+    if state == "success":
+        return {"deployed": True, "outcome": "deployed", "reason": None}
+    recorded = None
+    try:
+        recorded = ti.xcom_pull(task_ids=OUTCOME_TASK_ID, key=OUTCOME_KEY, dag_id=dag_id, run_id=run_id)
+    except Exception:  # noqa: BLE001 - without it the run simply failed
+        recorded = None
+    if isinstance(recorded, dict) and recorded.get("deployed") is False:
+        return {"deployed": False, "outcome": recorded.get("outcome") or "rejected", "reason": recorded.get("reason")}
+    return {"deployed": False, "outcome": "failed", "reason": f"run state {state}"}
+
+
 class StrategyRunOperator(TriggerDagRunOperator):
     """Trigger a strategy DAG and wait for it deferrably; its failure fails this task *without retries*.
 
     A failed deployment run is an outcome, not a hiccup: retrying would deploy the same image again.
     The run id is derived from this run and task (`<run_id>__<task_id>`), so a retry after a
-    transient error cannot start a second deployment either.
+    transient error cannot start a second deployment either. A run that was not deployed because
+    its approval was rejected (or timed out) fails this task with "NOT deployed: rejected ...":
+    promotion stops there. This task's XCom `outcome` says which.
     """
 
     def __init__(self, **kwargs: Any):
@@ -37,11 +61,22 @@ class StrategyRunOperator(TriggerDagRunOperator):
 
     def execute_complete(self, context: Any, event: Any) -> Any:
         try:
-            return super().execute_complete(context, event)
+            result = super().execute_complete(context, event)
         except AirflowFailException:
             raise
         except Exception as exc:  # noqa: BLE001 - the triggered deployment failed: final
+            _, data = event
+            run_id = (data.get("run_ids") or [None])[0]
+            outcome = triggered_outcome(context["ti"], self.trigger_dag_id, run_id, data.get(run_id) if run_id else None)
+            context["ti"].xcom_push(key=OUTCOME_KEY, value=outcome)
+            if outcome["outcome"] in ("rejected", "timed_out"):
+                raise AirflowFailException(
+                    f"{self.trigger_dag_id} run {run_id}: NOT deployed ({outcome['outcome']}: {outcome['reason']}); "
+                    "promotion stops here"
+                ) from None
             raise AirflowFailException(str(exc)) from None
+        context["ti"].xcom_push(key=OUTCOME_KEY, value={"deployed": True, "outcome": "deployed", "reason": None})
+        return result
 
 
 def strategy_dag_id(strategy: str) -> str:
@@ -151,18 +186,21 @@ class NightlySummaryOperator(_NightlyOperator):
         state = ti.get_dagrun_state(dag_id=resolved["dag_id"], run_id=run_id) if (resolved and run_id) else None
         state = getattr(state, "value", state)
         ok = state == "success"
+        outcome = triggered_outcome(ti, resolved["dag_id"], run_id, state) if (resolved and run_id) else None
         fields = {
             "Environment": self.environment,
             "Image": (resolved or {}).get("image_uri"),
             "Digest": (resolved or {}).get("digest"),
             "Was running": ((resolved or {}).get("running_task_definition") or "").split("/")[-1],
             "Deployment": f"{(resolved or {}).get('dag_id')} run {run_id}: {state}" if run_id else "not started",
+            "Outcome": f"{outcome['outcome']}: {outcome['reason']}" if outcome and not ok else None,
             "Run": context["run_id"],
         }
         title = f"Nightly {self.environment}: {(resolved or {}).get('tag', '?')} " + ("deployed" if ok else "NOT deployed")
         notify.send(self.env, "succeeded" if ok else "failed", title, fields, notify.run_link(context))
         if not ok:
-            raise AirflowFailException(f"nightly deployment did not succeed (triggered run state: {state})")
+            why = f"{outcome['outcome']}: {outcome['reason']}" if outcome else "not started"
+            raise AirflowFailException(f"nightly deployment NOT deployed ({why}; triggered run state: {state})")
         return {"state": state, "triggered_run_id": run_id, **(resolved or {})}
 
 
@@ -195,14 +233,15 @@ def build_stages(stages: Any) -> list:
     """Progressive delivery's graph, one task group per stage, each waiting for the previous one:
 
     notify_start -> [notify_approval -> approval] -> deploy (triggered strategy DAG, deferrable wait)
-    -> notify_done. A failed deploy fails its task and everything after it stays upstream_failed.
+    -> notify_done. A failed deploy fails its task and everything after it stays upstream_failed;
+    so does a deploy that was not deployed because its own approval said no ("NOT deployed").
     """
     from datetime import timedelta
 
-    from airflow.providers.standard.operators.hitl import ApprovalOperator
     from airflow.sdk import TaskGroup, chain
 
     from latticedb_deploy.config import load_config
+    from latticedb_deploy.operators.approval import DeploymentApprovalOperator
 
     config = load_config()
     groups: list = []
@@ -222,12 +261,14 @@ def build_stages(stages: Any) -> list:
                     )
                 )
                 tasks.append(
-                    ApprovalOperator(
+                    DeploymentApprovalOperator(  # four eyes where the stage's environment requires it
                         task_id="approval",
+                        environment=env,
                         subject=f"Promote {{{{ params.image_uri }}}} to {env} ({strategy})?",
                         body=f"Every earlier stage succeeded. Approve to start the {strategy} deployment to {env}; "
                         "reject to stop promotion here.",
                         response_timeout=timedelta(seconds=config.environment(env).blue_green.approval_timeout_seconds),
+                        defaults=None,  # no answer in time fails the stage (as before), rather than rejecting it
                     )
                 )
             tasks.append(

@@ -7,16 +7,21 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
+from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID, NotifyOperator
 from latticedb_deploy.operators.preflight import INCIDENTS_TASK_ID, VERDICT_TASK_ID, strategy_of, triggered_by
 
 REPORT_DIR_ENV = "LATTICEDB_REPORT_DIR"
 DEFAULT_REPORT_DIR = "/tmp/latticedb-reports"
 SMOKE_TASK_ID = "verify.smoke_tests"
 POST_DEPLOYMENT_TASK_ID = "verify.post_deployment_checks"
+RECORD_TASK_ID = "record_deployment"
+# After verify passed the deployment is done: these steps only warn (see BestEffortMixin).
+BEST_EFFORT_TASK_IDS = ("cleanup.deregister_old_revisions", "cleanup.delete_old_images", RECORD_TASK_ID)
+APPROVAL_TASK_ID = "deploy.approve_switch"
+OUTCOME_KEY = "outcome"
 
 
 class SmokeTestOperator(LatticeDBOperator):
@@ -193,6 +198,53 @@ class PostDeploymentChecksOperator(LatticeDBOperator):
             time.sleep(poll)
 
 
+class BestEffortMixin:
+    """A step after verify passed: its failure is a warning on a succeeded deployment, never a failure.
+
+    The step's own errors still get the task's retries (a throttled or briefly unreachable AWS
+    converges); on the last try, or at once for an error that retrying cannot fix
+    (AirflowFailException), the task logs the error, posts a Slack warning naming the task and
+    the reason, returns {"warning": true, "task", "reason", "attempts"} and succeeds. The run
+    then succeeds too and notify_success lists the warning. Subclasses implement `run`.
+    """
+
+    def run(self, context: Any) -> Any:  # pragma: no cover - every subclass implements it
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return self.run(context)
+        except AirflowSkipException:
+            raise
+        except Exception as exc:
+            ti = context["ti"]
+            tries_left = int(getattr(ti, "max_tries", 0) or 0) - int(getattr(ti, "try_number", 1) or 1) + 1
+            if not isinstance(exc, AirflowFailException) and tries_left > 0:
+                raise  # retried by Airflow
+            reason = f"{type(exc).__name__}: {exc}"[:1000]
+            attempts = int(getattr(ti, "try_number", 1) or 1)
+            self.log.warning(
+                "%s failed after %d attempt(s); the deployment itself succeeded, so this is a warning: %s",
+                ti.task_id, attempts, reason, exc_info=True,
+            )
+            self.send(  # type: ignore[attr-defined]
+                context, "warning", f"Warning: {ti.task_id} failed; the deployment succeeded",
+                {"Task": ti.task_id, "Reason": reason, "Attempts": attempts,
+                 "Deployment": "succeeded and verified; this step is best-effort"},
+            )
+            return {"warning": True, "task": ti.task_id, "reason": reason, "attempts": attempts}
+
+
+def best_effort_warnings(ti: Any) -> list[dict]:
+    """The warnings the best-effort steps of this run returned (empty when all went well)."""
+    found = []
+    for task_id in BEST_EFFORT_TASK_IDS:
+        value = ti.xcom_pull(task_ids=task_id)
+        if isinstance(value, dict) and value.get("warning"):
+            found.append(value)
+    return found
+
+
 def _protected_task_definitions(env: Any, ecs: Any, ti: Any) -> set[str]:
     """In use by either slot's service, the rollback target (baseline), and the revision just deployed."""
     protected = {ecs.describe_service(s)["taskDefinition"] for s in env.services}
@@ -205,10 +257,10 @@ def _protected_task_definitions(env: Any, ecs: Any, ti: Any) -> set[str]:
     return protected
 
 
-class CleanupRevisionsOperator(LatticeDBOperator):
+class CleanupRevisionsOperator(BestEffortMixin, LatticeDBOperator):
     """Deregister revisions beyond the newest N; never the one in use or the rollback target."""
 
-    def execute(self, context: Any) -> dict:
+    def run(self, context: Any) -> dict:
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.revisions import revisions_to_deregister
 
@@ -222,43 +274,65 @@ class CleanupRevisionsOperator(LatticeDBOperator):
         return {"deregistered": doomed}
 
 
-class CleanupImagesOperator(LatticeDBOperator):
-    """Delete ECR images beyond the newest `keep_images`; never one a protected revision runs."""
+class CleanupImagesOperator(BestEffortMixin, LatticeDBOperator):
+    """Delete ECR images beyond the newest `keep_images`; never one that any environment may run.
 
-    def execute(self, context: Any) -> dict:
+    Environments share the repository, so protected are: every image referenced by a task
+    definition that is ACTIVE, or run by a slot service, in any configured environment that can
+    use this repository (latticedb_deploy.aws.in_use), plus this run's rollback target and new
+    revision. If such an environment cannot be looked up (another account or region, an error),
+    nothing is deleted and the step ends with a warning saying which one.
+    """
+
+    def run(self, context: Any) -> dict:
         from latticedb_deploy.aws.ecr import EcrClient, image_digests_referenced, images_to_delete
         from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.in_use import images_in_use
+        from latticedb_deploy.config import load_config
 
         ti = context["ti"]
         ecs, ecr = EcsClient(self.env), EcrClient(self.env)
-        arns = _protected_task_definitions(self.env, ecs, ti)
-        refs = [ecs.container_image(ecs.describe_task_definition(arn)) for arn in sorted(arns)]
+        in_use = images_in_use(self.env, list(load_config().environments.values()))
+        if in_use.unseen:
+            raise AirflowFailException(
+                "deleted no image: environments that may run images from this repository cannot be looked up "
+                "with this connection: " + "; ".join(in_use.unseen)
+            )
+        where = dict(in_use.images)
+        for arn in sorted(_protected_task_definitions(self.env, ecs, ti)):  # rollback target, new revision
+            image = ecs.container_image(ecs.describe_task_definition(arn))
+            where.setdefault(image, []).append(f"{self.env.name}: {arn.split('/')[-1]} (this run)")
         images = ecr.list_images()
         by_tag = {tag: info.digest for info in images for tag in info.tags}
-        protected = image_digests_referenced(refs, by_tag)
+        protected = image_digests_referenced(sorted(where), by_tag)
         new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
         if new and new.get("digest"):
             protected.add(new["digest"])
         doomed = images_to_delete(images, self.env.keep_images, protected)
         labels = {info.digest: ",".join(info.tags) or "untagged" for info in images}
+        for info in images[self.env.keep_images :]:
+            if info.digest in protected:
+                users = [w for ref, ws in where.items() for w in ws if info.digest in image_digests_referenced([ref], by_tag)]
+                self.log.info("Kept %s (%s), in use: %s", info.digest[:19], labels[info.digest], "; ".join(users) or "this run")
         deleted = ecr.delete_images(doomed)
         for digest in deleted:
             self.log.info("Deleted %s (%s)", digest[:19], labels.get(digest))
         self.log.info(
-            "Kept the newest %d of %d images and %d protected; deleted %d",
+            "Environments checked: %s (ignored: %s). Kept the newest %d of %d images and %d in use; deleted %d",
+            ", ".join(in_use.checked), "; ".join(in_use.ignored) or "none",
             self.env.keep_images, len(images), len(protected), len(deleted),
         )
-        return {"deleted": deleted, "protected": sorted(protected)}
+        return {"deleted": deleted, "protected": sorted(protected), "environments_checked": in_use.checked}
 
 
-class RecordDeploymentOperator(LatticeDBOperator):
+class RecordDeploymentOperator(BestEffortMixin, LatticeDBOperator):
     """Append the runbook's deployment-log entry to the environment's `deployment_log` file."""
 
     def __init__(self, *, strategy: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.strategy = strategy
 
-    def execute(self, context: Any) -> dict:
+    def run(self, context: Any) -> dict:
         from latticedb_deploy.deployment_log import DeploymentEntry, append_entry, resolve_log_path
 
         ti = context["ti"]
@@ -272,6 +346,11 @@ class RecordDeploymentOperator(LatticeDBOperator):
                 issues.append(f"pre-flight warning: {result['check']}: {result['reason']}")
         post = ti.xcom_pull(task_ids=POST_DEPLOYMENT_TASK_ID) or {}
         issues.extend(f"post-deployment: {w}" for w in post.get("warnings") or [])
+        issues.extend(f"{w['task']} failed (warning): {w['reason']}" for w in best_effort_warnings(ti))
+        extra = {"Image": new.get("image") or self.image_uri, "Run": context["run_id"]}
+        approval = ti.xcom_pull(task_ids=APPROVAL_TASK_ID, key=OUTCOME_KEY) if _has_task(context, APPROVAL_TASK_ID) else None
+        if approval and approval.get("outcome") == "approved":
+            extra["Approved By"] = approval.get("by") or "unknown"
         now = datetime.now(UTC)
         dag_run = context.get("dag_run")
         started = getattr(dag_run, "start_date", None) or now
@@ -283,9 +362,64 @@ class RecordDeploymentOperator(LatticeDBOperator):
             deployed_by=triggered_by(context),
             issues=tuple(issues),
             environment=self.env.name,
-            extra={"Image": new.get("image") or self.image_uri, "Run": context["run_id"]},
+            extra=extra,
         )
         path = resolve_log_path(self.env.deployment_log)
-        text = append_entry(path, entry)
+        try:
+            text = append_entry(path, entry)
+        except OSError as exc:
+            raise OSError(f"cannot append to the deployment log {path}: {exc}") from exc
         self.log.info("Appended to %s:\n%s", path, text)
         return {"path": str(path), "entry": text}
+
+
+def _has_task(context: Any, task_id: str) -> bool:
+    dag = context.get("dag")
+    return dag is not None and task_id in getattr(dag, "task_ids", ())
+
+
+class DeploymentOutcomeOperator(NotifyOperator):
+    """notify_success: the run's outcome, for people (Slack) and for callers (XCom `outcome`).
+
+    Runs when nothing upstream failed (trigger rule none_failed):
+    - deployed (record_deployment ran): posts "<strategy> deployment succeeded", naming who
+      approved and any warning of the best-effort steps; outcome {"deployed": true, ...}.
+    - not deployed because an approval said no (rejected or timed out): outcome
+      {"deployed": false, "outcome": "rejected", ...} and the task fails with
+      "rejected: not deployed", so the run ends failed: whatever waits on the run (progressive
+      delivery, the nightly, a CI job polling the REST API) sees that nothing was deployed.
+      No rollback runs (nothing to restore) and no failure is paged: the approval step has
+      already said "Deployment rejected" in Slack and scaled the idle colour down.
+    """
+
+    def execute(self, context: Any) -> dict:
+        ti = context["ti"]
+        approval = ti.xcom_pull(task_ids=APPROVAL_TASK_ID, key=OUTCOME_KEY) if _has_task(context, APPROVAL_TASK_ID) else None
+        recorded = ti.xcom_pull(task_ids=RECORD_TASK_ID)
+        if recorded is None:
+            if approval and not approval.get("approved"):
+                outcome = {"deployed": False, "outcome": approval.get("outcome", "rejected"), "reason": approval.get("reason")}
+                ti.xcom_push(key=OUTCOME_KEY, value=outcome)
+                raise AirflowFailException(f"{approval.get('outcome', 'rejected')}: not deployed: {approval.get('reason')}")
+            raise AirflowSkipException("nothing was deployed")
+        warnings = best_effort_warnings(ti)
+        fields: dict[str, object] = {}
+        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+        if baseline:
+            fields["Previous revision"] = baseline["task_definition"].split("/")[-1]
+        if new:
+            fields["New revision"] = new["task_definition"].split("/")[-1]
+            fields["Digest"] = new["digest"]
+        if approval and approval.get("outcome") == "approved":
+            fields["Approved by"] = approval.get("by")
+        if warnings:
+            fields["Warnings"] = "\n".join(f"{w['task']}: {w['reason']}" for w in warnings)
+        title = self.title + (f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})" if warnings else "")
+        self.send(context, self.event, title, fields)
+        outcome = {
+            "deployed": True, "outcome": "deployed", "approved_by": (approval or {}).get("by"),
+            "warnings": [f"{w['task']}: {w['reason']}" for w in warnings],
+        }
+        ti.xcom_push(key=OUTCOME_KEY, value=outcome)
+        return outcome

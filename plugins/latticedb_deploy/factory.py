@@ -155,7 +155,11 @@ _WAITS = {
 def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str], gate_task_ids: list[str]) -> Any:
     """The operator for one strategy step (deploy or rollback)."""
     from latticedb_deploy.operators.blue_green import SmokeTestIdleColourOperator, SwitchApprovalOperator
-    from latticedb_deploy.operators.deploy import RestorePreviousRevisionOperator, UpdateServiceOperator
+    from latticedb_deploy.operators.deploy import (
+        RestorePreviousRevisionOperator,
+        ShiftTrafficBackOperator,
+        UpdateServiceOperator,
+    )
     from latticedb_deploy.operators.traffic import DeployIdleSlotOperator, RetireOldSlotOperator, ShiftTrafficOperator
     from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
@@ -185,6 +189,8 @@ def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str],
         return RestorePreviousRevisionOperator(
             task_id=task_id, mutation_task_ids=mutation_task_ids, gate_task_ids=gate_task_ids, trigger_rule="one_failed"
         )
+    if kind == "shift_traffic_back":
+        return ShiftTrafficBackOperator(task_id=task_id)
     raise ValueError(f"strategy {strategy.name!r}: unknown step {kind!r}")
 
 
@@ -200,6 +206,7 @@ def build_deployment_dag(
         NotifyOperator,
         RecordBaselineOperator,
         RegisterTaskDefinitionOperator,
+        RollbackFinishedOperator,
     )
     from latticedb_deploy.operators.locks import AcquireEnvironmentOperator, ReleaseEnvironmentOperator
     from latticedb_deploy.operators.preflight import PreflightCheckOperator, PreflightVerdictOperator
@@ -270,9 +277,7 @@ def build_deployment_dag(
             mutations = [deploy[0].task_id]
             gates = [t.task_id for t in deploy if isinstance(t, MetricGateSensor)]
             rollback = [_step_operator(s, strategy, mutations, gates) for s in strategy.rollback]
-            notify_rollback = NotifyOperator(
-                task_id="notify_rollback", event="rollback_finished", title="Rollback finished: service on last good revision"
-            )
+            notify_rollback = RollbackFinishedOperator(task_id="notify_rollback")  # verifies, then notifies
             chain(*rollback, notify_rollback)
 
         release = ReleaseEnvironmentOperator(task_id="release_environment").as_teardown(setups=hold)

@@ -13,7 +13,6 @@ INCIDENT_TITLE = "ROLLBACK FAILED: manual action needed"
 EMERGENCY_DAG_ID = "latticedb_rollback"
 # The emergency rollback's tasks that change or verify production (plan only reads; failing there changes nothing).
 EMERGENCY_ROLLBACK_TASKS = ("switch_listener", "update_service", "wait_for_rollout", "verify")
-NOT_ROLLBACK = ("rollback.notify_rollback",)
 # A snapshot must not hang on an AWS endpoint that is down: short timeouts, few attempts.
 _QUICK = {"connect_timeout": 3, "read_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}}
 
@@ -22,7 +21,8 @@ def is_rollback_task(dag_id: str, task_id: str) -> bool:
     """A task whose failure means production may be left in a bad state, with nobody fixing it."""
     if dag_id == EMERGENCY_DAG_ID:
         return task_id in EMERGENCY_ROLLBACK_TASKS
-    return task_id.startswith("rollback.") and task_id not in NOT_ROLLBACK
+    # rollback.notify_rollback included: it verifies the restored version, and an unhealthy restore is an incident too.
+    return task_id.startswith("rollback.")
 
 
 def _quick_client(env: Any, service: str) -> Any:

@@ -35,11 +35,16 @@ class Strategy:
     checks: tuple[str, ...] = ()  # pre-flight checks beyond the common ones
 
 
+# Every strategy rolls back the same way: the last good slot back to its revision and size, wait until
+# its tasks run, then (once its targets are healthy) all traffic to it in one call, the other slot to 0.
+ROLLBACK = (Step("restore_previous_revision"), Step("wait_for_previous_revision"), Step("shift_traffic_back"))
+
+
 ROLLING = Strategy(
     name="rolling",
     summary="Rolling update of the live ECS service with the deployment circuit breaker on.",
     deploy=(Step("update_service"), Step("wait_for_rollout")),
-    rollback=(Step("restore_previous_revision"), Step("wait_for_previous_revision")),
+    rollback=ROLLBACK,
     runbook="manage-service.sh update -i $IMAGE_URI -e <env>",
 )
 
@@ -55,7 +60,7 @@ CANARY = Strategy(
         *(step for p in SLOT_PERCENTS for step in (Step("shift_traffic", p), Step("gate", p))),
         Step("retire_old_stable"),
     ),
-    rollback=(Step("restore_previous_revision"), Step("wait_for_previous_revision")),
+    rollback=ROLLBACK,
     runbook="canary-deploy.sh -e <env> -i $IMAGE_URI -c 10 -s 10 -t 300",
     checks=("check_traffic_plan",),
 )
@@ -73,6 +78,6 @@ BLUE_GREEN = Strategy(
         Step("bake"),
         Step("scale_down_old_colour"),
     ),
-    rollback=(Step("restore_previous_revision"), Step("wait_for_previous_revision")),
+    rollback=ROLLBACK,
     runbook="blue-green-deploy.sh -e <env> -i $IMAGE_URI",
 )

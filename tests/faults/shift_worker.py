@@ -11,10 +11,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
 PARAMS = {"traffic_steps": [25, 50, 100], "interval_seconds": 6, "environment": "local"}
+DAG_ID, RUN_ID = "fault-worker-dies", "fault-worker-dies-run"  # the lease owner the test holds: DAG_ID/RUN_ID
 
 
 class _TI:
     log_url = "http://airflow.invalid/log"
+    dag_id = DAG_ID
 
     def __init__(self, baseline):
         self.baseline = baseline
@@ -41,7 +43,7 @@ def main(percent: int, kill: str, baseline: dict) -> None:
     elbv2.TrafficClient.set_weights = frozen
     op = ShiftTrafficOperator(task_id=f"shift_traffic_to_{percent}pct", percent=percent, environment="local",
                               image_uri="unused")
-    print(json.dumps(op.execute({"params": PARAMS, "ti": _TI(baseline), "run_id": f"fault-shift-{percent}"})), flush=True)
+    print(json.dumps(op.execute({"params": PARAMS, "ti": _TI(baseline), "run_id": RUN_ID})), flush=True)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,44 @@ def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
     assert local.revisions() == revisions  # the re-run registered nothing new
     assert local.weights()["latticedb-local-blue"] == 100
     assert any("rolling deployment succeeded" in t for t in local.message_texts()), local.message_texts()
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conf", "task_id"),
+    [
+        ("latticedb_deploy_canary", {"traffic_steps": [50, 100], "interval_seconds": 4}, "deploy.shift_traffic_to_50pct"),
+        ("latticedb_deploy_blue_green", {"bake_seconds": 4, "require_approval": False}, "deploy.switch_traffic"),
+    ],
+)
+def test_rerun_of_a_traffic_shift_after_rollback_refuses_a_slot_with_no_tasks(local, dagbag, dag_id, conf, task_id):
+    """After a rollback the new slot has 0 tasks. Clearing and re-running the step that gave it traffic
+    must not send traffic to nothing: the step checks its target first and fails saying why."""
+    dr = run_dag_run(dagbag, dag_id, {"image_uri": image("v2.1.0-errors"), "environment": "local", **conf})
+    assert dr.state == "failed"
+    assert task_states(dr)["rollback.shift_traffic_back"] == "success", task_states(dr)
+    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.service("latticedb-service-local-green")["desiredCount"] == 0
+
+    cleared = _clear_tasks(dagbag.dags[dag_id], dr.run_id, ["preflight.acquire_environment", task_id, "release_environment"])
+    assert task_id in cleared, cleared
+    dr = continue_run(dagbag.dags[dag_id], dr.run_id)
+    states = task_states(dr)
+    assert states[task_id] == "failed", states
+    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}  # nothing changed
+    failure = next(t for t in reversed(local.message_texts()) if f"Deployment failed at {task_id}" in t)
+    assert "refusing to change traffic" in failure and "latticedb-service-local-green" in failure, failure
+
+
+def _clear_tasks(dag, run_id: str, task_ids: list[str]) -> list[str]:
+    """What the UI's Clear does for exactly these tasks (no downstream)."""
+    from airflow.models.taskinstance import clear_task_instances
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.settings import Session
+    from airflow.utils.state import DagRunState
+
+    sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    with Session() as session:
+        tis = sdag.clear(dry_run=True, task_ids=task_ids, run_id=run_id, session=session)
+        clear_task_instances(list(tis), session, DagRunState.QUEUED)
+        session.commit()
+        return sorted(ti.task_id for ti in tis)

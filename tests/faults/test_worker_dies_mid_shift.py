@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from tests.faults.driver import BLUE, GREEN, listener_is_whole
-from tests.faults.shift_worker import _TI, PARAMS
+from tests.faults.shift_worker import _TI, DAG_ID, PARAMS, RUN_ID
 
 pytestmark = pytest.mark.integration
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,6 +40,23 @@ def _kill_when_frozen(proc: subprocess.Popen) -> None:
     assert proc.wait(10) == -signal.SIGKILL
 
 
+def _bring_up(local, baseline: dict) -> None:
+    import time
+
+    local.client("ecs").update_service(
+        cluster="latticedb-local", service=baseline["idle_service"], taskDefinition=baseline["task_definition"],
+        desiredCount=baseline["desired_count"],
+    )
+    elb = local.client("elbv2")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        desc = elb.describe_target_health(TargetGroupArn=baseline["idle_target_group_arn"])["TargetHealthDescriptions"]
+        if sum(d["TargetHealth"]["State"] == "healthy" for d in desc) == baseline["desired_count"]:
+            return
+        time.sleep(0.3)
+    raise AssertionError("the new slot did not come up")
+
+
 def _run(percent: int, baseline: dict) -> dict:
     proc = _worker(percent, "none", baseline)
     out, err = proc.communicate(timeout=120)
@@ -49,9 +66,15 @@ def _run(percent: int, baseline: dict) -> dict:
 
 @pytest.mark.parametrize("kill", ["before", "after"])
 def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
+    from latticedb_deploy.aws.locks import EnvironmentLock
+    from latticedb_deploy.config import load_config
     from latticedb_deploy.operators.deploy import RecordBaselineOperator, RestorePreviousRevisionOperator
 
     baseline = RecordBaselineOperator(task_id="record_baseline", environment="local").execute({})
+    # What the run before the shift did: hold the environment, and bring the new slot up (here on the
+    # baseline's revision). A slot with no running tasks is never given traffic.
+    assert EnvironmentLock(load_config().environment("local")).acquire(f"{DAG_ID}/{RUN_ID}") is None
+    _bring_up(local, baseline)
     assert _run(25, baseline)["percent"] == 25  # the step before: 25 % on the new slot
     assert local.weights() == {GREEN: 25, BLUE: 75}
 
@@ -73,7 +96,7 @@ def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
         task_id="restore_previous_revision", environment="local", image_uri="unused", notify=True,
         auto_rollback=True, mutation_task_ids=["deploy.deploy_canary_service"],
     )
-    rollback.execute({"params": PARAMS, "ti": TI(baseline), "run_id": f"fault-worker-dies-{kill}"})
+    rollback.execute({"params": PARAMS, "ti": TI(baseline), "run_id": RUN_ID})
     assert local.weights() == {BLUE: 100, GREEN: 0}
     assert local.service()["taskDefinition"] == baseline["task_definition"]  # the known-good revision
     assert any("Rollback started" in t for t in local.message_texts()), local.message_texts()

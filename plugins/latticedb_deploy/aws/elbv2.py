@@ -83,3 +83,8 @@ class TrafficClient:
                 },
             }],
         )
+
+    def healthy_targets(self, target_group_arn: str) -> int:
+        """How many targets of the group pass the load balancer's health check right now."""
+        resp = self.client.describe_target_health(TargetGroupArn=target_group_arn)
+        return sum(1 for d in resp.get("TargetHealthDescriptions", []) if d["TargetHealth"]["State"] == "healthy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -10,6 +11,8 @@ from latticedb_deploy.operators.base import LatticeDBOperator
 
 BASELINE_TASK_ID = "prepare.record_baseline"
 REGISTER_TASK_ID = "prepare.register_task_definition"
+RESTORE_TASK_ID = "rollback.restore_previous_revision"
+SHIFT_BACK_TASK_ID = "rollback.shift_traffic_back"
 
 
 class RecordBaselineOperator(LatticeDBOperator):
@@ -107,6 +110,8 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
 
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.aws.guarded_traffic import GuardedTraffic
+        from latticedb_deploy.readiness import last_good_slot
 
         ti = context["ti"]
         baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
@@ -124,6 +129,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
             and weights.get(baseline["target_group_arn"]) == 100
         )
         if untouched:
+            record_failed_deployment(self, context, "failed before change", ["nothing was changed; nothing rolled back"])
             raise AirflowSkipException("nothing to roll back: the service was never changed")
         gate = self._failed_gate(ti)
         fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
@@ -138,22 +144,75 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
             )
             self.log.error("%s", msg)
             self.send(context, "warning", "Deployment failed; auto-rollback disabled, nothing restored", {**fields, "State": msg})
+            record_failed_deployment(self, context, "failed, auto-rollback disabled", [msg])
             raise AirflowSkipException(msg)
         self.send(context, "rollback_started", "Rollback started", fields)
-        traffic.set_weights({baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0})
+        detected_at = time.time()
+        # 1. The last good slot back on its revision and size. No traffic moves yet: after promotion it
+        #    has 0 tasks, and sending traffic there before its tasks run and pass health checks is an outage.
         if (
             live["taskDefinition"] != baseline["task_definition"]
             or live["desiredCount"] != baseline["desired_count"]
             or len(live.get("deployments", [])) != 1
         ):
             ecs.update_service(baseline["service"], baseline["task_definition"], desired_count=baseline["desired_count"])
-        if idle["desiredCount"] != 0:
-            ecs.scale(baseline["idle_service"], 0)
-        self.log.info(
-            "Restored: %s on %s with 100%% of traffic; %s scaled to 0",
-            baseline["service"], baseline["task_definition"], baseline["idle_service"],
+        # 2. Already fit for traffic (every failure before promotion): all traffic back in one call now,
+        #    then the other slot down. Otherwise rollback.shift_traffic_back does it once the slot is ready.
+        problems, _ = GuardedTraffic(self.env, ecs, traffic).problems(last_good_slot(baseline))
+        shifted = not problems
+        if shifted:
+            traffic.set_weights({baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0})
+            if idle["desiredCount"] != 0:
+                ecs.scale(baseline["idle_service"], 0)
+            self.log.info(
+                "Restored: %s on %s with 100%% of traffic; %s scaled to 0",
+                baseline["service"], baseline["task_definition"], baseline["idle_service"],
+            )
+        else:
+            self.log.info(
+                "Bringing %s back to %s x%d; traffic stays where it is until it is ready (%s)",
+                baseline["service"], baseline["task_definition"], baseline["desired_count"], "; ".join(problems),
+            )
+        return {
+            "service": baseline["service"],
+            "task_definition": baseline["task_definition"],
+            "failed_gate": gate,
+            "detected_at": detected_at,
+            "shifted_at": time.time() if shifted else None,
+        }
+
+
+class ShiftTrafficBackOperator(LatticeDBOperator):
+    """Rollback's last step: once the last good slot runs its revision at its size with healthy targets,
+    100 % of traffic to it in one call, then the other slot to zero. Idempotent: a retry converges."""
+
+    def execute(self, context: Any) -> dict:
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.operators.traffic import guarded_shift
+        from latticedb_deploy.readiness import last_good_slot
+
+        ti = context["ti"]
+        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+        restore = ti.xcom_pull(task_ids=RESTORE_TASK_ID)
+        if not baseline or not restore:
+            raise AirflowSkipException("nothing was rolled back")
+        shifted = guarded_shift(
+            self, {baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0}, [last_good_slot(baseline)]
         )
-        return {"service": baseline["service"], "task_definition": baseline["task_definition"], "failed_gate": gate}
+        ecs = EcsClient(self.env)
+        if ecs.describe_service(baseline["idle_service"])["desiredCount"] != 0:
+            ecs.scale(baseline["idle_service"], 0)
+        shifted_at = time.time() if shifted else restore.get("shifted_at") or time.time()
+        seconds = round(shifted_at - restore.get("detected_at", shifted_at), 1)
+        self.log.info(
+            "%s (%s) serves 100%% on %s; %s scaled to 0; %.1fs from rollback start to traffic restored",
+            baseline["service"], baseline["colour"], baseline["task_definition"], baseline["idle_service"], seconds,
+        )
+        return {"service": baseline["service"], "task_definition": baseline["task_definition"],
+                "restored_at": shifted_at, "seconds_to_restore": seconds}
 
 
 class NotifyOperator(LatticeDBOperator):
@@ -182,3 +241,84 @@ class NotifyOperator(LatticeDBOperator):
 def fail(message: str) -> None:
     """Fail without retrying: the outcome is deterministic (bad input, failed rollout)."""
     raise AirflowFailException(message)
+
+
+class RollbackFinishedOperator(LatticeDBOperator):
+    """Verify the rollback the way the runbook does (/health on the restored version, error rate and
+    latency over a short window), then say so with the result; an unhealthy restore fails loudly."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.restored import check_restored
+
+        ti = context["ti"]
+        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+        restore = ti.xcom_pull(task_ids=RESTORE_TASK_ID) or {}
+        back = ti.xcom_pull(task_ids=SHIFT_BACK_TASK_ID) or {}
+        check = check_restored(
+            self.env,
+            target_group_arn=baseline["target_group_arn"],
+            task_definition=baseline["task_definition"],
+            since=back.get("restored_at") or time.time(),
+            load_balancer_arn=TrafficClient(self.env).load_balancer_arn(),
+        )
+        fields: dict[str, object] = {
+            "Serving": f"{baseline['service']} ({baseline['colour']}) on {baseline['task_definition'].split('/')[-1]}"
+            + (f" ({check.version})" if check.version else ""),
+            "Traffic": f"100% on {baseline['colour']}",
+            "Health": check.health,
+            "Metrics": check.metrics,
+        }
+        if back.get("seconds_to_restore") is not None:
+            fields["Time to restore"] = f"{back['seconds_to_restore']}s"
+        gate = restore.get("failed_gate")
+        if gate:
+            fields["Failed step"] = f"{gate.get('step')}%"
+        self.log.info("Rollback verification: %s", check.to_dict())
+        if not check.healthy:
+            raise AirflowFailException("the restored version is not healthy: " + "; ".join(check.problems))
+        self.send(context, "rollback_finished", "Rollback finished: service on last good revision", fields)
+        details = [f"rolled back to {baseline['task_definition'].split('/')[-1]}", f"verification: {check.health}; {check.metrics}"]
+        if gate:
+            details.insert(0, f"gate {gate.get('step')}%: {gate.get('summary') or ', '.join(gate.get('reasons', []))}")
+        record_failed_deployment(self, context, "rolled back", details)
+        return {**check.to_dict(), "seconds_to_restore": back.get("seconds_to_restore")}
+
+
+def failed_steps(context: Any) -> list[str]:
+    """The deploy/verify tasks of this run that failed (what the deployment log names as the failure)."""
+    ti = context["ti"]
+    try:
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    except Exception:  # noqa: BLE001 - naming the step is a nicety; the entry is written regardless
+        return []
+    return sorted(t for t, s in states.items() if s == "failed" and t.split(".")[0] in ("deploy", "verify"))
+
+
+def record_failed_deployment(operator: LatticeDBOperator, context: Any, outcome: str, details: list[str]) -> None:
+    """Append the deployment-log entry of a deployment that did not go through (rolled back, or failed
+    before it changed anything), naming the step that failed."""
+    from datetime import UTC, datetime
+
+    from latticedb_deploy.deployment_log import DeploymentEntry, append_entry, resolve_log_path
+    from latticedb_deploy.operators.preflight import strategy_of, triggered_by
+
+    try:
+        new = context["ti"].xcom_pull(task_ids=REGISTER_TASK_ID) or {}
+        now = datetime.now(UTC)
+        started = getattr(context.get("dag_run"), "start_date", None) or now
+        steps = failed_steps(context)
+        entry = DeploymentEntry(
+            date=now,
+            version=new.get("version") or str(operator.image_uri).rsplit(":", 1)[-1],
+            strategy=strategy_of(operator),
+            duration_seconds=(now - started).total_seconds(),
+            deployed_by=triggered_by(context),
+            issues=(f"{outcome}: failed at {', '.join(steps) or 'an unknown step'}", *details),
+            environment=operator.env.name,
+            extra={"Outcome": outcome, "Image": new.get("image") or str(operator.image_uri), "Run": context["run_id"]},
+        )
+        text = append_entry(resolve_log_path(operator.env.deployment_log), entry)
+        operator.log.info("Deployment log:\n%s", text)
+    except Exception as exc:  # noqa: BLE001 - the log must never turn a rollback into a failure
+        operator.log.warning("deployment log entry not written: %s", exc)

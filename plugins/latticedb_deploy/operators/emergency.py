@@ -138,6 +138,8 @@ class PlanRollbackOperator(LatticeDBOperator):
             "idle_target_group_arn": idle_slot.target_group_arn,
             "idle_task_definition": idle["taskDefinition"],
             "desired_count": max(live["desiredCount"], idle["desiredCount"]) or self.env.desired_count,
+            "live_desired_count": live["desiredCount"],
+            "idle_desired_count": idle["desiredCount"],
             "weights": weights,
         }
         how = {
@@ -172,12 +174,16 @@ class SwitchListenerBackOperator(LatticeDBOperator):
         super().__init__(**kwargs)
 
     def execute(self, context: Any) -> dict:
-        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.operators.traffic import guarded_shift
+        from latticedb_deploy.readiness import SlotExpectation
 
         plan = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
         if plan["mode"] != SWITCH:
             raise AirflowSkipException(f"the old colour is not warm on the target revision (plan: {plan['mode']})")
-        TrafficClient(self.env).set_weights({plan["idle_target_group_arn"]: 100, plan["live_target_group_arn"]: 0})
+        warm = SlotExpectation(
+            plan["idle_service"], plan["idle_target_group_arn"], plan["idle_task_definition"], plan["idle_desired_count"]
+        )  # still warm now? (checked again right before the one call)
+        guarded_shift(self, {plan["idle_target_group_arn"]: 100, plan["live_target_group_arn"]: 0}, [warm], wait_seconds=0)
         self.log.info("Listener: %s 100 %% (%s), %s 0 %%", plan["idle_colour"], short(plan["idle_task_definition"]), plan["live_colour"])
         return {"service": plan["idle_service"], "task_definition": plan["idle_task_definition"], "switched_at": time.time()}
 
@@ -191,13 +197,18 @@ class RollbackServiceOperator(LatticeDBOperator):
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.ecs import EcsClient
-        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.operators.traffic import guarded_shift
+        from latticedb_deploy.readiness import SlotExpectation
 
         plan = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
         if plan["mode"] != UPDATE:
             raise AirflowSkipException(f"no service update needed (plan: {plan['mode']})")
         # Absolute weights first: a half-shifted canary must not keep sending traffic to the bad slot.
-        TrafficClient(self.env).set_weights({plan["live_target_group_arn"]: 100, plan["idle_target_group_arn"]: 0})
+        # The live slot keeps (or gets all) the traffic while it rolls in place, so it must be serving now.
+        live = SlotExpectation(
+            plan["live_service"], plan["live_target_group_arn"], plan["live_task_definition"], plan["live_desired_count"]
+        )
+        guarded_shift(self, {plan["live_target_group_arn"]: 100, plan["idle_target_group_arn"]: 0}, [live], wait_seconds=0)
         svc = EcsClient(self.env).update_service(
             plan["live_service"], plan["target_task_definition"], desired_count=plan["desired_count"]
         )
@@ -236,6 +247,17 @@ class VerifyRollbackOperator(LatticeDBOperator):
             raise RuntimeError("rollback not complete: " + "; ".join(problems))
         elapsed = round(time.time() - plan["started_at"], 1)
         self.log.info("Rollback complete in %.1fs: %s (%s) serves 100%% on %s", elapsed, live_slot.service, live_slot.colour, short(target))
+        from latticedb_deploy.restored import check_restored
+
+        check = check_restored(
+            self.env, target_group_arn=live_slot.target_group_arn, task_definition=target, since=time.time(),
+            load_balancer_arn=traffic.load_balancer_arn(),
+        )
+        self.log.info("Rollback verification: %s", check.to_dict())
+        if not check.healthy:
+            raise AirflowFailException(
+                f"traffic is back on {short(target)} but it is not healthy: " + "; ".join(check.problems)
+            )
         if self.notify_enabled:
             notify.send(
                 self.env,
@@ -246,9 +268,12 @@ class VerifyRollbackOperator(LatticeDBOperator):
                     "Reason": self.reason,
                     "Path": {SWITCH: "listener switched back", UPDATE: "service updated", NOTHING: "nothing to do"}[plan["mode"]],
                     "Serving": f"{live_slot.service} ({live_slot.colour}), {svc['runningCount']} tasks",
-                    "Took": f"{elapsed}s from plan to verified",
+                    "Took": f"{elapsed}s from plan to 100% on the target revision",
+                    "Health": check.health,
+                    "Metrics": check.metrics,
                     "Run": context["run_id"],
                 },
                 notify.run_link(context),
             )
-        return {"service": live_slot.service, "task_definition": target, "seconds": elapsed, "mode": plan["mode"]}
+        return {"service": live_slot.service, "task_definition": target, "seconds": elapsed, "mode": plan["mode"],
+                "verification": check.to_dict()}

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
+
+
+def guarded_shift(operator: Any, weights: dict[str, int], expectations: list, **kwargs: Any) -> bool:
+    """Set weights through GuardedTraffic; a slot unfit for traffic fails the task, with nothing changed."""
+    from latticedb_deploy.aws.guarded_traffic import GuardedTraffic, SlotNotReady
+
+    try:
+        return GuardedTraffic(operator.env).set_weights(weights, expectations, log=operator.log, **kwargs)
+    except SlotNotReady as exc:
+        raise AirflowFailException(f"refusing to change traffic, nothing changed: {exc}") from None
 
 
 class DeployIdleSlotOperator(LatticeDBOperator):
@@ -16,13 +26,13 @@ class DeployIdleSlotOperator(LatticeDBOperator):
     def execute(self, context: Any) -> dict:
         self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.ecs import EcsClient
-        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.readiness import last_good_slot
 
         ti = context["ti"]
         baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
         new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
         # Absolute weights first: the idle slot must carry nothing until it is stable.
-        TrafficClient(self.env).set_weights({baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0})
+        guarded_shift(self, {baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0}, [last_good_slot(baseline)])
         EcsClient(self.env).update_service(baseline["idle_service"], new["task_definition"], baseline["desired_count"])
         self.log.info(
             "%s (%s) -> %s x%d at weight 0", baseline["idle_service"], baseline["idle_colour"],
@@ -43,15 +53,16 @@ class ShiftTrafficOperator(LatticeDBOperator):
 
     def execute(self, context: Any) -> dict:
         self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
-        from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.canary import plan_for
+        from latticedb_deploy.readiness import last_good_slot, new_slot
 
         plan = [s.percent for s in plan_for(self.env, context["params"])] if self.follow_plan else [100]
         if int(self.percent) not in plan:
             raise AirflowSkipException(f"{self.percent}% is not a step of this run's plan {plan}")
-        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
+        ti = context["ti"]
+        baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
         weights = {baseline["idle_target_group_arn"]: int(self.percent), baseline["target_group_arn"]: 100 - int(self.percent)}
-        TrafficClient(self.env).set_weights(weights)
+        guarded_shift(self, weights, [new_slot(baseline, new), last_good_slot(baseline)])
         self.log.info("Traffic: %s %d%% (new) / %s %d%% (stable)", baseline["idle_colour"], int(self.percent),
                       baseline["colour"], 100 - int(self.percent))
         title = (
@@ -70,11 +81,11 @@ class RetireOldSlotOperator(LatticeDBOperator):
     def execute(self, context: Any) -> dict:
         self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.ecs import EcsClient
-        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.readiness import new_slot
 
-        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
-        traffic = TrafficClient(self.env)
-        traffic.set_weights({baseline["idle_target_group_arn"]: 100, baseline["target_group_arn"]: 0})
+        ti = context["ti"]
+        baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        guarded_shift(self, {baseline["idle_target_group_arn"]: 100, baseline["target_group_arn"]: 0}, [new_slot(baseline, new)])
         EcsClient(self.env).scale(baseline["service"], 0)
         self.log.info("%s (%s) serves 100%%; %s scaled to 0", baseline["idle_service"], baseline["idle_colour"], baseline["service"])
         return {"live_service": baseline["idle_service"], "retired_service": baseline["service"]}

@@ -1,0 +1,94 @@
+"""Weight changes that never send traffic to nothing: every slot given weight > 0 is checked first.
+
+A slot may take traffic only when its service runs the expected revision, settled, at the expected
+size, with that many healthy targets (latticedb_deploy.readiness). A slot that is on its way there
+(right revision and size, tasks or targets still starting) is waited for, up to a bound; one that is
+not (scaled to 0, another revision) is refused at once with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from latticedb_deploy.aws.ecs import EcsClient
+from latticedb_deploy.aws.elbv2 import TrafficClient
+from latticedb_deploy.config import Environment
+from latticedb_deploy.readiness import SlotExpectation, slot_problems
+
+
+class SlotNotReady(RuntimeError):
+    """A slot that was to take traffic is not fit to: nothing was changed."""
+
+
+def ready_wait_seconds(env: Environment) -> float:
+    """How long a weight change waits for a converging slot: tasks and target health checks take time."""
+    return float(min(env.rollout.timeout_seconds, 300))
+
+
+class GuardedTraffic:
+    def __init__(self, env: Environment, ecs: EcsClient | None = None, traffic: TrafficClient | None = None):
+        self.env = env
+        self.ecs = ecs or EcsClient(env)
+        self.traffic = traffic or TrafficClient(env)
+
+    def problems(self, expected: SlotExpectation) -> tuple[list[str], bool]:
+        """(why the slot may not take traffic, whether it is converging towards being able to)."""
+        service = self.ecs.describe_service(expected.service)
+        healthy = self.traffic.healthy_targets(expected.target_group_arn)
+        problems = slot_problems(service, expected, healthy)
+        converging = (
+            expected.desired_count > 0
+            and service.get("taskDefinition") == expected.task_definition
+            and service.get("desiredCount") == expected.desired_count
+            and not any(d.get("rolloutState") == "FAILED" for d in service.get("deployments") or [])
+        )
+        return problems, converging
+
+    def wait_until_ready(
+        self, expectations: list[SlotExpectation], *, timeout: float, poll: float = 1.0, log: Any = None
+    ) -> None:
+        """Return once every slot is ready; raise SlotNotReady at once for a slot that is not converging,
+        or after `timeout` for one that did not get there."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending: list[str] = []
+            for exp in expectations:
+                problems, converging = self.problems(exp)
+                if problems and not converging:
+                    raise SlotNotReady("; ".join(problems))
+                pending.extend(problems)
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise SlotNotReady(f"not ready after {timeout:.0f}s: " + "; ".join(pending))
+            if log is not None:
+                log.info("Waiting for the slot to be ready: %s", "; ".join(pending))
+            time.sleep(poll)
+
+    def set_weights(
+        self,
+        weights: dict[str, int],
+        expectations: list[SlotExpectation],
+        *,
+        port: int | None = None,
+        wait_seconds: float | None = None,
+        log: Any = None,
+    ) -> bool:
+        """Set absolute weights in one call after checking every slot that gets weight > 0.
+
+        Returns False (no call made) when the listener already has exactly these weights.
+        """
+        current = self.traffic.weights(port)
+        wanted = {arn: w for arn, w in weights.items()}
+        if {a: w for a, w in current.items() if w} == {a: w for a, w in wanted.items() if w}:
+            return False
+        by_tg = {e.target_group_arn: e for e in expectations}
+        missing = [arn for arn, w in wanted.items() if w > 0 and arn not in by_tg]
+        if missing:
+            raise SlotNotReady(f"no expectation for target group(s) {missing} that would get traffic")
+        checks = [by_tg[arn] for arn, w in wanted.items() if w > 0]
+        wait = ready_wait_seconds(self.env) if wait_seconds is None else wait_seconds
+        self.wait_until_ready(checks, timeout=wait, poll=min(self.env.rollout.poll_seconds, 5), log=log)
+        self.traffic.set_weights(wanted, port)
+        return True

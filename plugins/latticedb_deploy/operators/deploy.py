@@ -226,16 +226,20 @@ class NotifyOperator(LatticeDBOperator):
     template_fields = (*LatticeDBOperator.template_fields, "title")
 
     def execute(self, context: Any) -> None:
-        ti = context["ti"]
-        fields: dict[str, object] = {}
-        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
-        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        if baseline:
-            fields["Previous revision"] = baseline["task_definition"].split("/")[-1]
-        if new:
-            fields["New revision"] = new["task_definition"].split("/")[-1]
-            fields["Digest"] = new["digest"]
-        self.send(context, self.event, self.title, fields)
+        self.send(context, self.event, self.title, revision_fields(context["ti"]))
+
+
+def revision_fields(ti: Any) -> dict[str, object]:
+    """The message fields every deployment notification carries: previous and new revision, digest."""
+    fields: dict[str, object] = {}
+    new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+    baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+    if baseline:
+        fields["Previous revision"] = baseline["task_definition"].split("/")[-1]
+    if new:
+        fields["New revision"] = new["task_definition"].split("/")[-1]
+        fields["Digest"] = new["digest"]
+    return fields
 
 
 def fail(message: str) -> None:

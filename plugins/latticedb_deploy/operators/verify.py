@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID, NotifyOperator
+from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID, NotifyOperator, revision_fields
 from latticedb_deploy.operators.preflight import INCIDENTS_TASK_ID, VERDICT_TASK_ID, strategy_of, triggered_by
 
 REPORT_DIR_ENV = "LATTICEDB_REPORT_DIR"
@@ -403,14 +403,7 @@ class DeploymentOutcomeOperator(NotifyOperator):
                 raise AirflowFailException(f"{approval.get('outcome', 'rejected')}: not deployed: {approval.get('reason')}")
             raise AirflowSkipException("nothing was deployed")
         warnings = best_effort_warnings(ti)
-        fields: dict[str, object] = {}
-        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
-        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        if baseline:
-            fields["Previous revision"] = baseline["task_definition"].split("/")[-1]
-        if new:
-            fields["New revision"] = new["task_definition"].split("/")[-1]
-            fields["Digest"] = new["digest"]
+        fields = revision_fields(ti)
         if approval and approval.get("outcome") == "approved":
             fields["Approved by"] = approval.get("by")
         if warnings:

@@ -174,13 +174,13 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
         # GetMetricData has no resource-level permission; DescribeAlarms must be scoped to * to
         # return composite alarms (CloudWatch API reference), which the incident check reads.
         _statement("MetricsAndAlarms", ["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData"], "*"),
-        # The lease: this environment's items only (partition key the environment name, or
-        # `<environment>#...` for the records that hang off it, e.g. a pre-emption marker).
+        # The lease: this environment's item only (its partition key is the environment name; the
+        # pre-emption record lives on that same item).
         _statement(
             "EnvironmentLease",
             ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             arns.lock_table,
-            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [env.name, f"{env.name}#*"]}},
+            {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [env.name]}},
         ),
     ]
     if env.capacity.max_tasks is None:  # only then does the capacity check ask Service Quotas

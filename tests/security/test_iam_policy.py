@@ -116,8 +116,9 @@ def test_the_staging_deployer_cannot_touch_production():
     ]:
         assert not allowed(staging, auth), auth
     own = Arns(CONFIG.environment("staging"))
-    for key in ("staging", "staging#preempted#r1"):  # its lease and the records hanging off it
-        assert allowed(staging, Authorization("dynamodb:UpdateItem", own.lock_table, (("dynamodb:LeadingKeys", (key,)),)))
+    assert allowed(staging, Authorization("dynamodb:UpdateItem", own.lock_table, (("dynamodb:LeadingKeys", ("staging",)),)))
+    assert not allowed(staging, Authorization(  # its own lease item, nothing hanging off it
+        "dynamodb:UpdateItem", own.lock_table, (("dynamodb:LeadingKeys", ("staging#preempted#r1",)),)))
     assert allowed(staging, Authorization(
         "elasticloadbalancing:ModifyListener",
         own.listeners.replace("listener/*/", "listener/app/").replace("/*/*", "/50dc6c495c0c9188/f2f7dc8efc522ab2"),

@@ -5,7 +5,7 @@ task group runs one task per check so the graph shows which one failed. `params`
 run's params plus two keys the check operator adds: `strategy` (the DAG's strategy name)
 and `triggered_by` (the Airflow user, or "schedule").
 
-Runbook order: required tools, AWS credentials, image, current deployment, capacity,
+Runbook order (after the strategy check, which refuses e.g. rolling in production): required tools, AWS credentials, image, current deployment, capacity,
 configuration, deployment window, active incidents, rollback plan.
 """
 
@@ -42,6 +42,21 @@ def _connection_exists(conn_id: str) -> bool:
     except Exception:  # noqa: BLE001 - AirflowNotFoundException, or a secrets backend that cannot answer
         return False
     return True
+
+
+def check_strategy_allowed(env: Environment, image_uri: str, params: dict) -> CheckResult:
+    """The environment's `allowed_strategies` (re-read from the file as it is now) include this DAG's strategy."""
+    name = "Strategy allowed in environment"
+    strategy = str(params.get("strategy") or "")
+    allowed = load_config().environment(env.name).allowed_strategies
+    if strategy not in allowed:
+        return CheckResult(
+            name, FAIL,
+            f"{strategy or '(unknown)'} deployments are not allowed in {env.name} "
+            f"(allowed_strategies: {', '.join(allowed)}); use latticedb_deploy_{allowed[0]}",
+            {"strategy": strategy, "allowed": list(allowed)},
+        )
+    return CheckResult(name, PASS, f"{strategy} is allowed in {env.name} ({', '.join(allowed)})")
 
 
 def check_required_tools(env: Environment, image_uri: str, params: dict) -> CheckResult:
@@ -294,6 +309,7 @@ def check_traffic_plan(env: Environment, image_uri: str, params: dict) -> CheckR
 
 
 CHECKS: dict[str, Callable[[Environment, str, dict], CheckResult]] = {
+    "check_strategy_allowed": check_strategy_allowed,
     "check_required_tools": check_required_tools,
     "check_aws_credentials": check_aws_credentials,
     "check_image": check_image,

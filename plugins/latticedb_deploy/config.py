@@ -16,6 +16,8 @@ import yaml
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
 CONFIG_ENV_VAR = "LATTICEDB_CONFIG"
+# The deployment strategies (latticedb_deploy.strategies); an environment allows some or all of them.
+STRATEGY_NAMES = ("rolling", "canary", "blue_green")
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -211,6 +213,8 @@ class Environment:
     keep_task_definitions: int = 10
     keep_images: int = 20
     allowed_registries: tuple[str, ...] = ()
+    # Which strategies may deploy here (runbook strategy table: rolling is "N/A" for production).
+    allowed_strategies: tuple[str, ...] = STRATEGY_NAMES
     alarm_prefix: str = ""
     thresholds: Thresholds = field(default_factory=Thresholds)
     slo: Slo | None = None
@@ -255,6 +259,10 @@ class Environment:
             f"must be an http(s) URL, got {self.service_url!r}",
         )
         _check(self.service != self.green_service, where, "green_service", "must differ from service")
+        unknown = [s for s in self.allowed_strategies if s not in STRATEGY_NAMES]
+        _check(bool(self.allowed_strategies) and not unknown, where, "allowed_strategies",
+               f"must be a non-empty list of {', '.join(STRATEGY_NAMES)}"
+               + (f"; unknown: {', '.join(map(repr, unknown))}" if unknown else ""))
         _check(self.lock_ttl_seconds > 0, where, "lock_ttl_seconds",
                f"must be positive (seconds a run's environment lease lasts between renewals), got {self.lock_ttl_seconds}")
         _check(self.lock_ttl_seconds > self.blue_green.approval_timeout_seconds, where, "lock_ttl_seconds",
@@ -430,4 +438,12 @@ def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
     ]:
         if env_name not in environments:
             raise ConfigError(f"{cfg_path}: {where}: unknown environment {env_name!r} (valid: {', '.join(environments)})")
+    for where, env_name, strategy in [("nightly.strategy", nightly.environment, nightly.strategy)] + [
+        (f"progressive_delivery.stages[{i}].strategy", st.environment, st.strategy) for i, st in enumerate(progressive.stages)
+    ]:
+        allowed = environments[env_name].allowed_strategies
+        if strategy not in allowed:
+            raise ConfigError(
+                f"{cfg_path}: {where}: {strategy!r} is not allowed in {env_name} (allowed_strategies: {', '.join(allowed)})"
+            )
     return DeployConfig(path=cfg_path, environments=environments, nightly=nightly, progressive_delivery=progressive)

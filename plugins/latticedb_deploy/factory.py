@@ -17,7 +17,8 @@ from latticedb_deploy.config import load_config
 from latticedb_deploy.images import IMAGE_URI_PATTERN
 from latticedb_deploy.strategies import Step, Strategy
 
-PREFLIGHT_CHECKS = (  # the runbook's order
+PREFLIGHT_CHECKS = (  # the strategy check first, then the runbook's order
+    "check_strategy_allowed",
     "check_required_tools",
     "check_aws_credentials",
     "check_image",

@@ -63,6 +63,19 @@ def _write(tmp_path, mutate) -> Path:
             r"environments\.local\.metrics\.latency_statistic",
         ),
         (lambda d: d.update(environments={}), r"environments: must be a non-empty mapping"),
+        (
+            lambda d: d["environments"]["dev"].update(allowed_strategies=["rolling", "big_bang"]),
+            r"environments\.dev\.allowed_strategies: must be a non-empty list of rolling, canary, blue_green; unknown: 'big_bang'",
+        ),
+        (lambda d: d["environments"]["dev"].update(allowed_strategies=[]), r"environments\.dev\.allowed_strategies: must be a non-empty"),
+        (
+            lambda d: d["progressive_delivery"]["stages"].append({"environment": "production", "strategy": "rolling"}),
+            r"progressive_delivery\.stages\[2\]\.strategy: 'rolling' is not allowed in production \(allowed_strategies: canary, blue_green\)",
+        ),
+        (
+            lambda d: d["nightly"].update(environment="production", strategy="rolling"),
+            r"nightly\.strategy: 'rolling' is not allowed in production",
+        ),
     ],
 )
 def test_bad_file_names_file_key_and_problem(tmp_path, mutate, expected):
@@ -79,3 +92,10 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_allowed_strategies_default_to_all_and_production_refuses_rolling():
+    cfg = load_config(REAL)
+    for name in ("local", "dev", "staging"):
+        assert set(cfg.environment(name).allowed_strategies) == {"rolling", "canary", "blue_green"}
+    assert cfg.environment("production").allowed_strategies == ("canary", "blue_green")

@@ -11,9 +11,10 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from latticedb_deploy.config import STRATEGY_NAMES
 from latticedb_deploy.operators.base import LatticeDBOperator
 
-KNOWN_STRATEGIES = ("rolling", "blue_green", "canary")
+KNOWN_STRATEGIES = STRATEGY_NAMES
 INCIDENTS_TASK_ID = "preflight.check_no_active_incidents"
 WINDOW_TASK_ID = "preflight.check_deployment_window"
 VERDICT_TASK_ID = "preflight.verdict"

@@ -52,6 +52,14 @@ class Slo:
     max_p95_ms: float = 500.0
     max_p99_ms: float = 1000.0
     min_availability: float = 0.999
+    # Canary gates and blue/green bakes use the stricter of thresholds and SLO (false: thresholds only).
+    enforce_in_gates: bool = True
+
+    def _validate(self, where: str) -> None:
+        _check(0 <= self.max_error_rate <= 1, where, "max_error_rate", "must be between 0 and 1")
+        _check(0 <= self.min_availability <= 1, where, "min_availability", "must be between 0 and 1")
+        _check(self.max_p95_ms > 0, where, "max_p95_ms", "must be positive")
+        _check(self.max_p99_ms > 0, where, "max_p99_ms", "must be positive")
 
 
 @dataclass(frozen=True)
@@ -59,15 +67,16 @@ class Metrics:
     """How the metric gate reads CloudWatch."""
 
     latency_statistic: str = "p95"
+    p99_statistic: str = "p99"  # the SLO's P99 (moto serves no percentiles: local names another statistic)
     period_seconds: int = 60
     min_requests: int = 50
     poll_seconds: int = 30
 
     def _validate(self, where: str) -> None:
-        ok = self.latency_statistic in {"Average", "Maximum", "Minimum"} or bool(
-            re.fullmatch(r"p\d{1,2}(\.\d+)?", self.latency_statistic)
-        )
-        _check(ok, where, "latency_statistic", "must be a percentile like p95, or Average/Maximum/Minimum")
+        for key in ("latency_statistic", "p99_statistic"):
+            value = getattr(self, key)
+            ok = value in {"Average", "Maximum", "Minimum"} or bool(re.fullmatch(r"p\d{1,2}(\.\d+)?", value))
+            _check(ok, where, key, "must be a percentile like p95, or Average/Maximum/Minimum")
         _check(self.period_seconds > 0, where, "period_seconds", "must be positive")
         _check(self.min_requests >= 0, where, "min_requests", "must be zero or more")
         _check(self.poll_seconds > 0, where, "poll_seconds", "must be positive")

@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from latticedb_deploy.config import Environment
+    from latticedb_deploy.config import Environment, Slo
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 
 @dataclass(frozen=True)
 class GateCriteria:
-    """What a canary must show. Thresholds are strict: a value equal to its limit fails."""
+    """What a canary must show. Thresholds are strict: a value equal to its limit fails.
+
+    `max_p99_ms` (None: not judged) is read with `p99_statistic` ("p99" in AWS; the local
+    environment, whose moto cannot serve percentiles, names another statistic).
+    """
 
     max_error_rate: float
     max_latency_ms: float
@@ -26,9 +30,13 @@ class GateCriteria:
     min_requests: int
     latency_statistic: str = "p95"
     tolerated_failures: int = 0
+    max_p99_ms: float | None = None
+    p99_statistic: str = "p99"
+    source: str = "thresholds"  # where the limits come from: "thresholds", "SLO" or "thresholds+SLO"
 
     @classmethod
     def from_environment(cls, env: Environment, tolerated_failures: int = 0) -> GateCriteria:
+        """The environment's thresholds only (the runbook's key metrics)."""
         t, m = env.thresholds, env.metrics
         return cls(
             max_error_rate=t.max_error_rate,
@@ -37,7 +45,36 @@ class GateCriteria:
             min_requests=m.min_requests,
             latency_statistic=m.latency_statistic,
             tolerated_failures=tolerated_failures,
+            p99_statistic=m.p99_statistic,
         )
+
+    @classmethod
+    def for_gate(cls, env: Environment, tolerated_failures: int = 0) -> GateCriteria:
+        """Canary gates and blue/green bakes: the thresholds, tightened by the SLO where the environment
+        has one and `slo.enforce_in_gates` (default true): whichever limit is stricter, plus P99."""
+        criteria = cls.from_environment(env, tolerated_failures)
+        return with_slo(criteria, env.slo) if env.slo is not None and env.slo.enforce_in_gates else criteria
+
+    @classmethod
+    def for_post_deployment(cls, env: Environment) -> GateCriteria:
+        """Post-deployment checks: every SLO metric (error rate, P95, P99, availability) where there is
+        an SLO, never looser than the thresholds; else the thresholds."""
+        criteria = cls.from_environment(env)
+        return with_slo(criteria, env.slo) if env.slo is not None else criteria
+
+
+def with_slo(criteria: GateCriteria, slo: Slo) -> GateCriteria:
+    """`criteria` with each limit replaced by the SLO's where the SLO is stricter, and the SLO's P99."""
+    from dataclasses import replace
+
+    return replace(
+        criteria,
+        max_error_rate=min(criteria.max_error_rate, slo.max_error_rate),
+        max_latency_ms=min(criteria.max_latency_ms, slo.max_p95_ms),
+        min_success_rate=max(criteria.min_success_rate, slo.min_availability),
+        max_p99_ms=slo.max_p99_ms if criteria.max_p99_ms is None else min(criteria.max_p99_ms, slo.max_p99_ms),
+        source="thresholds+SLO",
+    )
 
 
 @dataclass(frozen=True)
@@ -49,6 +86,7 @@ class MetricWindow:
     requests: float
     errors_5xx: float
     latency_ms: float | None
+    p99_ms: float | None = None  # only read when the criteria judge P99
 
 
 @dataclass(frozen=True)
@@ -64,6 +102,9 @@ class Evaluation:
     verdict: str
     reasons: tuple[str, ...]
     max_error_rate: float | None = None  # the limit, so the summary can show it
+    p99_ms: float | None = None
+    max_p99_ms: float | None = None  # None: P99 not judged
+    p99_statistic: str = "p99"
 
     def to_dict(self) -> dict:
         """A small JSON-able record for XCom and logs."""
@@ -79,6 +120,10 @@ class Evaluation:
             "verdict": self.verdict,
             "reasons": list(self.reasons),
             "max_error_rate": self.max_error_rate,
+            **(
+                {"p99_ms": self.p99_ms, "max_p99_ms": self.max_p99_ms, "p99_statistic": self.p99_statistic}
+                if self.max_p99_ms is not None else {}
+            ),
         }
 
     @property
@@ -87,7 +132,11 @@ class Evaluation:
         if self.max_error_rate is not None:
             error += f" (max {self.max_error_rate:.1%})"
         latency = "n/a" if self.latency_ms is None else f"{self.latency_ms:.0f} ms"
-        line = f"{self.step}%: {self.requests} req, error {error}, {self.latency_statistic} {latency} -> {self.verdict}"
+        line = f"{self.step}%: {self.requests} req, error {error}, {self.latency_statistic} {latency}"
+        if self.max_p99_ms is not None:
+            p99 = "n/a" if self.p99_ms is None else f"{self.p99_ms:.0f} ms"
+            line += f", {_p99_label(self.p99_statistic)} {p99} (max {self.max_p99_ms:.0f} ms)"
+        line += f" -> {self.verdict}"
         if self.verdict == INCONCLUSIVE and self.reasons:
             line += f" ({'; '.join(self.reasons)})"
         return line
@@ -99,6 +148,10 @@ def _pct(value: float, limit: float) -> str:
         if f"{value:.{digits}%}" != f"{limit:.{digits}%}" or value == limit:
             return f"{value:.{digits}%}"
     return f"{value:%}"
+
+
+def _p99_label(statistic: str) -> str:
+    return "p99" if statistic == "p99" else f"p99 ({statistic})"
 
 
 def evaluate(step: int, window: MetricWindow, criteria: GateCriteria) -> Evaluation:
@@ -125,6 +178,11 @@ def evaluate(step: int, window: MetricWindow, criteria: GateCriteria) -> Evaluat
             failures.append(
                 f"{stat} latency {window.latency_ms:.0f} ms is not below the maximum {criteria.max_latency_ms:.0f} ms"
             )
+        if criteria.max_p99_ms is not None and window.p99_ms is not None and window.p99_ms >= criteria.max_p99_ms:
+            failures.append(
+                f"{_p99_label(criteria.p99_statistic)} latency {window.p99_ms:.0f} ms is not below "
+                f"the maximum {criteria.max_p99_ms:.0f} ms"
+            )
 
     if requests <= 0:
         verdict, reasons = INCONCLUSIVE, (f"no requests in the window, need {max(criteria.min_requests, 1)}",)
@@ -135,6 +193,8 @@ def evaluate(step: int, window: MetricWindow, criteria: GateCriteria) -> Evaluat
         verdict, reasons = FAIL, tuple(failures)
     elif window.latency_ms is None:
         verdict, reasons = INCONCLUSIVE, (f"no {stat} latency datapoints in the window",)
+    elif criteria.max_p99_ms is not None and window.p99_ms is None:
+        verdict, reasons = INCONCLUSIVE, (f"no {_p99_label(criteria.p99_statistic)} latency datapoints in the window",)
     else:
         verdict, reasons = PASS, ()
     return Evaluation(
@@ -149,6 +209,9 @@ def evaluate(step: int, window: MetricWindow, criteria: GateCriteria) -> Evaluat
         verdict=verdict,
         reasons=reasons,
         max_error_rate=criteria.max_error_rate,
+        p99_ms=window.p99_ms if criteria.max_p99_ms is not None else None,
+        max_p99_ms=criteria.max_p99_ms,
+        p99_statistic=criteria.p99_statistic,
     )
 
 

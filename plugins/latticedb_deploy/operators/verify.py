@@ -58,20 +58,11 @@ class SmokeTestOperator(LatticeDBOperator):
 
 
 def post_deployment_criteria(env: Any) -> Any:
-    """The environment's SLO where it has one (production), else its thresholds."""
-    from dataclasses import replace
-
+    """Every SLO metric (error rate, P95, P99, availability) where the environment has an SLO, never
+    looser than its thresholds; else its thresholds."""
     from latticedb_deploy.judge import GateCriteria
 
-    criteria = GateCriteria.from_environment(env)
-    if env.slo is None:
-        return criteria
-    return replace(
-        criteria,
-        max_error_rate=env.slo.max_error_rate,
-        max_latency_ms=env.slo.max_p95_ms,
-        min_success_rate=env.slo.min_availability,
-    )
+    return GateCriteria.for_post_deployment(env)
 
 
 class PostDeploymentChecksOperator(LatticeDBOperator):
@@ -132,15 +123,17 @@ class PostDeploymentChecksOperator(LatticeDBOperator):
         # Only traffic served after the rollout counts: the window starts when these checks began.
         span = env.post_deployment.window_seconds
         watched = (end - since).total_seconds()
+        criteria = post_deployment_criteria(env)
         window = metrics.target_group_window(
             target_group_arn=live.target_group_arn,
             load_balancer_arn=traffic.load_balancer_arn(),
             start=max(since, end - timedelta(seconds=span)),
             end=end,
-            statistic=env.metrics.latency_statistic,
+            statistic=criteria.latency_statistic,
             period=env.metrics.period_seconds,
+            p99_statistic=criteria.p99_statistic if criteria.max_p99_ms is not None else None,
         )
-        ev = evaluate(100, window, post_deployment_criteria(env))
+        ev = evaluate(100, window, criteria)
         limits = "SLO" if env.slo else "thresholds"
         seen = f"last {span}s" if watched >= span else f"watching {watched:.0f}/{span}s"
         check(

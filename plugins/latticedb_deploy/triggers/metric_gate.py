@@ -72,8 +72,9 @@ class MetricGateTrigger(BaseTrigger):
             load_balancer_arn=self.load_balancer_arn,
             start=datetime.fromtimestamp(self.started_at, UTC),
             end=datetime.now(UTC),
-            statistic=env.metrics.latency_statistic,
+            statistic=criteria.latency_statistic,
             period=env.metrics.period_seconds,
+            p99_statistic=criteria.p99_statistic if criteria.max_p99_ms is not None else None,
         )
         return evaluate(self.step, window, criteria)
 
@@ -82,7 +83,8 @@ class MetricGateTrigger(BaseTrigger):
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
         env = await asyncio.to_thread(self._env)
-        criteria = GateCriteria.from_environment(env, tolerated_failures=self.tolerated_failures)
+        # Thresholds, or in an environment with an SLO (slo.enforce_in_gates) the stricter of both, P99 included.
+        criteria = GateCriteria.for_gate(env, tolerated_failures=self.tolerated_failures)
         lease = LeaseKeeper(self.environment, self.owner, self.log)
         evaluations = []
         interval_end = self.started_at + self.interval_seconds

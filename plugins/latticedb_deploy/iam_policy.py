@@ -62,6 +62,14 @@ class Arns:
         return self._arn("ecs", f"service/{self.env.cluster}/{name}")
 
     @property
+    def tasks(self) -> str:
+        return self._arn("ecs", f"task/{self.env.cluster}/*")
+
+    @property
+    def container_instances(self) -> str:
+        return self._arn("ecs", f"container-instance/{self.env.cluster}/*")
+
+    @property
     def task_definitions(self) -> str:
         return self._arn("ecs", f"task-definition/{self.env.task_family}:*")
 
@@ -139,6 +147,12 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
         ),
         # ListServices has no resource-level permission; ecs:cluster narrows it to this cluster.
         _statement("ListClusterServices", ["ecs:ListServices"], "*", {"ArnEquals": {"ecs:cluster": arns.cluster}}),
+        # A failed or timed-out rollout reports its stopped tasks' reasons and exit codes (read only).
+        # ListTasks' only resource type is the container instance: this cluster's, and ecs:cluster.
+        _statement(
+            "StoppedTasksList", ["ecs:ListTasks"], arns.container_instances, {"ArnEquals": {"ecs:cluster": arns.cluster}}
+        ),
+        _statement("StoppedTasksDescribe", ["ecs:DescribeTasks"], arns.tasks, {"ArnEquals": {"ecs:cluster": arns.cluster}}),
         _statement("RegisterRevisions", ["ecs:RegisterTaskDefinition"], arns.task_definitions),
         # No resource-level permission and no condition keys exist for these three.
         _statement(

@@ -7,6 +7,8 @@ same `describe_services` payload.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
@@ -65,3 +67,51 @@ def rollout_status(service: dict, task_definition_arn: str) -> RolloutStatus:
         desired,
         failed_tasks,
     )
+
+
+def _when(moment: Any) -> str:
+    if isinstance(moment, datetime):
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%H:%M:%SZ")
+    return str(moment or "?")
+
+
+def _epoch(moment: Any) -> float | None:
+    return moment.timestamp() if isinstance(moment, datetime) else None
+
+
+def troubleshooting_facts(
+    service: dict, stopped_tasks: list[dict], task_definition: str, *, since: float | None = None, max_events: int = 6
+) -> list[str]:
+    """The runbook's troubleshooting facts for a rollout of `task_definition` that failed or timed out.
+
+    Each stopped task's stoppedReason, stop code and its containers' exit codes first (the most
+    telling, and a Slack message is cut at 1500 characters), then the service's events about the
+    rollout (those naming one of its deployments, or newer than `since`), newest first. Plain
+    strings, for a failure message, a log and XCom.
+    """
+    lines = []
+    for task in stopped_tasks:
+        task_id = str(task.get("taskArn", "?")).rsplit("/", 1)[-1]
+        revision = str(task.get("taskDefinitionArn", "?")).rsplit("/", 1)[-1]
+        reason = task.get("stoppedReason") or "no stoppedReason"
+        code = f" [{task['stopCode']}]" if task.get("stopCode") else ""
+        containers = "; ".join(
+            f"container {c.get('name', '?')} exit code {c.get('exitCode', 'none')}" + (f" ({c['reason']})" if c.get("reason") else "")
+            for c in task.get("containers") or []
+        )
+        lines.append(
+            f"stopped task {task_id} ({revision}) at {_when(task.get('stoppedAt'))}: {reason}{code}"
+            + (f"; {containers}" if containers else "")
+        )
+    if not stopped_tasks:
+        lines.append("no stopped tasks of this revision (ECS keeps stopped tasks for about an hour)")
+    ids = [d["id"] for d in service.get("deployments") or [] if d.get("taskDefinition") == task_definition and d.get("id")]
+    events = []
+    for event in service.get("events") or []:
+        message = str(event.get("message") or "")
+        at = _epoch(event.get("createdAt"))
+        if any(i in message for i in ids) or (since is not None and at is not None and at >= since):
+            events.append(f"event {_when(event.get('createdAt'))}: {message}")
+    lines += events[:max_events] or ["no ECS service events for this rollout"]
+    return lines

@@ -184,6 +184,25 @@ def _list_services(arns, p, r):
     return [cluster], {"ecs:cluster": cluster}, []
 
 
+def _list_tasks(arns, p, r):
+    """ListTasks authorizes against container instances (its only resource type), narrowed by ecs:cluster."""
+    cluster = arns.cluster(p.get("cluster"))
+    name = cluster.rsplit("/", 1)[-1]
+    instance = p.get("containerInstance")
+    if instance and instance.startswith("arn:"):
+        resource = instance
+    else:
+        resource = arns.make("ecs", f"container-instance/{name}/{instance or '*'}")
+    return [resource], {"ecs:cluster": cluster}, []
+
+
+def _describe_tasks(arns, p, r):
+    cluster = arns.cluster(p.get("cluster"))
+    name = cluster.rsplit("/", 1)[-1]
+    tasks = [t if t.startswith("arn:") else arns.make("ecs", f"task/{name}/{t}") for t in p.get("tasks", [])]
+    return tasks, {"ecs:cluster": cluster}, []
+
+
 def _describe_clusters(arns, p, r):
     return [arns.cluster(c) for c in p.get("clusters") or ["default"]], {}, []
 
@@ -248,6 +267,8 @@ _EXTRACTORS = {
     "ecs:UpdateService": _update_service,
     "ecs:ListServices": _list_services,
     "ecs:DescribeClusters": _describe_clusters,
+    "ecs:ListTasks": _list_tasks,
+    "ecs:DescribeTasks": _describe_tasks,
     "ecs:RegisterTaskDefinition": _register_task_definition,
     "ecs:DescribeTaskDefinition": _task_definition,
     "ecs:DeregisterTaskDefinition": _task_definition,

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 FAILURES_TO_TRIP = 3
 CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
+CRASH_REASON = "Essential container in task exited"
+CRASH_EXIT_CODE = 1
+STOPPED_TASKS_KEPT = 50  # per cluster (ECS keeps stopped tasks for about an hour)
 
 
 def _new_id() -> str:
@@ -245,9 +248,43 @@ class EcsEmulator:
         state["last_fail"] = now
         dep["failedTasks"] = dep.get("failedTasks", 0) + 1
         dep["updatedAt"] = utcnow()
-        task = uuid.uuid4().hex
-        self._event(svc, f"has stopped 1 running tasks: (task {task}). Reason: Essential container in task exited")
+        task = self._stopped_task(svc, dep, CRASH_REASON, CRASH_EXIT_CODE)
+        self._event(svc, f"has stopped 1 running tasks: (task {task}). Reason: {CRASH_REASON}")
         log.info("%s: task failed in %s (failedTasks=%d)", svc.name, dep["id"], dep["failedTasks"])
+
+    def _stopped_task(self, svc, dep, reason: str, exit_code: int) -> str:
+        """Publish a STOPPED task in moto's ECS backend, as ECS leaves one behind (ListTasks
+        desiredStatus=STOPPED, DescribeTasks: stoppedReason, stopCode, the container's exit code).
+        moto's Task is built around a stand-in for the task definition without awsvpc, so no ENI is
+        created. Returns the task id (or a random one if moto's model would not take it)."""
+        try:
+            import types
+
+            from moto.ecs.models import Task
+
+            backend = self._moto.ecs_backend()
+            cluster = next(c for c in backend.clusters.values() if c.arn == svc.cluster_arn)
+            td = backend.describe_task_definition(dep["taskDefinition"])
+            stand_in = types.SimpleNamespace(arn=td.arn, container_definitions=td.container_definitions, network_mode=None)
+            task = Task(
+                cluster, stand_in, None, None, backend, group=f"service:{svc.name}",
+                launch_type=svc.launch_type or "FARGATE", started_by=dep["id"],
+            )
+            task.desired_status = task.last_status = "STOPPED"
+            task.stopped_reason, task.stop_code = reason, "EssentialContainerExited"
+            task.stopping_at = task.stopped_at = utcnow()
+            for container in task.containers:
+                container.last_status, container.exitCode = "STOPPED", exit_code
+                container.reason = f"{reason} with exit code {exit_code}"
+            tasks = backend.tasks.setdefault(cluster.name, {})
+            tasks[task.task_arn] = task
+            stopped = [arn for arn, t in tasks.items() if t.desired_status == "STOPPED"]
+            for arn in stopped[:-STOPPED_TASKS_KEPT]:
+                tasks.pop(arn, None)
+            return task.id
+        except Exception:  # noqa: BLE001 - the events and counts still tell the story
+            log.exception("%s: could not publish a stopped task", svc.name)
+            return uuid.uuid4().hex
 
     def _trip(self, svc, primary, deps, rollback: bool, now) -> list[dict]:
         primary.update(

@@ -98,3 +98,34 @@ class EcsClient:
 
     def scale(self, service: str, desired_count: int) -> dict:
         return self.client.update_service(cluster=self.env.cluster, service=service, desiredCount=desired_count)["service"]
+
+    def stopped_tasks(self, service: str, task_definition: str | None = None, limit: int = 3) -> list[dict]:
+        """The service's most recently stopped tasks (of `task_definition` if given), newest first.
+
+        ListTasks(desiredStatus=STOPPED) + DescribeTasks: stoppedReason, stopCode and each container's
+        exit code and reason, as the runbook's troubleshooting steps read them. ECS keeps stopped tasks
+        for about an hour. Filtered again on `group` ("service:<name>"), which ECS sets on service tasks.
+        """
+        arns: list[str] = []
+        kwargs: dict[str, Any] = {"cluster": self.env.cluster, "serviceName": service, "desiredStatus": "STOPPED"}
+        while len(arns) < 300:
+            resp = self.client.list_tasks(**kwargs)
+            arns.extend(resp.get("taskArns", []))
+            if not resp.get("nextToken"):
+                break
+            kwargs["nextToken"] = resp["nextToken"]
+        tasks: list[dict] = []
+        for i in range(0, len(arns), 100):
+            tasks += self.client.describe_tasks(cluster=self.env.cluster, tasks=arns[i : i + 100]).get("tasks", [])
+        ours = [
+            t for t in tasks
+            if t.get("group", f"service:{service}") == f"service:{service}"
+            and (task_definition is None or t.get("taskDefinitionArn") == task_definition)
+        ]
+        ours.sort(key=_stopped_at, reverse=True)
+        return ours[:limit]
+
+
+def _stopped_at(task: dict) -> float:
+    moment = task.get("stoppedAt") or task.get("stoppingAt") or task.get("createdAt")
+    return moment.timestamp() if hasattr(moment, "timestamp") else 0.0

@@ -38,6 +38,7 @@ class EcsRolloutSensor(LatticeDBOperator):
             poll_seconds=rollout.poll_seconds,
             deadline=time.time() + rollout.timeout_seconds,
             owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
+            since=time.time(),
         )
         self.log.info("Waiting for %s to run %s (timeout %ss)", service, task_definition, rollout.timeout_seconds)
         self.defer(trigger=trigger, method_name="execute_complete")
@@ -48,4 +49,10 @@ class EcsRolloutSensor(LatticeDBOperator):
         if event["status"] == "completed":
             self.log.info("Rollout completed: %s", event["reason"])
             return event
-        raise AirflowFailException(f"rollout {event['status']}: {event['reason']}")
+        facts = event.get("troubleshooting") or []
+        message = f"rollout {event['status']}: {event['reason']}"
+        if facts:
+            message += "\nTroubleshooting (ECS service events, stopped tasks):\n" + "\n".join(f"- {f}" for f in facts)
+            context["ti"].xcom_push(key="troubleshooting", value=facts)
+        self.log.error("%s", message)
+        raise AirflowFailException(message)

@@ -11,7 +11,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class EcsRolloutTrigger(BaseTrigger):
-    """Fires once with {"status": completed|failed|timeout|lease_lost, ...} for `task_definition` on `service`.
+    """Fires once with {"status": completed|failed|timeout|lease_lost, ...} for `task_definition` on `service`;
+    failed and timeout carry "troubleshooting": the rollout's service events and stopped tasks' reasons.
 
     `owner` (the run's "<dag_id>/<run_id>"): the lease is renewed on every poll; if the run lost it,
     the trigger fires {"status": "lease_lost", "reason": who holds it and why} at once.
@@ -26,6 +27,7 @@ class EcsRolloutTrigger(BaseTrigger):
         poll_seconds: float,
         deadline: float,
         owner: str | None = None,
+        since: float | None = None,
     ):
         super().__init__()
         self.environment = environment
@@ -34,6 +36,7 @@ class EcsRolloutTrigger(BaseTrigger):
         self.poll_seconds = poll_seconds
         self.deadline = deadline
         self.owner = owner
+        self.since = since  # when the wait began: service events from then on are this rollout's
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -45,6 +48,7 @@ class EcsRolloutTrigger(BaseTrigger):
                 "poll_seconds": self.poll_seconds,
                 "deadline": self.deadline,
                 "owner": self.owner,
+                "since": self.since,
             },
         )
 
@@ -55,6 +59,26 @@ class EcsRolloutTrigger(BaseTrigger):
 
         env = load_config().environment(self.environment)
         return rollout_status(EcsClient(env).describe_service(self.service), self.task_definition).to_dict()
+
+    def _troubleshoot(self) -> list[str]:
+        """Service events of this rollout and its stopped tasks' reasons and exit codes (runbook: troubleshooting)."""
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.config import load_config
+        from latticedb_deploy.rollout import troubleshooting_facts
+
+        ecs = EcsClient(load_config().environment(self.environment))
+        service = ecs.describe_service(self.service)
+        stopped = ecs.stopped_tasks(self.service, self.task_definition)
+        return troubleshooting_facts(service, stopped, self.task_definition, since=self.since)
+
+    async def _facts(self) -> list[str]:
+        try:
+            facts = await asyncio.to_thread(self._troubleshoot)
+        except Exception as exc:  # noqa: BLE001 - the verdict stands even if the facts cannot be read
+            facts = [f"could not read the troubleshooting facts: {type(exc).__name__}: {exc}"]
+        for line in facts:
+            self.log.warning("%s: %s", self.service, line)
+        return facts
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.rollout import COMPLETED, FAILED
@@ -75,10 +99,13 @@ class EcsRolloutTrigger(BaseTrigger):
             if status["reason"] != last:
                 self.log.info("%s rollout of %s: %s", self.service, self.task_definition, status["reason"])
                 last = status["reason"]
-            if status["state"] in (COMPLETED, FAILED):
+            if status["state"] == COMPLETED:
                 yield TriggerEvent({"status": status["state"], **status})
                 return
+            if status["state"] == FAILED:
+                yield TriggerEvent({"status": status["state"], **status, "troubleshooting": await self._facts()})
+                return
             if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", **status})
+                yield TriggerEvent({"status": "timeout", **status, "troubleshooting": await self._facts()})
                 return
             await asyncio.sleep(self.poll_seconds)

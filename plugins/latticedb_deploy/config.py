@@ -82,6 +82,78 @@ class Metrics:
         _check(self.poll_seconds > 0, where, "poll_seconds", "must be positive")
 
 
+# The canary-versus-baseline judge (latticedb_deploy.relative_judge): what it may judge and the modes.
+JUDGE_METRICS = ("error_rate", "latency", "success_rate")
+JUDGE_MODES = ("absolute", "relative", "both")
+# Where `judge.mode` is unset: `both` in these environments (either failing fails the gate), `absolute` elsewhere.
+JUDGE_BOTH_BY_DEFAULT = ("local", "staging", "production")
+
+
+@dataclass(frozen=True)
+class Judge:
+    """How a canary gate judges: fixed thresholds (`absolute`), canary vs baseline (`relative`), or `both`.
+
+    tolerance: the allowed relative change before a significant difference counts, one number for every
+    metric or a mapping metric -> number (unset: the judge's per-metric defaults). period_seconds: the
+    per-period sample length (unset: metrics.period_seconds); a gate window needs min_samples of them.
+    """
+
+    mode: str | None = None
+    confidence: float = 0.98
+    tolerance: Any = None
+    metrics: tuple[str, ...] = JUDGE_METRICS
+    weights: Any = None
+    critical: tuple[str, ...] = ("error_rate",)
+    pass_score: float = 95.0
+    marginal_score: float = 75.0
+    min_samples: int = 10
+    period_seconds: int | None = None
+
+    def _validate(self, where: str) -> None:
+        _check(self.mode is None or self.mode in JUDGE_MODES, where, "mode",
+               f"must be one of {', '.join(JUDGE_MODES)}, got {self.mode!r}")
+        _check(0.5 <= self.confidence < 1, where, "confidence", f"must be at least 0.5 and below 1, got {self.confidence}")
+        for key in ("metrics", "critical"):
+            bad = [m for m in getattr(self, key) if m not in JUDGE_METRICS]
+            _check(not bad, where, key, f"unknown metric(s) {', '.join(map(repr, bad))}; known: {', '.join(JUDGE_METRICS)}")
+        _check(bool(self.metrics) and len(set(self.metrics)) == len(self.metrics), where, "metrics",
+               "must be a non-empty list without repeats")
+        for key in ("tolerance", "weights"):
+            value = getattr(self, key)
+            if value is None or (key == "tolerance" and _number(value)):
+                _check(value is None or value >= 0, where, key, f"must not be negative, got {value!r}")
+                continue
+            _check(isinstance(value, dict), where, key,
+                   "must be a mapping of metric to number" + (" (or one number)" if key == "tolerance" else "")
+                   + f", got {value!r}")
+            for metric, number in value.items():
+                _check(metric in JUDGE_METRICS, f"{where}.{key}", str(metric), f"unknown metric; known: {', '.join(JUDGE_METRICS)}")
+                _check(_number(number) and number >= 0, f"{where}.{key}", str(metric), f"must be a number >= 0, got {number!r}")
+        _check(0 <= self.marginal_score <= self.pass_score <= 100, where, "marginal_score",
+               f"need 0 <= marginal_score ({self.marginal_score:g}) <= pass_score ({self.pass_score:g}) <= 100")
+        _check(self.min_samples >= 3, where, "min_samples", f"must be at least 3, got {self.min_samples}")
+        _check(self.period_seconds is None or self.period_seconds in (1, 5, 10, 30) or
+               (self.period_seconds > 0 and self.period_seconds % 60 == 0), where, "period_seconds",
+               f"must be 1, 5, 10, 30 or a multiple of 60 (CloudWatch periods), got {self.period_seconds}")
+
+    def settings(self):
+        """The pure judge's settings (latticedb_deploy.relative_judge.JudgeSettings)."""
+        from latticedb_deploy.relative_judge import DEFAULT_TOLERANCE, JudgeSettings
+
+        tol = self.tolerance
+        tolerance = dict(DEFAULT_TOLERANCE) if tol is None else (
+            {m: float(tol) for m in JUDGE_METRICS} if _number(tol) else {**DEFAULT_TOLERANCE, **tol})
+        return JudgeSettings(
+            confidence=self.confidence, tolerance=tolerance, metrics=self.metrics, weights=dict(self.weights or {}),
+            critical=self.critical, pass_score=self.pass_score, marginal_score=self.marginal_score,
+            min_samples=self.min_samples,
+        )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Rollout:
     """How long to wait for an ECS rollout and how often to look."""
@@ -228,6 +300,7 @@ class Environment:
     thresholds: Thresholds = field(default_factory=Thresholds)
     slo: Slo | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    judge: Judge = field(default_factory=Judge)
     rollout: Rollout = field(default_factory=Rollout)
     smoke: Smoke = field(default_factory=Smoke)
     canary: Canary = field(default_factory=Canary)
@@ -250,6 +323,17 @@ class Environment:
     def four_eyes(self) -> bool:
         """A second engineer must approve: the run's trigger cannot (default: production only)."""
         return self.name == "production" if self.approval.four_eyes is None else self.approval.four_eyes
+
+    @property
+    def judge_mode(self) -> str:
+        """absolute | relative | both: `judge.mode`, or (unset) `both` in local/staging/production, else `absolute`."""
+        if self.judge.mode is not None:
+            return self.judge.mode
+        return "both" if self.name in JUDGE_BOTH_BY_DEFAULT else "absolute"
+
+    @property
+    def judge_period_seconds(self) -> int:
+        return self.judge.period_seconds or self.metrics.period_seconds
 
     @property
     def services(self) -> tuple[str, str]:

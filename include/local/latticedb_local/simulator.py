@@ -5,6 +5,13 @@ behaviour of the image that group's service runs (scenarios.yaml) and publishes 
 AWS/ApplicationELB with dimensions LoadBalancer + TargetGroup (and LoadBalancer alone):
 RequestCount, HTTPCode_Target_5XX_Count (Sum) and TargetResponseTime as a statistic set,
 so a window's Average is the mean and its Maximum approximates P95 (moto has no percentiles).
+
+Per-period noise (issue 16): every tick, both slots see the same load shape (a slow swing of the
+request rate, which also nudges error rate and latency) and independent log-normal noise on their
+error rate and latency, as two fleets behind one ALB do. The error count is the period's error rate
+times its requests, unrounded: the simulator stands in for a busy service, whose per-period error
+*rate* is what varies, not the handful of requests a 1-second tick carries. `period_behaviour` is the
+one noise model; benchmarks/judge.py simulates the judge's comparisons with it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,33 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/ApplicationELB"
 RETENTION_SECONDS = 3600
+
+
+# The noise model (shared with benchmarks/judge.py).
+LOAD_CYCLE_SECONDS = 300.0  # the load shape: one slow swing every 5 minutes...
+LOAD_SWING = 0.1  # ... of +-10 % around the configured rate
+ERROR_NOISE_SIGMA = 0.2  # per-period error-rate noise (log-normal sigma), independent per slot
+LATENCY_NOISE_SIGMA = 0.05  # per-period latency noise (log-normal sigma), independent per slot
+LOAD_SENSITIVITY = 0.5  # +10 % load -> +5 % errors and latency (both slots alike)
+
+
+def load_factor(t: float) -> float:
+    """The shared load shape at time `t` (seconds): both slots see the same factor."""
+    return 1.0 + LOAD_SWING * math.sin(2 * math.pi * t / LOAD_CYCLE_SECONDS)
+
+
+def _mean_one_lognormal(sigma: float, rng) -> float:
+    return math.exp(rng.gauss(0.0, sigma) - sigma * sigma / 2)
+
+
+def period_behaviour(
+    error_rate: float, latency_mean_ms: float, latency_p95_ms: float, load: float, rng=random
+) -> tuple[float, float, float]:
+    """One period of one slot: (error rate, mean latency ms, P95 latency ms) with independent noise."""
+    shape = 1.0 + LOAD_SENSITIVITY * (load - 1.0)
+    errors = min(1.0, error_rate * shape * _mean_one_lognormal(ERROR_NOISE_SIGMA, rng))
+    latency = shape * _mean_one_lognormal(LATENCY_NOISE_SIGMA, rng)
+    return errors, latency_mean_ms * latency, latency_p95_ms * latency
 
 
 def _stochastic_round(x: float) -> int:
@@ -68,7 +102,8 @@ class TrafficSimulator:
             data.append(_datum("UnHealthyHostCount", dims, now, 0 if slot.serving else slot.running))
             if slot.weight <= 0:
                 continue
-            requests = _stochastic_round(self._rps * self._tick * slot.weight / 100.0)
+            load = load_factor(now.timestamp())
+            requests = _stochastic_round(self._rps * self._tick * slot.weight / 100.0 * load)
             if requests == 0:
                 continue
             total += requests
@@ -76,9 +111,11 @@ class TrafficSimulator:
                 elb_5xx += requests  # no healthy target: the ALB itself answers 503
                 continue
             b = slot.behaviour
-            errors = _stochastic_round(requests * overrides.get(slot.target_group_name, b.error_rate))
+            rate, mean_ms, p95_ms = period_behaviour(
+                overrides.get(slot.target_group_name, b.error_rate), b.latency_mean_ms, b.latency_p95_ms, load
+            )
+            errors = requests * rate  # unrounded: a busy service's per-period error rate (see above)
             total_5xx += errors
-            jitter = random.uniform(0.97, 1.03)
             data += [
                 _datum("RequestCount", dims, now, requests),
                 _datum("HTTPCode_Target_5XX_Count", dims, now, errors),
@@ -90,9 +127,9 @@ class TrafficSimulator:
                     "Unit": "Seconds",
                     "StatisticValues": {
                         "SampleCount": float(requests),
-                        "Sum": requests * b.latency_mean_ms * jitter / 1000.0,
-                        "Minimum": b.latency_min_ms / 1000.0,
-                        "Maximum": b.latency_p95_ms * jitter / 1000.0,
+                        "Sum": requests * mean_ms / 1000.0,
+                        "Minimum": min(b.latency_min_ms, mean_ms) / 1000.0,
+                        "Maximum": p95_ms / 1000.0,
                     },
                 },
             ]

@@ -111,6 +111,66 @@ class MetricsClient:
             p99_ms=max(p99) * 1000.0 if p99 else None,
         )
 
+    def target_group_samples(
+        self,
+        *,
+        target_group_arns: dict[str, str],
+        load_balancer_arn: str,
+        start: datetime,
+        end: datetime,
+        statistic: str,
+        period: int,
+    ) -> dict[str, dict[str, list[float]]]:
+        """Per-period samples for the relative judge: {label: {"error_rate", "latency", "success_rate": [...]}}.
+
+        One GetMetricData call (paged) for every target group in `target_group_arns` (label -> ARN, e.g.
+        baseline and canary): RequestCount and HTTPCode_Target_5XX_Count (Sum) and TargetResponseTime at
+        `statistic`, each per `period` seconds. A period with requests gives one error-rate and one
+        success-rate sample (5xx / requests; no 5xx datapoint: 0); a period with a latency datapoint gives
+        one latency sample (ms). Periods without requests give none: too few samples is the judge's NoData.
+        """
+        start, end = _utc(start), _utc(end)
+        end = max(end, start + timedelta(seconds=1))
+        lb = load_balancer_dimension(load_balancer_arn)
+        queries, ids = [], {}
+        for i, (label, arn) in enumerate(target_group_arns.items()):
+            dimensions = [
+                {"Name": "LoadBalancer", "Value": lb},
+                {"Name": "TargetGroup", "Value": target_group_dimension(arn)},
+            ]
+            for qid, (name, stat) in _QUERIES.items():
+                ids[f"{qid}_{i}"] = (label, qid)
+                queries.append({
+                    "Id": f"{qid}_{i}",
+                    "MetricStat": {
+                        "Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dimensions},
+                        "Period": period,
+                        "Stat": stat or statistic,
+                    },
+                })
+        kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end,
+                                  "ScanBy": "TimestampAscending"}
+        series: dict[tuple[str, str], dict[Any, float]] = {key: {} for key in ids.values()}
+        while True:
+            resp = self.client.get_metric_data(**kwargs)
+            for result in resp.get("MetricDataResults", []):
+                key = ids.get(result["Id"])
+                if key is not None:
+                    series[key].update(zip(result.get("Timestamps", []), result.get("Values", []), strict=False))
+            if not resp.get("NextToken"):
+                break
+            kwargs["NextToken"] = resp["NextToken"]
+        out: dict[str, dict[str, list[float]]] = {}
+        for label in target_group_arns:
+            requests, errors, latency = (series[(label, q)] for q in ("requests", "errors", "latency"))
+            rates = [min(max(errors.get(ts, 0.0), 0.0), req) / req for ts, req in sorted(requests.items()) if req > 0]
+            out[label] = {
+                "error_rate": rates,
+                "success_rate": [1.0 - r for r in rates],
+                "latency": [v * 1000.0 for _, v in sorted(latency.items())],
+            }
+        return out
+
     def alarms_in_alarm(self, prefix: str) -> list[str]:
         """Names of metric and composite alarms starting with `prefix` whose state is ALARM."""
         kwargs: dict[str, Any] = {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"], "StateValue": "ALARM"}

@@ -161,6 +161,7 @@ def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str],
         ShiftTrafficBackOperator,
         UpdateServiceOperator,
     )
+    from latticedb_deploy.operators.slot_smoke import SmokeTestSlotOperator
     from latticedb_deploy.operators.traffic import DeployIdleSlotOperator, RetireOldSlotOperator, ShiftTrafficOperator
     from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
@@ -180,6 +181,8 @@ def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str],
         return RetireOldSlotOperator(task_id=task_id)
     if kind == "smoke_test_idle_colour":
         return SmokeTestIdleColourOperator(task_id=task_id)
+    if kind == "smoke_test_canary":  # runbook canary step 4: the canary slot, through the test listener
+        return SmokeTestSlotOperator(task_id=task_id, slot_label="canary slot")
     if kind == "approve_switch":
         return SwitchApprovalOperator(task_id=task_id)
     if kind == "switch_traffic":

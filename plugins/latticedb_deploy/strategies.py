@@ -55,6 +55,10 @@ CANARY = Strategy(
     deploy=(
         Step("deploy_canary_service"),
         Step("wait_for_canary_stable"),
+        # Runbook canary step 4: smoke tests of the canary slot through the test listener, at the
+        # initial percentage's threshold of trust (0 % of production): a failure ends the run with
+        # no production traffic ever shifted.
+        Step("smoke_test_canary"),
         # One shift/gate pair per possible step: Airflow's graph is fixed at parse time, so steps
         # that are not in a run's plan skip themselves (see latticedb_deploy.canary.plan_for).
         *(step for p in SLOT_PERCENTS for step in (Step("shift_traffic", p), Step("gate", p))),

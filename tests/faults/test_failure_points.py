@@ -77,6 +77,8 @@ POINTS = [
     FailurePoint("canary", "deploy.deploy_canary_service", "AWS denies UpdateService", faults=deny("UpdateService"),
                  changes_production=False),
     FailurePoint("canary", "deploy.wait_for_canary_stable", "image crashes on start", tag="v2.3.0-crash"),
+    FailurePoint("canary", "deploy.smoke_test_canary", "/health down on the test listener",
+                 faults=on_call("UpdateService", 1, test_health_down=True)),
     FailurePoint("canary", "deploy.shift_traffic_to_50pct", "AWS denies ModifyListener", faults=deny("ModifyListener")),
     FailurePoint("canary", "deploy.gate_50pct", "image answers 12 % errors", tag="v2.1.0-errors"),
     FailurePoint("canary", "deploy.shift_traffic_to_100pct", "AWS denies the 2nd ModifyListener",
@@ -188,7 +190,7 @@ class FaultScript(threading.Thread):
                 states = {}
             if states.get(self.point.task) == "failed":
                 self.failed_at = time.time()
-                faults(self.local, arm=None, deny=None, slot_errors=None, health_down=False)
+                faults(self.local, arm=None, deny=None, slot_errors=None, health_down=False, test_health_down=False)
                 return
             self._halt.wait(0.1)
 
@@ -245,7 +247,7 @@ def test_failure_point_ends_on_last_good_version_with_no_outage(local, dagbag, d
             sampler.sample()
     finally:
         script.stop()
-        faults(local, arm=None, deny=None, slot_errors=None, health_down=False)
+        faults(local, arm=None, deny=None, slot_errors=None, health_down=False, test_health_down=False)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     restore_seconds = _seconds_to_restore(sampler.history, script.failed_at)
     blue, green = local.service(SERVICES[BLUE_TG]), local.service(SERVICES[GREEN_TG])

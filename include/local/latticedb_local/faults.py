@@ -3,6 +3,8 @@
 slack_down      the Slack sink fails every post (how: slack_mode)
 slack_mode      "500" (answer HTTP 500) or "close" (drop the connection unanswered)
 health_down     /health on both listeners answers 503
+test_health_down /health answers 503 behind the test listener only (production's /health untouched):
+                fails a smoke test of the idle/canary slot without touching production
 metrics_paused  the traffic simulator publishes nothing (a "no data" window)
 moto_down       the AWS endpoint drops every connection unanswered for a while; moto keeps all state.
                 A number: down now for that many seconds. An object arms it on a request instead:
@@ -36,6 +38,7 @@ DEFAULTS = {
     "slack_down": False,
     "slack_mode": "500",
     "health_down": False,
+    "test_health_down": False,
     "metrics_paused": False,
     "moto_down": None,
     "throttle": None,
@@ -43,7 +46,7 @@ DEFAULTS = {
     "slot_errors": None,
     "arm": None,
 }
-_BOOLEANS = ("slack_down", "health_down", "metrics_paused")
+_BOOLEANS = ("slack_down", "health_down", "test_health_down", "metrics_paused")
 
 
 def _empty_stats() -> dict:

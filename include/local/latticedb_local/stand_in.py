@@ -6,7 +6,8 @@ colour for blue/green smoke tests). The service port also carries the /_local/ c
     GET    /_local/status   readiness, endpoints, names created by the bootstrap, faults
     POST   /_local/reset    back to the freshly bootstrapped state
     GET    /_local/faults   current fault toggles
-    POST   /_local/faults   {"slack_down": true, "slack_mode": "500"|"close", "health_down": true, "metrics_paused": true}
+    POST   /_local/faults   {"slack_down": true, "slack_mode": "500"|"close", "health_down": true, "test_health_down": true,
+                                      "metrics_paused": true}
     DELETE /_local/faults   clear all faults
 """
 
@@ -26,6 +27,8 @@ def health_payload(runtime, listener: str) -> tuple[int, dict]:
     """What GET /health answers behind `listener` ("production" or "test")."""
     if runtime.faults.get("health_down"):
         return 503, {"status": "unavailable", "reason": "fault injected: health_down"}
+    if listener == "test" and runtime.faults.get("test_health_down"):
+        return 503, {"status": "unavailable", "reason": "fault injected: test_health_down (test listener only)"}
     slots = runtime.slots(listener)
     slot = runtime.router.pick(slots)
     if slot is None or not slot.serving:

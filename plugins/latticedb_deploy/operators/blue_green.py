@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from latticedb_deploy.operators.approval import OUTCOME_KEY, DeploymentApprovalOperator, triggering_user
-from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
+from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
+from latticedb_deploy.operators.slot_smoke import SmokeTestSlotOperator
 
 SMOKE_IDLE_TASK_ID = "deploy.smoke_test_idle_colour"
 
@@ -20,31 +18,13 @@ def _truthy(value: Any, default: bool) -> bool:
     return text in ("true", "1", "yes")
 
 
-class SmokeTestIdleColourOperator(LatticeDBOperator):
-    """Point the test listener at the idle colour and smoke-test it there: no production traffic involved."""
+class SmokeTestIdleColourOperator(SmokeTestSlotOperator):
+    """Point the test listener at the idle colour and smoke-test it there: no production traffic involved.
 
-    def execute(self, context: Any) -> dict:
-        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
-        from latticedb_deploy.aws.elbv2 import TrafficClient
-        from latticedb_deploy.smoke import run_smoke_tests
+    The shared operator (latticedb_deploy.operators.slot_smoke) also smoke-tests the canary slot.
+    """
 
-        ti = context["ti"]
-        baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
-        if not self.env.test_url:
-            raise AirflowFailException(f"environment {self.env.name!r} has no test_url for the test listener")
-        port = self.env.load_balancer.test_listener_port
-        TrafficClient(self.env).set_weights({baseline["idle_target_group_arn"]: 100}, port=port)
-        smoke = self.env.smoke
-        report = run_smoke_tests(
-            self.env.test_url, new["version"],
-            timeout=smoke.timeout_seconds, retries=smoke.retries, delay=smoke.retry_delay_seconds,
-        ).to_dict()
-        for c in report["checks"]:
-            self.log.info("%s %s: %s", "✓" if c["passed"] else "✗", c["check"], c["detail"])
-        if not report["passed"]:
-            failed = "; ".join(c["detail"] for c in report["checks"] if not c["passed"])
-            raise AirflowFailException(f"smoke tests of the idle colour ({baseline['idle_colour']}) failed: {failed}")
-        return report
+    slot_label = "idle colour"
 
 
 class SwitchApprovalOperator(DeploymentApprovalOperator):

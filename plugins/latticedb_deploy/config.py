@@ -380,8 +380,8 @@ def _copy_body(origin: str, body: Any, copy: str, index: int) -> Any:
     """`origin`'s raw settings with its name replaced by `copy` wherever it is a word of a name
     (latticedb-local-blue, latticedb_local_aws, ${LATTICEDB_LOCAL_SERVICE_PORT:-8081}) and the
     default ports moved by copy_port_offset(index); `.local/` paths are left alone."""
-    if isinstance(body, dict):
-        return {k: _copy_body(origin, v, copy, index) for k, v in body.items()}
+    if isinstance(body, dict):  # a path (deployment_log) is the copy's too: never rewritten
+        return {k: v if k == "deployment_log" else _copy_body(origin, v, copy, index) for k, v in body.items()}
     if isinstance(body, list):
         return [_copy_body(origin, v, copy, index) for v in body]
     if not isinstance(body, str):

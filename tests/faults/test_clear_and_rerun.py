@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.driver import aws_stats, continue_run, faults, task_states, tries
 from tests.integration.helpers import image, run_dag_run
 
@@ -35,7 +36,7 @@ def _clear_failed_with_downstream(dag, run_id: str, task_id: str) -> list[str]:
 def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
     before = local.service()
     faults(local, throttle={"operations": ["UpdateService"], "count": 1000})
-    conf = {"image_uri": image("v2.0.0"), "environment": "local"}
+    conf = {"image_uri": image("v2.0.0"), "environment": ENV.name}
     dr = run_dag_run(dagbag, DAG_ID, conf)
     states = task_states(dr)
     assert dr.state == "failed", states
@@ -44,7 +45,7 @@ def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
     assert states["rollback.restore_previous_revision"] == "skipped"  # nothing had changed
     assert aws_stats(local)["throttled"]["UpdateService"] >= 3
     assert local.service()["taskDefinition"] == before["taskDefinition"]
-    assert local.weights()["latticedb-local-blue"] == 100
+    assert local.weights()[ENV.blue_tg] == 100
     assert any("Deployment failed at deploy.update_service" in t for t in local.message_texts()), local.message_texts()
     revisions = local.revisions()
 
@@ -55,8 +56,8 @@ def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
     states = task_states(dr)
     assert dr.state == "success", states
     after = local.service()
-    assert local.task_definition_image(after["taskDefinition"]).endswith("latticedb@" + local.digest("v2.0.0"))
+    assert local.task_definition_image(after["taskDefinition"]).endswith(f"{ENV.repository}@" + local.digest("v2.0.0"))
     assert after["runningCount"] == after["desiredCount"] == before["desiredCount"]
     assert local.revisions() == revisions  # the re-run registered nothing new
-    assert local.weights()["latticedb-local-blue"] == 100
+    assert local.weights()[ENV.blue_tg] == 100
     assert any("rolling deployment succeeded" in t for t in local.message_texts()), local.message_texts()

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.driver import BLUE, GREEN, listener_is_whole
 from tests.faults.shift_worker import _TI, PARAMS
 
@@ -51,7 +52,7 @@ def _run(percent: int, baseline: dict) -> dict:
 def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
     from latticedb_deploy.operators.deploy import RecordBaselineOperator, RestorePreviousRevisionOperator
 
-    baseline = RecordBaselineOperator(task_id="record_baseline", environment="local").execute({})
+    baseline = RecordBaselineOperator(task_id="record_baseline", environment=ENV.name).execute({})
     assert _run(25, baseline)["percent"] == 25  # the step before: 25 % on the new slot
     assert local.weights() == {GREEN: 25, BLUE: 75}
 
@@ -70,7 +71,7 @@ def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
             return None if key == "evaluations" else self.baseline
 
     rollback = RestorePreviousRevisionOperator(
-        task_id="restore_previous_revision", environment="local", image_uri="unused", notify=True,
+        task_id="restore_previous_revision", environment=ENV.name, image_uri="unused", notify=True,
         auto_rollback=True, mutation_task_ids=["deploy.deploy_canary_service"],
     )
     rollback.execute({"params": PARAMS, "ti": TI(baseline), "run_id": f"fault-worker-dies-{kill}"})

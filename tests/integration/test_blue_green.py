@@ -7,22 +7,23 @@ import time
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_blue_green"
-BLUE, GREEN = "latticedb-service-local", "latticedb-service-local-green"
+BLUE, GREEN = ENV.service, ENV.green_service
 
 
 def conf(tag: str, **extra) -> dict:
-    return {"image_uri": image(tag), "environment": "local", "bake_seconds": 6, "require_approval": False, **extra}
+    return {"image_uri": image(tag), "environment": ENV.name, "bake_seconds": 6, "require_approval": False, **extra}
 
 
 def test_v2_switches_to_the_idle_colour_and_scales_the_old_one_down(local, dagbag):
     before = local.service(BLUE)
     state, tasks = run_dag(dagbag, DAG_ID, conf("v2.0.0"))
     assert state == "success", tasks
-    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
     green, blue = local.service(GREEN), local.service(BLUE)
     assert local.task_definition_image(green["taskDefinition"]).endswith(local.digest("v2.0.0"))
     assert green["runningCount"] == before["desiredCount"]
@@ -38,7 +39,7 @@ def test_crashing_image_never_gets_production_traffic(local, dagbag):
     assert state == "failed"
     assert tasks["deploy.wait_for_idle_colour_stable"] == "failed"
     assert tasks["deploy.switch_traffic"] == "upstream_failed"
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     assert local.service(GREEN)["desiredCount"] == 0
     assert local.service(BLUE)["runningCount"] == 2
 
@@ -50,7 +51,7 @@ def test_errors_during_bake_switch_back_to_the_old_colour(local, dagbag):
     assert tasks["deploy.switch_traffic"] == "success"
     assert tasks["deploy.bake"] == "failed"
     assert tasks["rollback.restore_previous_revision"] == "success"
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     blue = local.service(BLUE)
     assert blue["taskDefinition"] == before["taskDefinition"] and blue["runningCount"] == 2
     assert local.service(GREEN)["desiredCount"] == 0
@@ -59,9 +60,9 @@ def test_errors_during_bake_switch_back_to_the_old_colour(local, dagbag):
 
 def test_two_runs_alternate_colours_with_no_manual_step(local, dagbag):
     assert run_dag(dagbag, DAG_ID, conf("v2.0.0"))[0] == "success"
-    assert local.weights()["latticedb-local-green"] == 100
+    assert local.weights()[ENV.green_tg] == 100
     assert run_dag(dagbag, DAG_ID, conf("v2.0.1"))[0] == "success"
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     assert local.task_definition_image(local.service(BLUE)["taskDefinition"]).endswith(local.digest("v2.0.1"))
     assert local.service(GREEN)["desiredCount"] == 0
 
@@ -112,9 +113,9 @@ def test_approval_decides_the_switch(local, dagbag, answer, switched):
     assert any("Approval requested" in t for t in texts), texts
     if switched:
         assert state == "success", tasks
-        assert local.weights()["latticedb-local-green"] == 100
+        assert local.weights()[ENV.green_tg] == 100
     else:
         assert tasks["deploy.switch_traffic"] == "skipped"
-        assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+        assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
         assert local.service(GREEN)["desiredCount"] == 0
         assert any("Deployment rejected" in t for t in texts), texts

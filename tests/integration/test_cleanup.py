@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag
 
 pytestmark = pytest.mark.integration
@@ -28,7 +29,7 @@ def _manifest(n: int) -> str:
 
 def _digests(local) -> list[str]:
     ecr = local.client("ecr")
-    return [d["imageDigest"] for d in ecr.describe_images(repositoryName="latticedb")["imageDetails"]]
+    return [d["imageDigest"] for d in ecr.describe_images(repositoryName=ENV.repository)["imageDetails"]]
 
 
 def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_protected_ones(local, dagbag):
@@ -40,7 +41,7 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
     pushed = []  # oldest first
     for n in range(EXTRA_IMAGES):
         resp = ecr.put_image(
-            repositoryName="latticedb", imageManifest=_manifest(n), imageTag=f"build-{n:02d}",
+            repositoryName=ENV.repository, imageManifest=_manifest(n), imageTag=f"build-{n:02d}",
             imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
         )
         pushed.append(resp["image"]["imageId"]["imageDigest"])
@@ -49,14 +50,14 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
     for n in range(EXTRA_REVISIONS):
         containers = [{**c, "image": f"{image('build-00').rsplit(':', 1)[0]}@{pushed[n]}"} for c in base["containerDefinitions"]]
         resp = ecs.register_task_definition(
-            family="latticedb-task-local", containerDefinitions=containers,
+            family=ENV.family, containerDefinitions=containers,
             **{k: base[k] for k in ("networkMode", "requiresCompatibilities", "cpu", "memory") if base.get(k)},
         )
         registered.append(resp["taskDefinition"]["taskDefinitionArn"])
     assert len(local.revisions()) == 1 + EXTRA_REVISIONS
     assert len(_digests(local)) == 8 + EXTRA_IMAGES
 
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success", tasks
     assert tasks["cleanup.deregister_old_revisions"] == "success"
     assert tasks["cleanup.delete_old_images"] == "success"
@@ -65,7 +66,7 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
     assert in_use not in registered and in_use != rollback_td
     # Revisions: the newest 10 (the new one and the 9 newest registered) plus the rollback target.
     assert set(local.revisions()) == {in_use, *registered[-9:], rollback_td}
-    assert local.service("latticedb-service-local-green")["taskDefinition"] == rollback_td
+    assert local.service(ENV.green_service)["taskDefinition"] == rollback_td
     # Images: the newest 20 pushed plus what the services and the rollback run (older than all of them).
     assert set(_digests(local)) == {*pushed[-20:], old_digests["v1.0.0"], old_digests["v2.0.0"]}
     assert local.task_definition_image(rollback_td).endswith(old_digests["v1.0.0"])

@@ -16,6 +16,7 @@ import yaml
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
 CONFIG_ENV_VAR = "LATTICEDB_CONFIG"
+PROGRESSIVE_ROUTE_ENV_VAR = "LATTICEDB_PROGRESSIVE_ROUTE"  # "local": progressive_delivery follows local_stages
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -266,6 +267,9 @@ class ProgressiveDelivery:
         Stage("staging", "rolling"),
         Stage("production", "canary", require_approval=True),
     )
+    # The same route rehearsed on the local stack (local-staging, then local-prod): the DAG follows
+    # these instead of `stages` when LATTICEDB_PROGRESSIVE_ROUTE=local.
+    local_stages: tuple[Stage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -455,8 +459,15 @@ def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
         environments[name] = _build(Environment, _expand(body), f"{cfg_path}: local_copies.names.{name}", name=name)
     nightly = _build(Nightly, _expand(raw.get("nightly") or {}), f"{cfg_path}: nightly")
     progressive = _build(ProgressiveDelivery, raw.get("progressive_delivery") or {}, f"{cfg_path}: progressive_delivery")
+    if os.environ.get(PROGRESSIVE_ROUTE_ENV_VAR) == "local":
+        if not progressive.local_stages:
+            raise ConfigError(f"{cfg_path}: progressive_delivery.local_stages: needed when {PROGRESSIVE_ROUTE_ENV_VAR}=local")
+        progressive = ProgressiveDelivery(stages=progressive.local_stages, local_stages=progressive.local_stages)
     for where, env_name in [("nightly.environment", nightly.environment)] + [
         (f"progressive_delivery.stages[{i}].environment", st.environment) for i, st in enumerate(progressive.stages)
+    ] + [
+        (f"progressive_delivery.local_stages[{i}].environment", st.environment)
+        for i, st in enumerate(progressive.local_stages)
     ]:
         if env_name not in environments:
             raise ConfigError(f"{cfg_path}: {where}: unknown environment {env_name!r} (valid: {', '.join(environments)})")

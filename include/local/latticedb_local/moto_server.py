@@ -69,12 +69,13 @@ class MotoServer:
         if self._server is not None:
             self._server.stop()
 
-    def remove_environment(self, env, topo) -> dict:
+    def remove_environment(self, env, topo, keep_repository: bool = False) -> dict:
         """Delete, straight from moto's backends, every AWS resource of one environment that its
         deployments can change (network and IAM-free pieces stay: the bootstrap finds them again):
         ECS cluster, services, tasks and task definition family (so revisions count from 1 again),
         load balancer with its listeners, target groups, ECR repository, alarms and the load balancer's
-        metric data, and the environment's items in the lock table. The caller holds the world lock."""
+        metric data, and the environment's items in the lock table. The caller holds the world lock.
+        A repository another hosted environment shares stays (`keep_repository`)."""
         ecs, elb, ecr, cw = self.ecs_backend(), self.elbv2_backend(), self.ecr_backend(), self.cloudwatch_backend()
         service_arns = [s.arn for k, s in list(ecs.services.items()) if s.cluster_name == env.cluster]
         for key in [k for k, s in ecs.services.items() if s.cluster_name == env.cluster]:
@@ -91,7 +92,8 @@ class MotoServer:
         tg_arns = [arn for arn, tg in elb.target_groups.items() if tg.name in tg_names]
         for arn in tg_arns:
             del elb.target_groups[arn]
-        ecr.repositories.pop(env.ecr_repository, None)
+        if not keep_repository:
+            ecr.repositories.pop(env.ecr_repository, None)
         for name in [n for n in cw.alarms if env.alarm_prefix and n.startswith(env.alarm_prefix)]:
             del cw.alarms[name]
         if lb_dims:

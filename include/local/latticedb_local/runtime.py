@@ -82,7 +82,8 @@ class HostedEnvironment:
             self.ready = False
             topo, self.topology = self.topology, None
             emulator.pause(self.env.cluster)
-            removed = self.moto.remove_environment(self.env, topo)
+            shared = any(h is not self and h.env.ecr_repository == self.env.ecr_repository for h in self.runtime.hosted)
+            removed = self.moto.remove_environment(self.env, topo, keep_repository=shared)
             emulator.forget(removed["service_arns"], removed["target_group_arns"])
             self.router.clear()
             self.resolver.clear()

@@ -11,7 +11,7 @@ ENVSH := source scripts/airflow-env.sh
 IMAGE ?= 123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0
 ENVIRONMENT ?= local
 # Parallel test workers (pytest-xdist), each in its own environment (local-2 ... local-9) of one local stack.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 # Environments `make local-up` starts (local plus any of its copies in include/config/latticedb.yaml local_copies).
 LOCAL_ENVIRONMENTS ?= local
 
@@ -52,7 +52,7 @@ test: install lint ## install and run the whole test suite
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null; } || \
 	  echo "warning: redis-server is not installed; the tests that need it will be skipped (apt-get install redis-server)"
-	@$(ENVSH); $(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
+	@$(ENVSH); $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 e2e: install ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, Celery worker) + local env + headless Chromium; artifacts in artifacts/e2e/
 	@[ $(VENV)/.e2e-installed -nt scripts/e2e/requirements.txt ] || { $(PY) -m pip install -q -r scripts/e2e/requirements.txt && touch $(VENV)/.e2e-installed; }

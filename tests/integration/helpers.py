@@ -111,6 +111,33 @@ class LocalEnv:
 
 
 
+DAG_TEST_POLL_SECONDS = 0.1
+_DAG_TEST_FILE = ("airflow", "sdk", "definitions", "dag.py")
+
+
+def quick_dag_test_polls() -> None:
+    """dag.test()'s own loop (airflow/sdk/definitions/dag.py, DAG.test) sleeps 1 s whenever no task is
+    ready: while upstream_failed spreads down a failed run one task per pass (a canary has ~60 tasks),
+    while a task waits out its retry delay, while it waits for human input. Shorten only that sleep,
+    recognised by its caller; what runs, in which order and when a task is ready stay dag.test()'s
+    own, and every other sleep (the product's retries, smoke-test delays, the emulator) is untouched."""
+    import sys
+    import time
+
+    if getattr(time.sleep, "_latticedb_quick", False):
+        return
+    real = time.sleep
+
+    def sleep(seconds: float) -> None:
+        caller = sys._getframe(1).f_code
+        if caller.co_name == "test" and caller.co_filename.endswith("/".join(_DAG_TEST_FILE)):
+            seconds = min(seconds, DAG_TEST_POLL_SECONDS)
+        real(seconds)
+
+    sleep._latticedb_quick = True
+    time.sleep = sleep
+
+
 def _params_of(dag) -> list:
     params = [dag.params.get_param(k) for k in dag.params]
     params += [t.params.get_param(k) for t in dag.tasks for k in (t.params or {})]
@@ -123,6 +150,7 @@ def run_dag_run(dagbag, dag_id: str, conf: dict):
     dag.test() leaves a run's conf in the DAG's shared Param objects; put the defaults back
     so one test's conf (say strict=true) never leaks into the next.
     """
+    quick_dag_test_polls()
     dag = dagbag.dags[dag_id]
     saved = [(p, p.value) for p in _params_of(dag)]
     try:

@@ -131,8 +131,8 @@ def test_rolls_the_live_service_back_to_the_previous_revision(local, dagbag):
     assert watch.reached is not None
     _report("service update", watch, v1)
     texts = local.message_texts()
-    assert any("Emergency rollback started in local" in t and "INC-1" in t for t in texts), texts
-    assert any("Emergency rollback finished in local" in t for t in texts), texts
+    assert any(f"Emergency rollback started in {ENV.name}" in t and "INC-1" in t for t in texts), texts
+    assert any(f"Emergency rollback finished in {ENV.name}" in t for t in texts), texts
 
 
 def test_switches_the_listener_back_when_the_old_colour_is_warm(local, dagbag):

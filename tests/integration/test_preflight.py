@@ -164,7 +164,7 @@ def test_outside_the_window_a_non_strict_run_warns_and_deploys(local, dagbag, ou
     assert "- **Version**: v2.0.0\n" in text
     assert "- **Strategy**: Rolling\n" in text
     assert "- **Deployed By**: dag_test\n" in text
-    assert "- **Environment**: local\n" in text
+    assert f"- **Environment**: {ENV.name}\n" in text
     issues = next(line for line in text.splitlines() if line.startswith("- **Issues**: "))
     assert "Deployment window appropriate" in issues and "outside the deployment windows" in issues, issues
     duration = next(line for line in text.splitlines() if line.startswith("- **Duration**: "))

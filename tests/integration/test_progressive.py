@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.envs import ENV
-from tests.integration.helpers import image
+from tests.integration.helpers import image, quick_dag_test_polls
 from tests.integration.triggered_runs import executing_triggered_runs
 
 pytestmark = pytest.mark.integration
@@ -47,6 +47,7 @@ def _run(dag, conf):
     # latter has none). Give the test's DAG object the run's values as defaults.
     for key, value in conf.items():
         dag.params[key] = value
+    quick_dag_test_polls()
     dr = dag.test(run_conf=conf, mark_success_pattern=r".*\.approval")
     return dr.state, {ti.task_id: ti.state for ti in dr.get_task_instances()}
 

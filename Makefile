@@ -10,6 +10,10 @@ STAMP := $(VENV)/.installed
 ENVSH := source scripts/airflow-env.sh
 IMAGE ?= 123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0
 ENVIRONMENT ?= local
+# Parallel test workers (pytest-xdist), each in its own environment (local-2 ... local-9) of one local stack.
+TEST_WORKERS ?= 6
+# Environments `make local-up` starts (local plus any of its copies in include/config/latticedb.yaml local_copies).
+LOCAL_ENVIRONMENTS ?= local
 
 .PHONY: help install demo test lint local-up local-down up down bench e2e clean iam-policy
 
@@ -27,11 +31,11 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt
 
 install: $(STAMP) ## create .venv and install everything (idempotent)
 
-local-up: install ## start the local environment (moto server, stand-in service, simulator, Slack sink)
-	@$(ENVSH); $(PY) include/local/ctl.py up
+local-up: install ## start the local environment (moto server, stand-in service, simulator, Slack sink); LOCAL_ENVIRONMENTS="local local-staging local-prod" for more
+	@$(ENVSH); LATTICEDB_LOCAL_ENVIRONMENTS="$(LOCAL_ENVIRONMENTS)" $(PY) include/local/ctl.py up
 
 local-down: ## stop the local environment
-	@$(ENVSH); if [ -x $(PY) ]; then $(PY) include/local/ctl.py down; fi
+	@$(ENVSH); if [ -x $(PY) ]; then LATTICEDB_LOCAL_ENVIRONMENTS="$(LOCAL_ENVIRONMENTS)" $(PY) include/local/ctl.py down; fi
 
 demo: install ## run one rolling deployment of latticedb:v2.0.0 to `local` through Airflow, then stop
 	@$(ENVSH); $(PY) include/local/ctl.py up; $(PY) include/local/ctl.py reset; \
@@ -48,11 +52,21 @@ test: install lint ## install and run the whole test suite
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null; } || \
 	  echo "warning: redis-server is not installed; the tests that need it will be skipped (apt-get install redis-server)"
-	@$(ENVSH); $(PY) -m pytest -q --durations=15
+	@$(ENVSH); $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 e2e: install ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, Celery worker) + local env + headless Chromium; artifacts in artifacts/e2e/
 	@[ $(VENV)/.e2e-installed -nt scripts/e2e/requirements.txt ] || { $(PY) -m pip install -q -r scripts/e2e/requirements.txt && touch $(VENV)/.e2e-installed; }
-	@$(ENVSH); LATTICEDB_E2E=1 $(PY) -m pytest -q -p no:cacheprovider --durations=0 --timeout=900 tests/e2e tests/faults/test_triggerer_restart.py
+	@missing=""; command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	  { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	  { command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; } || missing="$$missing chromium"; \
+	  { command -v chromedriver >/dev/null || [ -x /usr/lib/chromium/chromedriver ]; } || missing="$$missing chromium-driver"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "installing$$missing (apt-get)"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	    else echo "warning: make e2e needs$$missing (apt-get install$$missing)"; fi; \
+	  fi
+	@$(ENVSH); LATTICEDB_E2E=1 LATTICEDB_TEST_ENVIRONMENT=local $(PY) -m pytest -q -p no:cacheprovider --durations=0 --timeout=900 tests/e2e tests/faults/test_triggerer_restart.py
 
 bench: install ## benchmarks (measured, never asserted): parse time, control-plane overhead, rollback latency, worker slots, judge
 	@$(ENVSH); rc=0; for b in parse_time overhead rollback_latency worker_slots judge; do \

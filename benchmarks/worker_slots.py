@@ -1,82 +1,87 @@
-"""(d) Worker slots during bakes: N concurrent gated runs on a running, distributed Airflow.
+"""(d) Worker slots during bakes: N concurrent canaries on a running, distributed Airflow.
 
 tests/e2e/stack.py's Stack (Postgres, Redis, api-server, scheduler, dag-processor, triggerer, Celery
-worker), with the worker's concurrency cut to WORKER_SLOTS. While the runs' gates wait, the REST API
-is polled every second for how many task instances are running, queued and deferred.
+worker), with the worker's concurrency cut to WORKER_SLOTS, and one local stack hosting N
+environments (`local`, `local-2`, ... `local-<N>`: copies of `local`, include/config/latticedb.yaml
+local_copies), each with its own cluster, services, listener, target groups, ECR repository and lease.
 
-What runs: N concurrent runs of `bench_gate_slots`, a DAG generated here whose gates are the
-product's own MetricGateSensor (same trigger, same CloudWatch queries, same deferral) against the
-`local` environment, each gate baking BAKE seconds. Why not N canaries: one deployment per
-environment is enforced (preflight.acquire_environment holds a DynamoDB lease), so N canaries to
-`local` would queue behind the lease, and N copies of `local` sharing one cluster would defeat the
-lease and measure nothing real. The bench DAG reads AWS (baseline, CloudWatch) and changes nothing,
-so N of them can honestly share one environment; what is measured — does a waiting gate hold a
-worker slot — is the same code path as a canary's gate_<p>pct.
+What runs: N real canaries of latticedb_deploy_canary at once, one per environment (one deployment
+per environment is enforced by a DynamoDB lease, so N canaries need N environments), each shifting
+traffic in GATES steps with a gate baking BAKE seconds at each. While the gates wait, the REST API is
+polled every second for how many task instances are running, queued and deferred: a waiting gate
+must hold no worker slot (it defers to the triggerer).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, table
+from benchmarks.common import ROOT, free_port, table
 
-N = int(os.environ.get("BENCH_SLOTS_RUNS", "12"))
+N = int(os.environ.get("BENCH_SLOTS_RUNS", "8"))  # environments: local + local-2 ... local-9 at most
 WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
 BAKE = int(os.environ.get("BENCH_SLOTS_BAKE_SECONDS", "30"))
 GATES = 2
-DAG_ID = "bench_gate_slots"
-
-BENCH_DAG = f'''"""Benchmark only: N of these run at once; each gate is the product's MetricGateSensor."""
-from airflow.sdk import DAG, Param, TaskGroup, chain
-
-from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.sensors.metric_gate import MetricGateSensor
+DAG_ID = "latticedb_deploy_canary"
+ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+KINDS = ("moto", "service", "slack", "test")
 
 
-class GateTarget(LatticeDBOperator):
-    """Read-only stand-in for prepare.record_baseline: gates watch the live slot, which has traffic."""
-
-    def execute(self, context):
-        from latticedb_deploy.aws.elbv2 import TrafficClient
-
-        live, _, _ = TrafficClient(self.env).live_and_idle()
-        return {{"idle_target_group_arn": live.target_group_arn, "target_group_arn": live.target_group_arn}}
+def environments() -> list[str]:
+    names = ["local"] + [f"local-{k}" for k in range(2, 10)]
+    if not 1 <= N <= len(names):
+        raise SystemExit(f"BENCH_SLOTS_RUNS must be 1..{len(names)} (one environment per canary)")
+    return names[:N]
 
 
-with DAG(
-    dag_id="{DAG_ID}", schedule=None, start_date=None, catchup=False, max_active_runs=64, max_active_tasks=64,
-    tags=["benchmark"],
-    params={{"environment": Param("local", type="string"), "image_uri": Param("n/a", type="string"),
-            "notify": Param(False, type="boolean"), "bake": Param({BAKE}, type="integer")}},
-):
-    with TaskGroup("prepare"):
-        target = GateTarget(task_id="record_baseline")
-    gates = [MetricGateSensor(task_id=f"gate_{{i}}", percent=100, interval_seconds="{{{{ params.bake }}}}")
-             for i in range({GATES})]
-    chain(target, *gates)
-'''
+def port_variable(name: str, kind: str) -> str:
+    return f"LATTICEDB_{name.upper().replace('-', '_')}_{kind.upper()}_PORT"
 
 
 def main() -> None:
-    import tempfile
+    import subprocess
 
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from latticedb_deploy.config import load_config
     from tests.e2e.api import ApiClient
-    from tests.e2e.stack import Stack
+    from tests.e2e.stack import CTL, PY, Stack
 
-    dags = Path(tempfile.mkdtemp(prefix="latticedb-bench-slots-dags-"))
-    for f in (ROOT / "dags").glob("*.py"):
-        (dags / f.name).symlink_to(f)
-    (dags / f"{DAG_ID}.py").write_text(BENCH_DAG)
+    names = environments()
+    ports = {name: {k: free_port() for k in KINDS} for name in names}
+    config = load_config()
 
-    class SmallWorkerStack(Stack):
+    class CanaryStack(Stack):
+        """The e2e stack, its local stack hosting one environment per canary, a small Celery worker."""
+
+        def start_local(self) -> None:
+            self.ports.update(ports["local"])
+            env = dict(os.environ, LATTICEDB_LOCAL_STATE_DIR=str(self.artifacts / "local"),
+                       LATTICEDB_LOCAL_ENVIRONMENTS=" ".join(names))
+            env.update({port_variable(n, k): str(p) for n, kp in ports.items() for k, p in kp.items()})
+            self._local_env = env
+            up = subprocess.run([PY, str(CTL), "up"], capture_output=True, text=True, env=env, cwd=str(ROOT))
+            (self.logs / "local-ctl.log").write_text(up.stdout + up.stderr)
+            if up.returncode != 0:
+                raise RuntimeError(f"local stack did not start:\n{up.stdout}\n{up.stderr}")
+
         def airflow_env(self):
             env = super().airflow_env()
-            env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(WORKER_SLOTS)
+            for n in names:
+                e, moto = config.environment(n), f"http://127.0.0.1:{ports[n]['moto']}"
+                env.update({port_variable(n, k): str(p) for k, p in ports[n].items()})
+                env[f"AIRFLOW_CONN_{e.aws_conn_id.upper()}"] = json.dumps({
+                    "conn_type": "aws", "login": "testing", "password": "testing",
+                    "extra": {"region_name": e.region, "endpoint_url": moto, "service_config": {"sts": {"endpoint_url": moto}}},
+                })
+                env[f"AIRFLOW_CONN_{e.notifications.slack_conn_id.upper()}"] = json.dumps(
+                    {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports[n]['slack']}/services/T000/B000/BENCH"})
+                env[f"AIRFLOW_CONN_{e.redis_conn_id.upper()}"] = f"redis://127.0.0.1:{self.ports['redis']}/1"
             return env
 
         def _spawn(self, name, argv, env=None, **kw):
@@ -86,7 +91,7 @@ def main() -> None:
             return super()._spawn(name, argv, env, **kw)
 
     artifacts = Path(os.environ.get("BENCH_ARTIFACTS") or ROOT / "artifacts" / "bench-slots")
-    stack = SmallWorkerStack(artifacts)
+    stack = CanaryStack(artifacts)
     try:
         stack.start()
         api = ApiClient(stack.api_url)
@@ -94,8 +99,10 @@ def main() -> None:
         api.unpause(DAG_ID)
         t0 = time.monotonic()
         run_ids = []
-        for _ in range(N):
-            r = api.trigger(DAG_ID, {"bake": BAKE})
+        for n in names:
+            conf = {"image_uri": f"{ECR_HOST}/{config.environment(n).ecr_repository}:v2.0.0", "environment": n,
+                    "traffic_steps": [50, 100], "interval_seconds": BAKE}
+            r = api.trigger(DAG_ID, conf)
             assert r.status_code == 200, r.text
             run_ids.append(r.json()["dag_run_id"])
 
@@ -130,14 +137,14 @@ def main() -> None:
     finally:
         stack.stop()
     table(
-        "Worker slots while gates bake (running Airflow, CeleryExecutor)",
-        ["runs", "worker slots", "gates per run", "finished ok", "wall s", "max running", "mean running while baking",
+        "Worker slots while N canaries bake, one per local environment (running Airflow, CeleryExecutor)",
+        ["canaries (environments)", "worker slots", "gates per run", "finished ok", "wall s", "max running", "mean running while baking",
          "max deferred", "mean deferred while baking", "max queued", "wall s if gates held slots (≥)"],
         rows,
         ["polled /api/v2 task-instance counts every ~1 s; 'while baking' = samples with ≥1 deferred gate",
-         "each run: prepare.record_baseline (reads the listener) then gates that are the product's MetricGateSensor; "
-         "see benchmarks/worker_slots.py for why not N canaries (one deployment per environment)",
-         "last column: ceil(runs / slots) x gates x bake — the floor if a waiting gate occupied a worker slot"],
+         "each run: a real latticedb_deploy_canary (pre-flight, lease, idle colour, 50 % and 100 % with a gate "
+         "each, promotion, cleanup) in its own environment of one local stack",
+         "last column: ceil(canaries / slots) x gates x bake — the floor if a waiting gate occupied a worker slot"],
     )
 
 

@@ -36,6 +36,18 @@ from tests.security.ledger_session import (  # noqa: E402,F401 - session hooks: 
 )
 
 
+def pytest_unconfigure(config) -> None:
+    """The controlling process (or the only one) stops the session's shared local stack (tests/stack.py)."""
+    if hasattr(config, "workerinput"):
+        return
+    factory = getattr(config, "_tmp_path_factory", None)
+    base = getattr(factory, "_basetemp", None)
+    if base is not None:
+        from tests.stack import stop_stack
+
+        stop_stack(base)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Migrate the session's Airflow metadata DB once (sqlite under the temp AIRFLOW_HOME)."""

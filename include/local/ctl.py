@@ -1,9 +1,11 @@
-"""Start, stop, inspect and reset the embedded `local` environment.
+"""Start, stop, inspect and reset the embedded local stack (`local` and any copies of it).
 
-    .venv/bin/python include/local/ctl.py up|down|status|reset|env
+    .venv/bin/python include/local/ctl.py up|down|status|reset|env [--environment NAME]
 
-`up` is idempotent (a healthy running environment is left alone), `down` too. Ports and the
-state directory come from LATTICEDB_LOCAL_* environment variables (see latticedb_local/settings.py).
+`up` is idempotent (a healthy running stack is left alone), `down` too. The environments it hosts
+(LATTICEDB_LOCAL_ENVIRONMENTS, default `local`), their ports and the state directory come from
+LATTICEDB_* environment variables (see latticedb_local/settings.py). `reset` and `env` act on one
+environment (default: the first hosted); `reset` leaves the others untouched.
 """
 
 from __future__ import annotations
@@ -52,13 +54,23 @@ def _pid(settings) -> int | None:
     return pid
 
 
-def _service_url(settings) -> str:
-    """The running server's control URL: from state.json (ports it was started with), else settings."""
+def _service_url(settings, environment: str | None = None) -> str:
+    """The running server's control URL (of `environment`, default the first hosted one): from
+    state.json (ports it was started with), else settings."""
     _, _, state = _paths(settings)
     try:
-        return json.loads(state.read_text())["service_url"]
-    except (FileNotFoundError, KeyError, ValueError):
-        return settings.service_url
+        saved = json.loads(state.read_text())
+        return saved["environments"][environment]["service_url"] if environment else saved["service_url"]
+    except (FileNotFoundError, KeyError, ValueError, TypeError):
+        return _ports(settings, environment).service_url
+
+
+def _ports(settings, environment: str | None):
+    for env in settings.environments:
+        if environment in (None, env.name):
+            return env
+    hosted = ", ".join(e.name for e in settings.environments)
+    raise SystemExit(f"environment {environment!r} is not hosted by this stack (hosted: {hosted}; LATTICEDB_LOCAL_ENVIRONMENTS)")
 
 
 def _http(method: str, url: str, timeout: float = 5.0) -> tuple[int, dict | None]:
@@ -82,6 +94,10 @@ def _status(settings) -> dict | None:
 def _print_endpoints(status: dict) -> None:
     for name, url in status["endpoints"].items():
         print(f"  {name:15s} {url}")
+    others = [n for n in status.get("environments", {}) if n != status.get("environment")]
+    for name in others:
+        e = status["environments"][name]
+        print(f"  {name}: moto {e['moto_url']}, service {e['service_url']}, test {e['test_url']}, slack {e['slack_url']}")
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -113,7 +129,10 @@ def up(settings) -> int:
             cwd=str(HERE.parents[1]),
         )
     pidfile.write_text(str(proc.pid))
-    state.write_text(json.dumps({"pid": proc.pid, "service_url": settings.service_url, "ports": settings.ports}))
+    state.write_text(json.dumps({
+        "pid": proc.pid, "service_url": settings.service_url, "ports": settings.ports,
+        "environments": {e.name: e.as_dict() for e in settings.environments},
+    }))
     while time.time() - started < UP_TIMEOUT:
         if proc.poll() is not None:
             print(f"local environment exited with code {proc.returncode} during start; log tail ({logfile}):")
@@ -167,42 +186,56 @@ def status_cmd(settings) -> int:
     return 0
 
 
-def reset(settings) -> int:
+def reset(settings, environment: str | None = None) -> int:
     if _pid(settings) is None:
         print("local environment is not running (run: ctl.py up)")
         return 1
-    code, body = _http("POST", _service_url(settings) + "/_local/reset", timeout=60)
+    code, body = _http("POST", _service_url(settings, environment) + "/_local/reset", timeout=60)
     if code != 200:
         print(f"reset failed (HTTP {code}); see {_paths(settings)[1]}")
         return 1
-    print(f"local environment reset in {body['seconds']:.2f}s")
+    print(f"local environment {body.get('environment', '')} reset in {body['seconds']:.2f}s")
     return 0
 
 
-def env_cmd(settings) -> int:
-    """Print exports for Airflow connections pointing at this environment."""
+def connections(ports, environment) -> dict[str, str]:
+    """Airflow connection URIs/JSON (AIRFLOW_CONN_* variable -> value) for one hosted environment."""
     aws = {
         "conn_type": "aws",
         "login": "testing",
         "password": "testing",
         "extra": {
-            "region_name": "us-east-1",
-            "endpoint_url": settings.moto_url,
-            "service_config": {"sts": {"endpoint_url": settings.moto_url}},
+            "region_name": environment.region,
+            "endpoint_url": ports.moto_url,
+            "service_config": {"sts": {"endpoint_url": ports.moto_url}},
         },
     }
-    slack = {"conn_type": "slackwebhook", "password": f"{settings.slack_url}/services/T000/B000/XXXX"}
-    print(f"export AIRFLOW_CONN_LATTICEDB_LOCAL_AWS='{json.dumps(aws)}'")
-    print(f"export AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK='{json.dumps(slack)}'")
+    slack = {"conn_type": "slackwebhook", "password": f"{ports.slack_url}/services/T000/B000/XXXX"}
+    return {
+        f"AIRFLOW_CONN_{environment.aws_conn_id.upper()}": json.dumps(aws),
+        f"AIRFLOW_CONN_{environment.notifications.slack_conn_id.upper()}": json.dumps(slack),
+    }
+
+
+def env_cmd(settings, environment: str | None = None) -> int:
+    """Print exports for Airflow connections pointing at one environment of the stack."""
+    from latticedb_local.settings import local_environment
+
+    ports = _ports(settings, environment)
+    for name, value in connections(ports, local_environment(ports.name)).items():
+        print(f"export {name}='{value}'")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down", "status", "reset", "env"])
+    parser.add_argument("--environment", "-e", help="reset/env: this hosted environment (default: the first)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    return {"up": up, "down": down, "status": status_cmd, "reset": reset, "env": env_cmd}[args.command](settings)
+    if args.command in ("reset", "env"):
+        return {"reset": reset, "env": env_cmd}[args.command](settings, args.environment)
+    return {"up": up, "down": down, "status": status_cmd}[args.command](settings)
 
 
 if __name__ == "__main__":

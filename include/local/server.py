@@ -17,7 +17,7 @@ from latticedb_local.settings import load_settings  # noqa: E402
 
 
 def _check_ports_free(settings) -> None:
-    for name, port in settings.ports.items():
+    for name, port in settings.all_ports.items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:

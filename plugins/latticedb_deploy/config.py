@@ -18,6 +18,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "config"
 CONFIG_ENV_VAR = "LATTICEDB_CONFIG"
 # The deployment strategies (latticedb_deploy.strategies); an environment allows some or all of them.
 STRATEGY_NAMES = ("rolling", "canary", "blue_green")
+PROGRESSIVE_ROUTE_ENV_VAR = "LATTICEDB_PROGRESSIVE_ROUTE"  # "local": progressive_delivery follows local_stages
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -314,6 +315,7 @@ class Environment:
     redis_conn_id: str = "latticedb_redis"
     lock_table: str = "latticedb-deploy-locks"  # DynamoDB: one deployment per environment at a time
     lock_ttl_seconds: int = 10800  # a crashed run's hold expires after this
+    copy_of: str | None = None  # a local copy (`local_copies`): the environment it was made from
     deployment_log: str = "docs/DEPLOYMENT_LOG.md"  # relative to the repository root unless absolute
     # IAM roles the task definition names (the deployer may pass exactly these): default <task_family>-task / -execution
     task_role: str | None = None
@@ -395,6 +397,9 @@ class ProgressiveDelivery:
         Stage("staging", "rolling"),
         Stage("production", "canary", require_approval=True),
     )
+    # The same route rehearsed on the local stack (local-staging, then local-prod): the DAG follows
+    # these instead of `stages` when LATTICEDB_PROGRESSIVE_ROUTE=local.
+    local_stages: tuple[Stage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -496,6 +501,62 @@ def _build(cls: type, data: Any, where: str, **extra: Any) -> Any:
     return obj
 
 
+_COPY_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+_PORT_DEFAULT = re.compile(r"(\$\{LATTICEDB_[A-Z0-9_]+_PORT:-)(\d+)\}")
+
+
+def copy_port_offset(index: int) -> int:
+    """Default ports of the index-th local copy (1-based, config order): local's ports + 10 * index."""
+    return 10 * index
+
+
+def _copy_body(origin: str, body: Any, copy: str, index: int) -> Any:
+    """`origin`'s raw settings with its name replaced by `copy` wherever it is a word of a name
+    (latticedb-local-blue, latticedb_local_aws, ${LATTICEDB_LOCAL_SERVICE_PORT:-8081}) and the
+    default ports moved by copy_port_offset(index); `.local/` paths are left alone."""
+    if isinstance(body, dict):  # a path (deployment_log) is the copy's too: never rewritten
+        return {k: v if k == "deployment_log" else _copy_body(origin, v, copy, index) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_copy_body(origin, v, copy, index) for v in body]
+    if not isinstance(body, str):
+        return body
+    word = re.compile(rf"(?<=[-_]){re.escape(origin)}(?=[-_]|$)", re.IGNORECASE)
+
+    def replace(m: re.Match) -> str:
+        name = copy.replace("-", "_") if m.string[m.start() - 1] == "_" else copy
+        return name.upper() if m.group(0).isupper() else name
+
+    out = word.sub(replace, body)
+    return _PORT_DEFAULT.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + copy_port_offset(index)}}}", out) if out != body else out
+
+
+def _local_copies(raw: Any, envs: dict, defaults: dict, cfg_path: Path) -> dict[str, dict]:
+    """local_copies: {origin: local, names: {local-2: {overrides}, ...}} -> name -> merged raw settings."""
+    if raw is None:
+        return {}
+    where = f"{cfg_path}: local_copies"
+    if not isinstance(raw, dict) or set(raw) - {"of", "names"} or not isinstance(raw.get("names"), dict):
+        raise ConfigError(f"{where}: must be a mapping {{of: <environment>, names: {{<name>: {{overrides}}, ...}}}}")
+    origin = str(raw.get("of", "local"))
+    if origin not in envs or not isinstance(envs[origin], dict):
+        raise ConfigError(f"{where}.of: unknown environment {origin!r} (valid: {', '.join(map(str, envs))})")
+    base = _merge(defaults, envs[origin])
+    out = {}
+    for index, (name, overrides) in enumerate(raw["names"].items(), start=1):
+        name = str(name)
+        if not _COPY_NAME.match(name) or name in envs:
+            raise ConfigError(
+                f"{where}.names.{name}: a copy needs a new name of lowercase letters, digits and dashes (at most 16)"
+            )
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ConfigError(f"{where}.names.{name}: must be a mapping of overrides")
+        body = _copy_body(origin, base, name, index)
+        body["ecr_repository"] = f"{base.get('ecr_repository', 'latticedb')}-{name}"  # its own images to push and clean
+        body["copy_of"] = origin
+        out[name] = _merge(body, overrides or {})
+    return out
+
+
 def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
     """Read and validate the deployment config (default: include/config/latticedb.yaml)."""
     cfg_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
@@ -507,7 +568,7 @@ def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
         raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{cfg_path}: top level must be a mapping with an 'environments' key")
-    top_level = ("defaults", "environments", "nightly", "progressive_delivery")
+    top_level = ("defaults", "environments", "local_copies", "nightly", "progressive_delivery")
     unknown = sorted(set(raw) - set(top_level))
     if unknown:
         raise ConfigError(f"{cfg_path}: {unknown[0]}: unknown top-level key (expected {', '.join(top_level)})")
@@ -524,10 +585,19 @@ def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
             raise ConfigError(f"{where}: must be a mapping")
         merged = _expand(_merge(defaults, body))
         environments[str(name)] = _build(Environment, merged, where, name=str(name))
+    for name, body in _local_copies(raw.get("local_copies"), envs, defaults, cfg_path).items():
+        environments[name] = _build(Environment, _expand(body), f"{cfg_path}: local_copies.names.{name}", name=name)
     nightly = _build(Nightly, _expand(raw.get("nightly") or {}), f"{cfg_path}: nightly")
     progressive = _build(ProgressiveDelivery, raw.get("progressive_delivery") or {}, f"{cfg_path}: progressive_delivery")
+    if os.environ.get(PROGRESSIVE_ROUTE_ENV_VAR) == "local":
+        if not progressive.local_stages:
+            raise ConfigError(f"{cfg_path}: progressive_delivery.local_stages: needed when {PROGRESSIVE_ROUTE_ENV_VAR}=local")
+        progressive = ProgressiveDelivery(stages=progressive.local_stages, local_stages=progressive.local_stages)
     for where, env_name in [("nightly.environment", nightly.environment)] + [
         (f"progressive_delivery.stages[{i}].environment", st.environment) for i, st in enumerate(progressive.stages)
+    ] + [
+        (f"progressive_delivery.local_stages[{i}].environment", st.environment)
+        for i, st in enumerate(progressive.local_stages)
     ]:
         if env_name not in environments:
             raise ConfigError(f"{cfg_path}: {where}: unknown environment {env_name!r} (valid: {', '.join(environments)})")

@@ -12,7 +12,9 @@ import time
 
 import requests
 
-GREEN, BLUE = "latticedb-local-green", "latticedb-local-blue"
+from tests.envs import ENV
+
+GREEN, BLUE = ENV.green_tg, ENV.blue_tg
 
 
 def faults(local, **toggles) -> dict:

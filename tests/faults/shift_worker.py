@@ -10,7 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
-PARAMS = {"traffic_steps": [25, 50, 100], "interval_seconds": 6, "environment": "local"}
+from tests.envs import ENV  # noqa: E402 - this worker's environment (inherited PYTEST_XDIST_WORKER)
+
+PARAMS = {"traffic_steps": [25, 50, 100], "interval_seconds": 6, "environment": ENV.name}
 DAG_ID, RUN_ID = "fault-worker-dies", "fault-worker-dies-run"  # the lease owner the test holds: DAG_ID/RUN_ID
 
 
@@ -41,7 +43,7 @@ def main(percent: int, kill: str, baseline: dict) -> None:
             time.sleep(120)
 
     elbv2.TrafficClient.set_weights = frozen
-    op = ShiftTrafficOperator(task_id=f"shift_traffic_to_{percent}pct", percent=percent, environment="local",
+    op = ShiftTrafficOperator(task_id=f"shift_traffic_to_{percent}pct", percent=percent, environment=ENV.name,
                               image_uri="unused")
     print(json.dumps(op.execute({"params": PARAMS, "ti": _TI(baseline), "run_id": RUN_ID})), flush=True)
 

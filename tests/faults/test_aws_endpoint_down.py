@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.driver import BLUE, GREEN, WeightWatcher, aws_stats, faults, listener_is_whole, task_states
 from tests.integration.helpers import image, run_dag_run
 
@@ -21,7 +22,7 @@ FAST = {"traffic_steps": [25, 50, 100], "interval_seconds": 6}
 def test_endpoint_down_mid_shift_then_back_carries_on(local, dagbag):
     faults(local, moto_down={"seconds": 12, "on": "ModifyListener", "nth": 2, "when": "after"})
     with WeightWatcher(local) as watch:
-        dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local", **FAST})
+        dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name, **FAST})
     stats = aws_stats(local)
     states = task_states(dr)
     # The fault really hit the shift: its ModifyListener was applied, its answer lost, calls dropped.
@@ -32,7 +33,7 @@ def test_endpoint_down_mid_shift_then_back_carries_on(local, dagbag):
     assert states["rollback.restore_previous_revision"] == "skipped"
     assert local.weights() == {GREEN: 100, BLUE: 0}
     assert listener_is_whole(local)
-    assert local.task_definition_image(local.service("latticedb-service-local-green")["taskDefinition"]).endswith(
+    assert local.task_definition_image(local.service(ENV.green_service)["taskDefinition"]).endswith(
         local.digest("v2.0.0")
     )
     # The listener only ever went through the plan's states.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.driver import aws_stats, faults, task_states, tries
 from tests.integration.helpers import image, run_dag_run
 
@@ -19,7 +20,7 @@ MATTER = ("UpdateService", "DescribeServices", "RegisterTaskDefinition", "Descri
 def test_rolling_deploy_survives_throttling_on_every_operation(local, dagbag):
     before = local.service()
     faults(local, throttle={"operations": ["*"], "count": 2})
-    dr = run_dag_run(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+    dr = run_dag_run(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": ENV.name})
     throttled = aws_stats(local)["throttled"]
     states = task_states(dr)
     for op in MATTER:  # the fault really hit the calls that matter, twice each
@@ -29,8 +30,8 @@ def test_rolling_deploy_survives_throttling_on_every_operation(local, dagbag):
     assert {t: n for t, n in tries(dr).items() if n > 1} == {}, tries(dr)
     after = local.service()
     assert after["taskDefinition"] != before["taskDefinition"]
-    assert local.task_definition_image(after["taskDefinition"]).endswith("latticedb@" + local.digest("v2.0.0"))
+    assert local.task_definition_image(after["taskDefinition"]).endswith(f"{ENV.repository}@" + local.digest("v2.0.0"))
     assert after["runningCount"] == after["desiredCount"] == before["desiredCount"]
-    assert local.weights()["latticedb-local-blue"] == 100
+    assert local.weights()[ENV.blue_tg] == 100
     assert len(local.revisions()) == 2  # one new revision, not one per retry
     assert any("rolling deployment succeeded" in t for t in local.message_texts()), local.message_texts()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.driver import aws_stats, continue_run, faults, task_states, tries
 from tests.integration.helpers import image, run_dag_run
 
@@ -35,7 +36,7 @@ def _clear_failed_with_downstream(dag, run_id: str, task_id: str) -> list[str]:
 def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
     before = local.service()
     faults(local, throttle={"operations": ["UpdateService"], "count": 1000})
-    conf = {"image_uri": image("v2.0.0"), "environment": "local"}
+    conf = {"image_uri": image("v2.0.0"), "environment": ENV.name}
     dr = run_dag_run(dagbag, DAG_ID, conf)
     states = task_states(dr)
     assert dr.state == "failed", states
@@ -44,7 +45,7 @@ def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
     assert states["rollback.restore_previous_revision"] == "skipped"  # nothing had changed
     assert aws_stats(local)["throttled"]["UpdateService"] >= 3
     assert local.service()["taskDefinition"] == before["taskDefinition"]
-    assert local.weights()["latticedb-local-blue"] == 100
+    assert local.weights()[ENV.blue_tg] == 100
     assert any("Deployment failed at deploy.update_service" in t for t in local.message_texts()), local.message_texts()
     revisions = local.revisions()
 
@@ -55,10 +56,10 @@ def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
     states = task_states(dr)
     assert dr.state == "success", states
     after = local.service()
-    assert local.task_definition_image(after["taskDefinition"]).endswith("latticedb@" + local.digest("v2.0.0"))
+    assert local.task_definition_image(after["taskDefinition"]).endswith(f"{ENV.repository}@" + local.digest("v2.0.0"))
     assert after["runningCount"] == after["desiredCount"] == before["desiredCount"]
     assert local.revisions() == revisions  # the re-run registered nothing new
-    assert local.weights()["latticedb-local-blue"] == 100
+    assert local.weights()[ENV.blue_tg] == 100
     assert any("rolling deployment succeeded" in t for t in local.message_texts()), local.message_texts()
 
 
@@ -72,20 +73,20 @@ def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
 def test_rerun_of_a_traffic_shift_after_rollback_refuses_a_slot_with_no_tasks(local, dagbag, dag_id, conf, task_id):
     """After a rollback the new slot has 0 tasks. Clearing and re-running the step that gave it traffic
     must not send traffic to nothing: the step checks its target first and fails saying why."""
-    dr = run_dag_run(dagbag, dag_id, {"image_uri": image("v2.1.0-errors"), "environment": "local", **conf})
+    dr = run_dag_run(dagbag, dag_id, {"image_uri": image("v2.1.0-errors"), "environment": ENV.name, **conf})
     assert dr.state == "failed"
     assert task_states(dr)["rollback.shift_traffic_back"] == "success", task_states(dr)
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
-    assert local.service("latticedb-service-local-green")["desiredCount"] == 0
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
+    assert local.service(ENV.green_service)["desiredCount"] == 0
 
     cleared = _clear_tasks(dagbag.dags[dag_id], dr.run_id, ["preflight.acquire_environment", task_id, "release_environment"])
     assert task_id in cleared, cleared
     dr = continue_run(dagbag.dags[dag_id], dr.run_id)
     states = task_states(dr)
     assert states[task_id] == "failed", states
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}  # nothing changed
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}  # nothing changed
     failure = next(t for t in reversed(local.message_texts()) if f"Deployment failed at {task_id}" in t)
-    assert "refusing to change traffic" in failure and "latticedb-service-local-green" in failure, failure
+    assert "refusing to change traffic" in failure and ENV.green_service in failure, failure
 
 
 def _clear_tasks(dag, run_id: str, task_ids: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.test_failure_points import BLUE_TG, GREEN_TG, SERVICES, OutageSampler, _healthy_targets
 from tests.integration.helpers import image, run_dag
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_emergency_rollback_with_a_cold_old_colour_keeps_traffic_on_running_tasks(local, dagbag):
     v1 = local.service(SERVICES[BLUE_TG])["taskDefinition"]
     state, tasks = run_dag(dagbag, "latticedb_deploy_blue_green", {
-        "image_uri": image("v2.0.0"), "environment": "local", "bake_seconds": 4, "require_approval": False,
+        "image_uri": image("v2.0.0"), "environment": ENV.name, "bake_seconds": 4, "require_approval": False,
     })
     assert state == "success", tasks
     assert local.weights() == {BLUE_TG: 0, GREEN_TG: 100}
@@ -26,7 +27,7 @@ def test_emergency_rollback_with_a_cold_old_colour_keeps_traffic_on_running_task
 
     with OutageSampler(local) as sampler:
         state, tasks = run_dag(dagbag, "latticedb_rollback", {
-            "environment": "local", "target_revision": None, "reason": "v2.0.0 corrupts replication", "notify": True,
+            "environment": ENV.name, "target_revision": None, "reason": "v2.0.0 corrupts replication", "notify": True,
         })
         sampler.sample()
     assert state == "success", tasks

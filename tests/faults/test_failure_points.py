@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.driver import faults
 from tests.integration.helpers import image, run_dag_run
 
 pytestmark = pytest.mark.integration
 
-BLUE_TG, GREEN_TG = "latticedb-local-blue", "latticedb-local-green"
-SERVICES = {BLUE_TG: "latticedb-service-local", GREEN_TG: "latticedb-service-local-green"}
+BLUE_TG, GREEN_TG = ENV.blue_tg, ENV.green_tg
+SERVICES = {BLUE_TG: ENV.service, GREEN_TG: ENV.green_service}
 RESULTS: list[dict] = []
 
 
@@ -212,7 +213,7 @@ def _seconds_to_restore(history: list[tuple[float, dict]], failed_at: float | No
 
 def _lease_holder(local) -> dict | None:
     item = local.client("dynamodb").get_item(
-        TableName="latticedb-deploy-locks", Key={"environment": {"S": "local"}}, ConsistentRead=True
+        TableName="latticedb-deploy-locks", Key={"environment": {"S": ENV.name}}, ConsistentRead=True
     ).get("Item")
     if not item or "owner" not in item:
         return None
@@ -243,7 +244,7 @@ def test_failure_point_ends_on_last_good_version_with_no_outage(local, dagbag, d
     script.start()
     try:
         with OutageSampler(local) as sampler:
-            dr = run_dag_run(dagbag, dag_id, {"image_uri": image(point.tag), "environment": "local", **CONF[point.strategy]})
+            dr = run_dag_run(dagbag, dag_id, {"image_uri": image(point.tag), "environment": ENV.name, **CONF[point.strategy]})
             sampler.sample()
     finally:
         script.stop()
@@ -319,7 +320,7 @@ def test_a_rollback_that_restores_an_unhealthy_service_is_not_called_finished(lo
     faults(local, **on_call("ModifyListener", 1, **HEALTH_DOWN))
     try:
         dr = run_dag_run(dagbag, "latticedb_deploy_canary", {
-            "image_uri": image("v2.1.0-errors"), "environment": "local", **CONF["canary"],
+            "image_uri": image("v2.1.0-errors"), "environment": ENV.name, **CONF["canary"],
         })
     finally:
         faults(local, arm=None, health_down=False)

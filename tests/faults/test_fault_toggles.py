@@ -11,6 +11,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+from tests.envs import ENV
 from tests.faults.driver import aws_stats, faults
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ def test_throttle_answers_throttling_in_each_protocol_then_lets_through(local):
     faults(local, throttle={"operations": ["DescribeServices", "DescribeLoadBalancers", "GetMetricData"], "count": 1})
     now = datetime.now(UTC)
     calls = {
-        "ecs (json)": lambda: _client(local, "ecs").describe_services(cluster="latticedb-local", services=["x"]),
+        "ecs (json)": lambda: _client(local, "ecs").describe_services(cluster=ENV.cluster, services=["x"]),
         "elbv2 (query)": lambda: _client(local, "elbv2").describe_load_balancers(),
         "cloudwatch (cbor)": lambda: _client(local, "cloudwatch").get_metric_data(
             MetricDataQueries=[{"Id": "a", "MetricStat": {"Metric": {"Namespace": "n", "MetricName": "m"},
@@ -55,7 +56,7 @@ def test_moto_down_drops_connections_keeps_state_and_comes_back(local):
 def test_bad_fault_values_are_refused(local):
     for bad in ({"moto_down": True}, {"moto_down": {"seconds": 0}}, {"throttle": {"operations": []}},
                 {"throttle": {"operations": ["X"], "count": 0}}, {"deny": {"operation": "X", "nth": 0}},
-                {"deny": "ModifyListener"}, {"slot_errors": {"latticedb-local-green": 2}},
+                {"deny": "ModifyListener"}, {"slot_errors": {ENV.green_tg: 2}},
                 {"arm": {"on": "X", "set": {"nope": True}}}, {"arm": {"on": "X", "set": {"arm": None}}}):
         assert requests.post(f"{local.service_url}/_local/faults", json=bad, timeout=5).status_code == 400, bad
 
@@ -68,7 +69,7 @@ def test_deny_answers_access_denied_from_the_nth_call_until_cleared(local):
         with pytest.raises(ClientError) as err:
             elb.describe_load_balancers()
         assert err.value.response["Error"]["Code"] == "AccessDenied"
-    _client(local, "ecs").describe_services(cluster="latticedb-local", services=["x"])  # other operations pass
+    _client(local, "ecs").describe_services(cluster=ENV.cluster, services=["x"])  # other operations pass
     faults(local, deny=None)
     elb.describe_load_balancers()
 
@@ -86,12 +87,12 @@ def test_arm_sets_faults_when_the_deployment_makes_its_nth_call(local):
 def test_slot_errors_make_one_target_group_answer_5xx(local):
     from datetime import UTC, datetime, timedelta
 
-    faults(local, slot_errors={"latticedb-local-blue": 0.5})
+    faults(local, slot_errors={ENV.blue_tg: 0.5})
     time.sleep(3)
     cw = _client(local, "cloudwatch")
     elb = _client(local, "elbv2")
-    lb = elb.describe_load_balancers(Names=["latticedb-local-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
-    tg = elb.describe_target_groups(Names=["latticedb-local-blue"])["TargetGroups"][0]["TargetGroupArn"]
+    lb = elb.describe_load_balancers(Names=[ENV.alb])["LoadBalancers"][0]["LoadBalancerArn"]
+    tg = elb.describe_target_groups(Names=[ENV.blue_tg])["TargetGroups"][0]["TargetGroupArn"]
     dims = [{"Name": "LoadBalancer", "Value": lb.split(":loadbalancer/")[1]},
             {"Name": "TargetGroup", "Value": tg.split(":")[-1]}]
     now = datetime.now(UTC)

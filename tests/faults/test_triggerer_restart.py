@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.envs import ENV
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.environ.get("LATTICEDB_E2E") != "1", reason="needs a running Airflow: set LATTICEDB_E2E=1"),
@@ -55,7 +57,7 @@ def test_gate_survives_a_triggerer_restart(stack):
     api, local = ApiClient(stack.api_url), LocalEnv(stack.moto_url, stack.service_url, stack.slack_url)
     local.reset()
     api.unpause(DAG_ID)
-    r = api.trigger(DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local",
+    r = api.trigger(DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name,
                              "traffic_steps": [50, 100], "interval_seconds": 40})
     assert r.status_code == 200, r.text
     run_id = r.json()["dag_run_id"]
@@ -75,5 +77,5 @@ def test_gate_survives_a_triggerer_restart(stack):
     assert final["state"] == "success", final
     assert gate["state"] == "success", gate
     assert gate["try_number"] == 1  # resumed, not retried
-    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
     assert any("canary deployment succeeded" in t for t in local.message_texts()), local.message_texts()

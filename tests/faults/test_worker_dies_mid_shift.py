@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.driver import BLUE, GREEN, listener_is_whole
 from tests.faults.shift_worker import _TI, DAG_ID, PARAMS, RUN_ID
 
@@ -44,7 +45,7 @@ def _bring_up(local, baseline: dict) -> None:
     import time
 
     local.client("ecs").update_service(
-        cluster="latticedb-local", service=baseline["idle_service"], taskDefinition=baseline["task_definition"],
+        cluster=ENV.cluster, service=baseline["idle_service"], taskDefinition=baseline["task_definition"],
         desiredCount=baseline["desired_count"],
     )
     elb = local.client("elbv2")
@@ -70,10 +71,10 @@ def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
     from latticedb_deploy.config import load_config
     from latticedb_deploy.operators.deploy import RecordBaselineOperator, RestorePreviousRevisionOperator
 
-    baseline = RecordBaselineOperator(task_id="record_baseline", environment="local").execute({})
+    baseline = RecordBaselineOperator(task_id="record_baseline", environment=ENV.name).execute({})
     # What the run before the shift did: hold the environment, and bring the new slot up (here on the
     # baseline's revision). A slot with no running tasks is never given traffic.
-    assert EnvironmentLock(load_config().environment("local")).acquire(f"{DAG_ID}/{RUN_ID}") is None
+    assert EnvironmentLock(load_config().environment(ENV.name)).acquire(f"{DAG_ID}/{RUN_ID}") is None
     _bring_up(local, baseline)
     assert _run(25, baseline)["percent"] == 25  # the step before: 25 % on the new slot
     assert local.weights() == {GREEN: 25, BLUE: 75}
@@ -93,7 +94,7 @@ def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
             return None if key == "evaluations" else self.baseline
 
     rollback = RestorePreviousRevisionOperator(
-        task_id="restore_previous_revision", environment="local", image_uri="unused", notify=True,
+        task_id="restore_previous_revision", environment=ENV.name, image_uri="unused", notify=True,
         auto_rollback=True, mutation_task_ids=["deploy.deploy_canary_service"],
     )
     rollback.execute({"params": PARAMS, "ti": TI(baseline), "run_id": RUN_ID})

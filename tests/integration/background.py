@@ -13,13 +13,15 @@ import threading
 import time
 from pathlib import Path
 
+from tests.envs import ENV  # noqa: E402
+
 LOCK_TABLE = "latticedb-deploy-locks"
 
 
-def lock_item(local, key: str = "local") -> dict | None:
+def lock_item(local, key: str | None = None) -> dict | None:
     """The lease item for `key` as the DynamoDB console shows it (plain values)."""
     item = local.client("dynamodb").get_item(
-        TableName=LOCK_TABLE, Key={"environment": {"S": key}}, ConsistentRead=True
+        TableName=LOCK_TABLE, Key={"environment": {"S": key or ENV.name}}, ConsistentRead=True
     ).get("Item")
     if not item:
         return None

@@ -1,4 +1,5 @@
-"""The local environment for integration tests: started once on free ports, reset before each test.
+"""The local environment for integration tests: this worker's environment of the session's shared
+local stack (started once per session on free ports), reset before each test.
 
 Tests drive real Airflow runs (`dag.test()`) whose tasks reach the moto server over HTTP
 through ordinary Airflow connections, exactly as a user's `make demo` does.
@@ -10,13 +11,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import LocalEnv
-from tests.security.ledger_session import ledger_file
+from tests.stack import ensure_stack, port_variable
 
 ROOT = Path(__file__).resolve().parents[2]
 CTL = ROOT / "include" / "local" / "ctl.py"
@@ -30,25 +31,26 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def local_env(airflow_db, tmp_path_factory):
-    ports = {name: _free_port() for name in ("MOTO", "SERVICE", "SLACK", "TEST")}
-    for name, port in ports.items():
-        os.environ[f"LATTICEDB_LOCAL_{name}_PORT"] = str(port)
-    os.environ["LATTICEDB_LOCAL_STATE_DIR"] = str(tmp_path_factory.mktemp("local-env"))
-    os.environ["LATTICEDB_LOCAL_AWS_LEDGER"] = str(ledger_file())  # every AWS call, checked against the IAM policy
-    moto = f"http://127.0.0.1:{ports['MOTO']}"
-    os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_AWS"] = json.dumps({
+    """This worker's environment (tests/envs.py) in the session's shared local stack (tests/stack.py),
+    with the Airflow connections its config names pointing at its own ports."""
+    try:
+        state = ensure_stack(tmp_path_factory)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    for name, ports in state["environments"].items():  # so load_config() expands every environment's ports
+        for kind, port in ports.items():
+            os.environ[port_variable(name, kind)] = str(port)
+    ports = state["environments"][ENV.name]
+    moto = f"http://127.0.0.1:{ports['moto']}"
+    os.environ[ENV.conn_var(ENV.aws_conn_id)] = json.dumps({
         "conn_type": "aws", "login": "testing", "password": "testing",
         "extra": {"region_name": "us-east-1", "endpoint_url": moto, "service_config": {"sts": {"endpoint_url": moto}}},
     })
-    os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK"] = json.dumps(
-        {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports['SLACK']}/services/T000/B000/TEST"}
+    os.environ[ENV.conn_var(ENV.slack_conn_id)] = json.dumps(
+        {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports['slack']}/services/T000/B000/TEST"}
     )
-    up = subprocess.run([sys.executable, str(CTL), "up"], capture_output=True, text=True, env=os.environ)
-    if up.returncode != 0:
-        pytest.fail(f"local environment did not start:\n{up.stdout}\n{up.stderr}")
-    env = LocalEnv(moto, f"http://127.0.0.1:{ports['SERVICE']}", f"http://127.0.0.1:{ports['SLACK']}")
-    yield env
-    subprocess.run([sys.executable, str(CTL), "down"], capture_output=True, env=os.environ)
+    return LocalEnv(moto, f"http://127.0.0.1:{ports['service']}", f"http://127.0.0.1:{ports['slack']}",
+                    test_url=f"http://127.0.0.1:{ports['test']}", names=ENV)
 
 
 @pytest.fixture
@@ -70,7 +72,8 @@ def dagbag(airflow_db):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """A real redis-server on a free port in a temp dir; AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS points at it."""
+    """A real redis-server on a free port in a temp dir (one per worker); the connection of this
+    worker's environment (AIRFLOW_CONN_LATTICEDB_LOCAL_<N>_REDIS) points at it."""
     import shutil
     import time
 
@@ -94,7 +97,7 @@ def redis_server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("redis-server did not start")
-    os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS"] = f"redis://127.0.0.1:{port}/0"
+    os.environ[ENV.conn_var(ENV.redis_conn_id)] = f"redis://127.0.0.1:{port}/0"
     yield client
     proc.terminate()
     proc.wait(timeout=10)

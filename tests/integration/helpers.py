@@ -2,23 +2,68 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import boto3
 import requests
 
-ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+from tests.envs import ECR_HOST, ENV, EnvNames  # noqa: F401 - ECR_HOST re-exported for tests
 
 
 def image(tag: str) -> str:
-    return f"{ECR_HOST}/latticedb:{tag}"
+    """The image of `tag` in this worker's environment's ECR repository (tests/envs.py)."""
+    return ENV.image(tag)
 
 
 @dataclass
 class LocalEnv:
+    """This worker's environment: its endpoints, its names (.name, .cluster, .service_name,
+    .green_service_name, .family, .alb, .blue_tg, .green_tg, .repository) and what a user would look at."""
+
     moto_url: str
     service_url: str
     slack_url: str
+    test_url: str = ""
+    names: EnvNames = field(default_factory=lambda: ENV)
+
+    @property
+    def name(self) -> str:
+        return self.names.name
+
+    @property
+    def cluster(self) -> str:
+        return self.names.cluster
+
+    @property
+    def service_name(self) -> str:
+        return self.names.service
+
+    @property
+    def green_service_name(self) -> str:
+        return self.names.green_service
+
+    @property
+    def family(self) -> str:
+        return self.names.family
+
+    @property
+    def alb(self) -> str:
+        return self.names.alb
+
+    @property
+    def blue_tg(self) -> str:
+        return self.names.blue_tg
+
+    @property
+    def green_tg(self) -> str:
+        return self.names.green_tg
+
+    @property
+    def repository(self) -> str:
+        return self.names.repository
+
+    def image(self, tag: str) -> str:
+        return self.names.image(tag)
 
     def client(self, service: str):
         return boto3.client(
@@ -39,29 +84,58 @@ class LocalEnv:
         return [m.get("body", m).get("text", "") for m in self.messages()]
 
     # What a user would check in the console.
-    def service(self, name: str = "latticedb-service-local") -> dict:
-        return self.client("ecs").describe_services(cluster="latticedb-local", services=[name])["services"][0]
+    def service(self, name: str | None = None) -> dict:
+        """A service of this environment (default: the blue slot, `.service_name`)."""
+        ecs = self.client("ecs")
+        return ecs.describe_services(cluster=self.cluster, services=[name or self.service_name])["services"][0]
 
     def task_definition_image(self, arn: str) -> str:
         td = self.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
         return td["containerDefinitions"][0]["image"]
 
     def revisions(self) -> list[str]:
-        return self.client("ecs").list_task_definitions(familyPrefix="latticedb-task-local")["taskDefinitionArns"]
+        return self.client("ecs").list_task_definitions(familyPrefix=self.family)["taskDefinitionArns"]
 
     def digest(self, tag: str) -> str:
         ecr = self.client("ecr")
-        return ecr.describe_images(repositoryName="latticedb", imageIds=[{"imageTag": tag}])["imageDetails"][0]["imageDigest"]
+        return ecr.describe_images(repositoryName=self.repository, imageIds=[{"imageTag": tag}])["imageDetails"][0]["imageDigest"]
 
     def weights(self) -> dict[str, int]:
         elb = self.client("elbv2")
-        lb = elb.describe_load_balancers(Names=["latticedb-local-alb"])["LoadBalancers"][0]
+        lb = elb.describe_load_balancers(Names=[self.alb])["LoadBalancers"][0]
         listener = next(
             lis for lis in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if lis["Port"] == 80
         )
         groups = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
         return {g["TargetGroupArn"].split("/")[-2]: g["Weight"] for g in groups}
 
+
+
+DAG_TEST_POLL_SECONDS = 0.1
+_DAG_TEST_FILE = ("airflow", "sdk", "definitions", "dag.py")
+
+
+def quick_dag_test_polls() -> None:
+    """dag.test()'s own loop (airflow/sdk/definitions/dag.py, DAG.test) sleeps 1 s whenever no task is
+    ready: while upstream_failed spreads down a failed run one task per pass (a canary has ~60 tasks),
+    while a task waits out its retry delay, while it waits for human input. Shorten only that sleep,
+    recognised by its caller; what runs, in which order and when a task is ready stay dag.test()'s
+    own, and every other sleep (the product's retries, smoke-test delays, the emulator) is untouched."""
+    import sys
+    import time
+
+    if getattr(time.sleep, "_latticedb_quick", False):
+        return
+    real = time.sleep
+
+    def sleep(seconds: float) -> None:
+        caller = sys._getframe(1).f_code
+        if caller.co_name == "test" and caller.co_filename.endswith("/".join(_DAG_TEST_FILE)):
+            seconds = min(seconds, DAG_TEST_POLL_SECONDS)
+        real(seconds)
+
+    sleep._latticedb_quick = True
+    time.sleep = sleep
 
 
 def _params_of(dag) -> list:
@@ -76,6 +150,7 @@ def run_dag_run(dagbag, dag_id: str, conf: dict):
     dag.test() leaves a run's conf in the DAG's shared Param objects; put the defaults back
     so one test's conf (say strict=true) never leaks into the next.
     """
+    quick_dag_test_polls()
     dag = dagbag.dags[dag_id]
     saved = [(p, p.value) for p in _params_of(dag)]
     try:

@@ -9,23 +9,24 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_blue_green"
-BLUE, GREEN = "latticedb-service-local", "latticedb-service-local-green"
+BLUE, GREEN = ENV.service, ENV.green_service
 CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
 
 
 def conf(tag: str, **extra) -> dict:
-    return {"image_uri": image(tag), "environment": "local", "bake_seconds": 6, "require_approval": False, **extra}
+    return {"image_uri": image(tag), "environment": ENV.name, "bake_seconds": 6, "require_approval": False, **extra}
 
 
 def test_v2_switches_to_the_idle_colour_and_scales_the_old_one_down(local, dagbag):
     before = local.service(BLUE)
     state, tasks = run_dag(dagbag, DAG_ID, conf("v2.0.0"))
     assert state == "success", tasks
-    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
     green, blue = local.service(GREEN), local.service(BLUE)
     assert local.task_definition_image(green["taskDefinition"]).endswith(local.digest("v2.0.0"))
     assert green["runningCount"] == before["desiredCount"]
@@ -41,7 +42,7 @@ def test_crashing_image_never_gets_production_traffic(local, dagbag):
     assert state == "failed"
     assert tasks["deploy.wait_for_idle_colour_stable"] == "failed"
     assert tasks["deploy.switch_traffic"] == "upstream_failed"
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     assert local.service(GREEN)["desiredCount"] == 0
     assert local.service(BLUE)["runningCount"] == 2
 
@@ -53,7 +54,7 @@ def test_errors_during_bake_switch_back_to_the_old_colour(local, dagbag):
     assert tasks["deploy.switch_traffic"] == "success"
     assert tasks["deploy.bake"] == "failed"
     assert tasks["rollback.restore_previous_revision"] == "success"
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     blue = local.service(BLUE)
     assert blue["taskDefinition"] == before["taskDefinition"] and blue["runningCount"] == 2
     assert local.service(GREEN)["desiredCount"] == 0
@@ -62,9 +63,9 @@ def test_errors_during_bake_switch_back_to_the_old_colour(local, dagbag):
 
 def test_two_runs_alternate_colours_with_no_manual_step(local, dagbag):
     assert run_dag(dagbag, DAG_ID, conf("v2.0.0"))[0] == "success"
-    assert local.weights()["latticedb-local-green"] == 100
+    assert local.weights()[ENV.green_tg] == 100
     assert run_dag(dagbag, DAG_ID, conf("v2.0.1"))[0] == "success"
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     assert local.task_definition_image(local.service(BLUE)["taskDefinition"]).endswith(local.digest("v2.0.1"))
     assert local.service(GREEN)["desiredCount"] == 0
 
@@ -129,7 +130,7 @@ def test_approval_decides_the_switch(local, dagbag, answer, switched):
     assert outcome["by"] == "On-call engineer"
     if switched:
         assert state == "success", tasks
-        assert local.weights()["latticedb-local-green"] == 100
+        assert local.weights()[ENV.green_tg] == 100
         assert outcome["approved"] is True
         assert xcom(DAG_ID, dr.run_id, "notify_success", key="outcome")["deployed"] is True
         assert any("succeeded" in t and "Approved by: On-call engineer" in t for t in texts), texts
@@ -144,7 +145,7 @@ def test_approval_decides_the_switch(local, dagbag, answer, switched):
         assert xcom(DAG_ID, dr.run_id, "notify_success", key="outcome") == {
             "deployed": False, "outcome": "rejected", "reason": "rejected by On-call engineer",
         }
-        assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+        assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
         assert local.service(GREEN)["desiredCount"] == 0
         assert any("Deployment rejected: not deployed" in t for t in texts), texts
         assert not any("failed" in t.lower() or "Rollback" in t or "succeeded" in t for t in texts), texts
@@ -198,13 +199,13 @@ def test_four_eyes_the_trigger_cannot_approve_their_own_deployment(local, dagbag
         person.join(5)
     tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert result.get("reopened"), result
-    assert result["weights_after_refusal"] == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert result["weights_after_refusal"] == {ENV.blue_tg: 100, ENV.green_tg: 0}
     refusal = [t for t in result["texts_after_refusal"] if "Approval refused: four eyes" in t]
     assert refusal and "dag_test triggered this run" in refusal[0], result["texts_after_refusal"]
     assert not any("Switched" in t for t in result["texts_after_refusal"])
 
     assert dr.state == "success", tasks
-    assert local.weights()["latticedb-local-green"] == 100
+    assert local.weights()[ENV.green_tg] == 100
     outcome = xcom(DAG_ID, dr.run_id, "deploy.approve_switch", key="outcome")
     assert (outcome["approved"], outcome["by"], outcome["triggered_by"]) == (True, "On-call engineer", "dag_test")
     assert [r["by"] for r in xcom(DAG_ID, dr.run_id, "deploy.approve_switch", key="refused")] == ["dag_test"]

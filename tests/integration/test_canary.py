@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag
 
 pytestmark = pytest.mark.integration
@@ -13,10 +14,10 @@ FAST = {"traffic_steps": [25, 50, 100], "interval_seconds": 6}
 
 def test_v2_is_promoted_to_100pct_and_the_old_slot_scaled_to_zero(local, dagbag):
     before = local.service()
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local", **FAST})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name, **FAST})
     assert state == "success", tasks
-    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
-    green, blue = local.service("latticedb-service-local-green"), local.service()
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
+    green, blue = local.service(ENV.green_service), local.service()
     assert local.task_definition_image(green["taskDefinition"]).endswith(local.digest("v2.0.0"))
     assert green["desiredCount"] == green["runningCount"] == before["desiredCount"]
     assert blue["desiredCount"] == 0
@@ -28,35 +29,35 @@ def test_v2_is_promoted_to_100pct_and_the_old_slot_scaled_to_zero(local, dagbag)
 
 
 def test_second_canary_needs_no_cleanup_and_goes_back_to_blue(local, dagbag):
-    conf = {"environment": "local", **FAST}
+    conf = {"environment": ENV.name, **FAST}
     assert run_dag(dagbag, DAG_ID, {**conf, "image_uri": image("v2.0.0")})[0] == "success"
     state, tasks = run_dag(dagbag, DAG_ID, {**conf, "image_uri": image("v1.9.0")})
     assert state == "success", tasks
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
-    assert local.service("latticedb-service-local-green")["desiredCount"] == 0
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
+    assert local.service(ENV.green_service)["desiredCount"] == 0
 
 
 def test_errors_fail_the_first_gate_and_roll_back(local, dagbag):
     before = local.service()
     state, tasks = run_dag(
-        dagbag, DAG_ID, {"image_uri": image("v2.1.0-errors"), "environment": "local", **FAST}
+        dagbag, DAG_ID, {"image_uri": image("v2.1.0-errors"), "environment": ENV.name, **FAST}
     )
     assert state == "failed"
     assert tasks["deploy.gate_25pct"] == "failed"
     assert tasks["deploy.shift_traffic_to_50pct"] == "upstream_failed"
     assert tasks["rollback.restore_previous_revision"] == "success"
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     assert local.service()["taskDefinition"] == before["taskDefinition"]
-    assert local.service("latticedb-service-local-green")["desiredCount"] == 0
+    assert local.service(ENV.green_service)["desiredCount"] == 0
     rollback = [m for m in local.message_texts() if "Rollback started" in m]
     assert rollback and "25%" in rollback[0] and "error" in rollback[0].lower(), local.message_texts()
 
 
 def test_slow_version_fails_on_latency(local, dagbag):
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.2.0-slow"), "environment": "local", **FAST})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.2.0-slow"), "environment": ENV.name, **FAST})
     assert state == "failed"
     assert tasks["deploy.gate_25pct"] == "failed"
-    assert local.weights()["latticedb-local-blue"] == 100
+    assert local.weights()[ENV.blue_tg] == 100
     rollback = [m for m in local.message_texts() if "Rollback started" in m]
     assert rollback and "ms" in rollback[0], local.message_texts()
 
@@ -65,23 +66,23 @@ def test_slow_version_fails_on_latency(local, dagbag):
 def test_bad_plan_is_refused_before_anything_changes(local, dagbag, steps):
     revisions = local.revisions()
     state, tasks = run_dag(
-        dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": steps}
+        dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": steps}
     )
     assert state == "failed"
     assert tasks["preflight.check_traffic_plan"] == "failed"
     assert tasks["deploy.deploy_canary_service"] == "upstream_failed"
     assert local.revisions() == revisions
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
 
 
 def test_auto_rollback_off_leaves_traffic_as_it_is_and_says_so(local, dagbag):
     state, tasks = run_dag(
         dagbag, DAG_ID,
-        {"image_uri": image("v2.1.0-errors"), "environment": "local", "auto_rollback": False, **FAST},
+        {"image_uri": image("v2.1.0-errors"), "environment": ENV.name, "auto_rollback": False, **FAST},
     )
     assert state == "failed"
     assert tasks["deploy.gate_25pct"] == "failed"
     assert tasks["rollback.restore_previous_revision"] == "skipped"
-    assert local.weights() == {"latticedb-local-green": 25, "latticedb-local-blue": 75}  # left as it was
+    assert local.weights() == {ENV.green_tg: 25, ENV.blue_tg: 75}  # left as it was
     loud = [t for t in local.message_texts() if "auto-rollback disabled" in t]
     assert loud and "AUTO-ROLLBACK DISABLED" in loud[0], local.message_texts()

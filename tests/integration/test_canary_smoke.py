@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from latticedb_deploy.config import load_config
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,7 @@ CONF = {"traffic_steps": [50, 100], "interval_seconds": 4}
 
 
 def _env():
-    return load_config().environment("local")
+    return load_config().environment(ENV.name)
 
 
 def listener_weights(local, port: int) -> dict[str, int]:

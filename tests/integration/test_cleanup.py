@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def _manifest(n: int) -> str:
 
 def _digests(local) -> list[str]:
     ecr = local.client("ecr")
-    return [d["imageDigest"] for d in ecr.describe_images(repositoryName="latticedb")["imageDetails"]]
+    return [d["imageDigest"] for d in ecr.describe_images(repositoryName=ENV.repository)["imageDetails"]]
 
 
 def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_protected_ones(local, dagbag):
@@ -43,7 +44,7 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
     pushed = []  # oldest first
     for n in range(EXTRA_IMAGES):
         resp = ecr.put_image(
-            repositoryName="latticedb", imageManifest=_manifest(n), imageTag=f"build-{n:02d}",
+            repositoryName=ENV.repository, imageManifest=_manifest(n), imageTag=f"build-{n:02d}",
             imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
         )
         pushed.append(resp["image"]["imageId"]["imageDigest"])
@@ -52,14 +53,14 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
     for n in range(EXTRA_REVISIONS):
         containers = [{**c, "image": f"{image('build-00').rsplit(':', 1)[0]}@{pushed[n]}"} for c in base["containerDefinitions"]]
         resp = ecs.register_task_definition(
-            family="latticedb-task-local", containerDefinitions=containers,
+            family=ENV.family, containerDefinitions=containers,
             **{k: base[k] for k in ("networkMode", "requiresCompatibilities", "cpu", "memory") if base.get(k)},
         )
         registered.append(resp["taskDefinition"]["taskDefinitionArn"])
     assert len(local.revisions()) == 1 + EXTRA_REVISIONS
     assert len(_digests(local)) == 8 + EXTRA_IMAGES
 
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success", tasks
     assert tasks["cleanup.deregister_old_revisions"] == "success"
     assert tasks["cleanup.delete_old_images"] == "success"
@@ -68,7 +69,7 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
     assert in_use not in registered and in_use != rollback_td
     # Revisions: the newest 10 (the new one and the 9 newest registered) plus the rollback target.
     assert set(local.revisions()) == {in_use, *registered[-9:], rollback_td}
-    assert local.service("latticedb-service-local-green")["taskDefinition"] == rollback_td
+    assert local.service(ENV.green_service)["taskDefinition"] == rollback_td
     # Images: the newest 20 pushed, plus what the services and the rollback run (older than all of
     # them), plus what the revisions still ACTIVE run (registered[3:5] use pushed[3:5]: any ACTIVE
     # revision can be rolled back to, so its image stays).
@@ -83,7 +84,7 @@ def _push_builds(local, count: int) -> list[str]:
     ecr = local.client("ecr")
     return [
         ecr.put_image(
-            repositoryName="latticedb", imageManifest=_manifest(n), imageTag=f"build-{n:02d}",
+            repositoryName=ENV.repository, imageManifest=_manifest(n), imageTag=f"build-{n:02d}",
             imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
         )["image"]["imageId"]["imageDigest"]
         for n in range(count)
@@ -101,10 +102,22 @@ def _register(local, family: str, image_ref: str) -> str:
     )["taskDefinition"]["taskDefinitionArn"]
 
 
-def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active(local, dagbag):
-    """staging and production share the `latticedb` repository (include/config/latticedb.yaml): an old
-    image that staging keeps ACTIVE, or that production's service runs (even on a deregistered
-    revision), survives a cleanup in `local`; an image only an unconfigured family uses does not."""
+def _sharing_config(tmp_path, monkeypatch) -> None:
+    """staging and production pull from this worker's repository, as every real environment shares
+    `latticedb` (each local test environment has its own repository, so that workers never collide)."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    for name in ("staging", "production"):
+        raw["environments"][name]["ecr_repository"] = ENV.repository
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+
+
+def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active(local, dagbag, tmp_path, monkeypatch):
+    """staging and production share the repository: an old image that staging keeps ACTIVE, or that
+    production's service runs (even on a deregistered revision), survives a cleanup in this
+    environment; an image only an unconfigured family uses does not."""
+    _sharing_config(tmp_path, monkeypatch)
     repo = image("x").rsplit(":", 1)[0]
     pushed = _push_builds(local, EXTRA_IMAGES)  # 8 + 25 images: the oldest 13 are beyond keep_images=20
     _register(local, "latticedb-task-staging", f"{repo}@{pushed[0]}")  # ACTIVE in staging, by digest
@@ -116,7 +129,7 @@ def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active
     ecs.deregister_task_definition(taskDefinition=prod_td)  # INACTIVE, but production's service runs it
     _register(local, "someone-elses-task", f"{repo}@{pushed[2]}")  # no configured environment uses this family
 
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success", tasks
     assert tasks["cleanup.delete_old_images"] == "success"
     remaining = set(_digests(local))
@@ -133,7 +146,8 @@ def test_cleanup_deletes_nothing_when_an_environment_that_may_use_the_repository
     """An environment in another region that may pull from this registry cannot be looked up with
     local's connection: cleanup deletes nothing and says why, as a warning on a succeeded run."""
     raw = yaml.safe_load(CONFIG.read_text())
-    dr = dict(raw["environments"]["staging"], region="us-west-2", cluster="latticedb-dr", aws_conn_id="latticedb_dr_aws")
+    dr = dict(raw["environments"]["staging"], region="us-west-2", cluster="latticedb-dr", aws_conn_id="latticedb_dr_aws",
+              ecr_repository=ENV.repository)
     raw["environments"]["dr"] = dr  # allowed_registries: the us-east-1 registry local pushes to
     path = tmp_path / "latticedb.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -141,7 +155,7 @@ def test_cleanup_deletes_nothing_when_an_environment_that_may_use_the_repository
     pushed = _push_builds(local, EXTRA_IMAGES)
     before = set(_digests(local))
 
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success", tasks
     assert tasks["cleanup.delete_old_images"] == "success"
     assert set(_digests(local)) == before and pushed[0] in before
@@ -153,18 +167,18 @@ def test_cleanup_and_record_failures_are_warnings_on_a_succeeded_deployment(loca
     """Verify passed, so v2.0.0 is deployed: AWS throttling every cleanup call (retries exhausted)
     and an unwritable deployment log are reported as warnings; the run succeeds."""
     raw = yaml.safe_load(CONFIG.read_text())
-    raw["environments"]["local"]["deployment_log"] = "/dev/null/DEPLOYMENT_LOG.md"  # cannot be created
+    raw["environments"]["local"]["deployment_log"] = "/dev/null/DEPLOYMENT_LOG.md"  # cannot be created (copies too)
     path = tmp_path / "latticedb.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
     repo = image("x").rsplit(":", 1)[0]
     pushed = _push_builds(local, EXTRA_IMAGES)
     for n in range(EXTRA_REVISIONS):
-        _register(local, "latticedb-task-local", f"{repo}@{pushed[n]}")
+        _register(local, ENV.family, f"{repo}@{pushed[n]}")
     revisions, digests = set(local.revisions()), set(_digests(local))
     local.faults(throttle={"operations": ["DeregisterTaskDefinition", "BatchDeleteImage"], "count": 10_000})
 
-    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "success", tasks
     for task_id in ("cleanup.deregister_old_revisions", "cleanup.delete_old_images", "record_deployment"):

@@ -13,11 +13,12 @@ import time
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_rollback"
-SERVICES = {"latticedb-local-blue": "latticedb-service-local", "latticedb-local-green": "latticedb-service-local-green"}
+SERVICES = {ENV.blue_tg: ENV.service, ENV.green_tg: ENV.green_service}
 
 
 def _serving(local, target: str) -> bool:
@@ -68,7 +69,7 @@ class Stopwatch:
 
 def _deploy_v2(local, dagbag) -> tuple[str, str]:
     v1 = local.service()["taskDefinition"]
-    state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success", tasks
     v2 = local.service()["taskDefinition"]
     assert v2 != v1
@@ -82,7 +83,7 @@ def _rollback(dagbag, **conf):
     params without the run's conf, so the required `reason` would raise there when a run fails.
     The DAG object gets the run's values as defaults for the run, and its params back afterwards.
     """
-    conf = {"environment": "local", "target_revision": None, "notify": True, **conf}
+    conf = {"environment": ENV.name, "target_revision": None, "notify": True, **conf}
     dag = dagbag.dags[DAG_ID]
     original = copy.deepcopy(dag.params)
     try:
@@ -97,7 +98,7 @@ def _rollback_run(dagbag, **conf):
     """_rollback, returning the DagRun (its run_id names the emergency rollback in messages)."""
     from tests.integration.helpers import run_dag_run
 
-    conf = {"environment": "local", "target_revision": None, "notify": True, **conf}
+    conf = {"environment": ENV.name, "target_revision": None, "notify": True, **conf}
     dag = dagbag.dags[DAG_ID]
     original = copy.deepcopy(dag.params)
     try:
@@ -140,24 +141,24 @@ def test_rolls_the_live_service_back_to_the_previous_revision(local, dagbag):
     assert tasks["update_service"] == tasks["wait_for_rollout"] == tasks["verify"] == "success"
     svc = local.service()
     assert svc["taskDefinition"] == v1
-    assert local.task_definition_image(v1).endswith("latticedb@" + local.digest("v1.0.0"))
-    assert local.weights()["latticedb-local-blue"] == 100
+    assert local.task_definition_image(v1).endswith(f"{ENV.repository}@" + local.digest("v1.0.0"))
+    assert local.weights()[ENV.blue_tg] == 100
     assert watch.reached is not None
     _report("service update", watch, v1)
     texts = local.message_texts()
-    assert any("Emergency rollback started in local" in t and "INC-1" in t for t in texts), texts
-    assert any("Emergency rollback finished in local" in t for t in texts), texts
+    assert any(f"Emergency rollback started in {ENV.name}" in t and "INC-1" in t for t in texts), texts
+    assert any(f"Emergency rollback finished in {ENV.name}" in t for t in texts), texts
 
 
 def test_switches_the_listener_back_when_the_old_colour_is_warm(local, dagbag):
     v1, v2 = _deploy_v2(local, dagbag)
     # A blue/green switch that is still baking: green kept warm on v1.0.0, blue (v2.0.0) takes 100 %.
     local.client("ecs").update_service(
-        cluster="latticedb-local", service="latticedb-service-local-green", taskDefinition=v1, desiredCount=2
+        cluster=ENV.cluster, service=ENV.green_service, taskDefinition=v1, desiredCount=2
     )
     deadline = time.time() + 30
     while time.time() < deadline:
-        green = local.service("latticedb-service-local-green")
+        green = local.service(ENV.green_service)
         if green["runningCount"] == 2 and len(green["deployments"]) == 1:
             break
         time.sleep(0.2)
@@ -166,7 +167,7 @@ def test_switches_the_listener_back_when_the_old_colour_is_warm(local, dagbag):
     assert state == "success", tasks
     assert tasks["switch_listener"] == "success"
     assert tasks["update_service"] == tasks["wait_for_rollout"] == "skipped"
-    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
     assert local.service()["taskDefinition"] == v2  # the bad colour is left alone, for the post-mortem
     _report("warm colour, listener switch", watch, v1)
 
@@ -190,7 +191,7 @@ def test_a_reason_is_required(local, dagbag):
     from airflow.sdk.exceptions import ParamValidationError
 
     with pytest.raises(ParamValidationError, match="reason"):
-        run_dag(dagbag, DAG_ID, {"environment": "local"})
+        run_dag(dagbag, DAG_ID, {"environment": ENV.name})
 
 
 @pytest.mark.parametrize("mode", ["500", "close"])
@@ -212,10 +213,10 @@ def test_emergency_rollback_preempts_the_deployment_in_flight(local, dagbag):
     says who stopped it and why; traffic stays where the emergency rollback put it."""
     from tests.integration.background import BackgroundRun, lock_item, wait_until
 
-    green, blue = "latticedb-local-green", "latticedb-local-blue"
+    green, blue = ENV.green_tg, ENV.blue_tg
     v1 = local.service()["taskDefinition"]
     canary = BackgroundRun("latticedb_deploy_canary", {
-        "image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": [25, 100], "interval_seconds": 45,
+        "image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [25, 100], "interval_seconds": 45,
     }).start()
     try:
         wait_until(lambda: local.weights().get(green) == 25, 240, "the canary's 25% step")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.envs import ENV
 from tests.integration.background import LOCK_TABLE, lock_item, wait_until
 from tests.integration.helpers import image, run_dag_run
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "include" / "config" / "latticedb.yaml"
 DAG_ID = "latticedb_deploy_canary"
-GREEN, BLUE = "latticedb-local-green", "latticedb-local-blue"
+GREEN, BLUE = ENV.green_tg, ENV.blue_tg
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_the_lease_outlives_its_ttl_while_the_run_waits_in_a_gate(local, dagbag,
     from latticedb_deploy.aws.locks import EnvironmentLock
     from latticedb_deploy.config import load_config
 
-    probe = EnvironmentLock(load_config().environment("local"), client=local.client("dynamodb"))
+    probe = EnvironmentLock(load_config().environment(ENV.name), client=local.client("dynamodb"))
     refused: list[object] = []
 
     def in_gate() -> bool:
@@ -93,7 +94,7 @@ def test_the_lease_outlives_its_ttl_while_the_run_waits_in_a_gate(local, dagbag,
     prober = threading.Thread(target=probe_mid_gate, daemon=True)
     prober.start()
     with LeaseWatcher(local, in_gate) as watch:
-        dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local",
+        dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name,
                                           "traffic_steps": [50, 100], "interval_seconds": 30})
     prober.join(30)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
@@ -114,13 +115,13 @@ def test_a_run_that_lost_its_lease_changes_nothing_and_says_why(local, dagbag):
 
     def steal_when_the_canary_slot_runs():
         def ready():
-            green = local.service("latticedb-service-local-green")
+            green = local.service(ENV.green_service)
             return green["desiredCount"] > 0 and green["runningCount"] == green["desiredCount"]
 
         wait_until(ready, 240, "the canary slot to run", interval=0.1)
         now = time.time()
         ddb.put_item(TableName=LOCK_TABLE, Item={
-            "environment": {"S": "local"}, "owner": {"S": thief},
+            "environment": {"S": ENV.name}, "owner": {"S": thief},
             "acquired_at": {"N": f"{now:.3f}"}, "expires_at": {"N": f"{now + 3600:.3f}"},
         })
         stolen.append(now)
@@ -128,7 +129,7 @@ def test_a_run_that_lost_its_lease_changes_nothing_and_says_why(local, dagbag):
     weights: list[dict] = []
     thread = threading.Thread(target=steal_when_the_canary_slot_runs, daemon=True)
     thread.start()
-    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local",
+    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name,
                                       "traffic_steps": [25, 50, 100], "interval_seconds": 6})
     thread.join(10)
     for _ in range(10):  # and nothing moves afterwards either
@@ -159,7 +160,7 @@ class ReleasedBetweenWriteAndRead:
     def get_item(self, **kwargs):
         if not self._released:
             self._released = True
-            self._client.delete_item(TableName=LOCK_TABLE, Key={"environment": {"S": "local"}})
+            self._client.delete_item(TableName=LOCK_TABLE, Key={"environment": {"S": ENV.name}})
         return self._client.get_item(**kwargs)
 
 
@@ -167,7 +168,7 @@ def test_a_failed_write_followed_by_a_release_is_not_counted_as_acquired(local):
     from latticedb_deploy.aws.locks import EnvironmentLock
     from latticedb_deploy.config import load_config
 
-    env = load_config().environment("local")
+    env = load_config().environment(ENV.name)
     assert EnvironmentLock(env, client=local.client("dynamodb")).acquire("latticedb_deploy_canary/first") is None
     racing = EnvironmentLock(env, client=ReleasedBetweenWriteAndRead(local.client("dynamodb")))
     assert racing.acquire("latticedb_deploy_rolling/second") is None  # "acquired" ...

@@ -14,12 +14,13 @@ import threading
 
 import pytest
 
+from tests.envs import ENV
 from tests.faults.driver import faults
 from tests.integration.background import lock_item, wait_until
 from tests.integration.helpers import image, run_dag, run_dag_run
 
 pytestmark = pytest.mark.integration
-GREEN, BLUE = "latticedb-local-green", "latticedb-local-blue"
+GREEN, BLUE = ENV.green_tg, ENV.blue_tg
 INCIDENT = "ROLLBACK FAILED: manual action needed"
 
 
@@ -47,13 +48,13 @@ def _locked_until_a_person_clears_it(local, dagbag, owner_prefix: str) -> None:
     assert "rollback failed" in item["blocked"], item
 
     faults(local, throttle=None)  # AWS is fine again; the environment is still not
-    state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "failed" and tasks["preflight.acquire_environment"] == "failed", tasks
     assert tasks["prepare.register_task_definition"] == "upstream_failed", tasks
     refused = [t for t in local.message_texts() if "acquire_environment" in t]
     assert refused and "because a rollback failed" in refused[-1], local.message_texts()
 
-    dr = _run_with_required_params(dagbag, "latticedb_unlock", {"environment": "local", "reason": "INC-8 checked by hand"})
+    dr = _run_with_required_params(dagbag, "latticedb_unlock", {"environment": ENV.name, "reason": "INC-8 checked by hand"})
     assert dr.state == "success"
     assert lock_item(local) is None
     assert any("Environment local unlocked by hand" in t and "INC-8" in t for t in local.message_texts())
@@ -69,7 +70,7 @@ def test_a_failed_canary_rollback_is_an_incident_and_keeps_the_environment_locke
     arm = threading.Thread(target=throttle_listener_at_25pct, daemon=True)
     arm.start()
     dr = run_dag_run(dagbag, "latticedb_deploy_canary", {
-        "image_uri": image("v2.1.0-errors"), "environment": "local", "traffic_steps": [25, 50, 100], "interval_seconds": 6,
+        "image_uri": image("v2.1.0-errors"), "environment": ENV.name, "traffic_steps": [25, 50, 100], "interval_seconds": 6,
     })
     arm.join(10)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
@@ -80,7 +81,7 @@ def test_a_failed_canary_rollback_is_an_incident_and_keeps_the_environment_locke
 
     text = _incident(local)
     assert "Listener weights: blue 75% / green 25%" in text, text
-    blue, green = local.service(), local.service("latticedb-service-local-green")
+    blue, green = local.service(), local.service(ENV.green_service)
     for colour, svc in (("blue", blue), ("green", green)):
         revision = svc["taskDefinition"].split("/")[-1]
         assert f"{colour} slot: {svc['serviceName']}: {revision}, {svc['runningCount']}/" in text, text
@@ -89,11 +90,11 @@ def test_a_failed_canary_rollback_is_an_incident_and_keeps_the_environment_locke
 
 
 def test_a_failed_emergency_rollback_is_an_incident_too(local, dagbag):
-    state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success", tasks
     faults(local, throttle={"operations": ["UpdateService"], "count": 100000})
     dr = _run_with_required_params(dagbag, "latticedb_rollback", {
-        "environment": "local", "target_revision": None, "notify": True, "reason": "INC-7: v2.0.0 leaks memory",
+        "environment": ENV.name, "target_revision": None, "notify": True, "reason": "INC-7: v2.0.0 leaks memory",
     })
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "failed" and states["update_service"] == "failed", states

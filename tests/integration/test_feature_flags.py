@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import run_dag
 
 pytestmark = pytest.mark.integration
@@ -14,7 +15,7 @@ DAG_ID = "latticedb_feature_flags"
 
 def _run(dagbag, **conf):
     # Every param explicitly: dag.test() on one DAG object carries a previous run's conf over as defaults.
-    return run_dag(dagbag, DAG_ID, {"environment": "local", "flag": None, "reason": "", "notify": True, **conf})
+    return run_dag(dagbag, DAG_ID, {"environment": ENV.name, "flag": None, "reason": "", "notify": True, **conf})
 
 
 def test_show_reads_everything_and_changes_nothing(local, redis_db, dagbag):
@@ -44,7 +45,7 @@ def test_kill_switch_is_an_active_incident_until_turned_off(local, redis_db, dag
     from latticedb_deploy.config import load_config
     from latticedb_deploy.flags import incident_reasons
 
-    env = load_config().environment("local")
+    env = load_config().environment(ENV.name)
     redis_db.set("latticedb:flags:vector_search_v2", "true")
     assert incident_reasons(env) == []
     assert _run(dagbag, action="kill_switch_on", reason="INC-42")[0] == "success"
@@ -60,7 +61,7 @@ def test_open_circuit_is_shown_reported_and_closed(local, redis_db, dagbag):
     from latticedb_deploy.config import load_config
     from latticedb_deploy.flags import incident_reasons
 
-    env = load_config().environment("local")
+    env = load_config().environment(ENV.name)
     redis_db.set("latticedb:circuit:database:state", "open")  # what the service does when the database struggles
     assert incident_reasons(env) == ["circuit latticedb:circuit:database:state is open"]
     assert _run(dagbag, action="circuit_show")[0] == "success"
@@ -75,9 +76,9 @@ def test_unreachable_redis_is_a_reason_not_an_exception(redis_server, monkeypatc
     from latticedb_deploy.flags import incident_reasons
     from tests.integration.conftest import _free_port
 
-    monkeypatch.setenv("AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS", json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": _free_port()}))
-    (reason,) = incident_reasons(load_config().environment("local"))
-    assert reason.startswith("cannot read incident state from Redis (connection 'latticedb_local_redis')"), reason
+    monkeypatch.setenv(ENV.conn_var(ENV.redis_conn_id), json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": _free_port()}))
+    (reason,) = incident_reasons(load_config().environment(ENV.name))
+    assert reason.startswith(f"cannot read incident state from Redis (connection '{ENV.redis_conn_id}')"), reason
 
 
 def test_kill_switch_on_stops_a_deployment_at_preflight_naming_it(local, redis_db, dagbag):
@@ -86,7 +87,7 @@ def test_kill_switch_on_stops_a_deployment_at_preflight_naming_it(local, redis_d
     redis_db.set("latticedb:flags:kill_switch:all", "true")
     revisions, service = local.revisions(), local.service()
     try:
-        state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+        state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": ENV.name})
     finally:
         redis_db.flushall()  # the session's Redis is shared with later tests
     assert state == "failed"

@@ -14,7 +14,8 @@ import json
 import pytest
 import yaml
 
-from tests.integration.helpers import ECR_HOST, run_dag
+from tests.envs import ENV
+from tests.integration.helpers import run_dag
 from tests.integration.triggered_runs import executing_triggered_runs
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ ROOT_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[2] / "inclu
 def nightly_config(tmp_path, monkeypatch):
     def write(**nightly):
         raw = yaml.safe_load(ROOT_CONFIG.read_text())
-        raw["nightly"] = {**raw.get("nightly", {}), "environment": "local", "strategy": "rolling", **nightly}
+        raw["nightly"] = {**raw.get("nightly", {}), "environment": ENV.name, "strategy": "rolling", **nightly}
         path = tmp_path / "latticedb.yaml"
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
         monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
@@ -47,10 +48,10 @@ def _push(local, tag: str) -> str:
     }
     ecr = local.client("ecr")
     pushed = ecr.put_image(
-        repositoryName="latticedb", imageManifest=json.dumps(manifest), imageTag=tag,
+        repositoryName=ENV.repository, imageManifest=json.dumps(manifest), imageTag=tag,
         imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
     )["image"]["imageId"]["imageDigest"]
-    ecr.start_image_scan(repositoryName="latticedb", imageId={"imageTag": tag})
+    ecr.start_image_scan(repositoryName=ENV.repository, imageId={"imageTag": tag})
     return pushed
 
 
@@ -75,7 +76,7 @@ def test_deploys_the_newest_matching_image_then_skips_the_next_night(local, dagb
     assert state == "success", tasks
     assert tasks == {"resolve_image": "success", "deploy": "success", "summary": "success"}
     svc = local.service()
-    assert local.task_definition_image(svc["taskDefinition"]).endswith("latticedb@" + digest)
+    assert local.task_definition_image(svc["taskDefinition"]).endswith(f"{ENV.repository}@" + digest)
     assert svc["runningCount"] == svc["desiredCount"]
 
     from airflow.models.dagrun import DagRun
@@ -84,9 +85,9 @@ def test_deploys_the_newest_matching_image_then_skips_the_next_night(local, dagb
 
     with Session() as session:
         triggered = session.scalar(select(DagRun).where(DagRun.run_id == child["runs"][0][1]))
-        assert triggered.conf == {"image_uri": f"{ECR_HOST}/latticedb:v3.0.0", "environment": "local"}
+        assert triggered.conf == {"image_uri": ENV.image("v3.0.0"), "environment": ENV.name}
     texts = local.message_texts()
-    assert any("Nightly local: v3.0.0 deployed" in t for t in texts), texts
+    assert any(f"Nightly {ENV.name}: v3.0.0 deployed" in t for t in texts), texts
 
     # The next night: nothing new, so nothing happens.
     state, tasks = run_dag(dagbag, DAG_ID, {})
@@ -109,7 +110,7 @@ def test_a_rejected_nightly_blue_green_is_reported_not_deployed(local, dagbag, t
     from tests.integration.test_blue_green import _answer_when_asked
 
     raw = yaml.safe_load(ROOT_CONFIG.read_text())
-    raw["nightly"] = {**raw.get("nightly", {}), "environment": "local", "strategy": "blue_green"}
+    raw["nightly"] = {**raw.get("nightly", {}), "environment": ENV.name, "strategy": "blue_green"}
     raw["environments"]["local"]["blue_green"] = {**raw["environments"]["local"]["blue_green"], "require_approval": True}
     path = tmp_path / "latticedb.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -129,7 +130,7 @@ def test_a_rejected_nightly_blue_green_is_reported_not_deployed(local, dagbag, t
     assert state == "failed", tasks
     assert tasks == {"resolve_image": "success", "deploy": "failed", "summary": "failed"}
     assert local.service()["taskDefinition"] == before
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     texts = local.message_texts()
     summary = [t for t in texts if "Nightly local: v3.0.0" in t]
     assert summary and "NOT deployed" in summary[0] and "Outcome: rejected: rejected by On-call engineer" in summary[0], texts

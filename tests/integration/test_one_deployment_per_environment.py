@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag
 
 pytestmark = pytest.mark.integration
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def _holder(local) -> str | None:
     item = local.client("dynamodb").get_item(
-        TableName="latticedb-deploy-locks", Key={"environment": {"S": "local"}}, ConsistentRead=True
+        TableName="latticedb-deploy-locks", Key={"environment": {"S": ENV.name}}, ConsistentRead=True
     ).get("Item")
     return item["owner"]["S"] if item and "owner" in item else None  # an item without owner: a record, free
 
@@ -28,7 +29,7 @@ def test_concurrent_deployments_to_one_environment_never_interleave(local, dagba
     home = tempfile.mkdtemp(prefix="latticedb-airflow-a-")
     env = {**os.environ, "AIRFLOW_HOME": home}
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-    conf = {"image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": [50, 100], "interval_seconds": 8}
+    conf = {"image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [50, 100], "interval_seconds": 8}
     run_a = subprocess.Popen(
         [sys.executable, "-m", "airflow", "dags", "test", "latticedb_deploy_canary", "-c", json.dumps(conf)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -41,7 +42,7 @@ def test_concurrent_deployments_to_one_environment_never_interleave(local, dagba
         assert holder_a and holder_a.startswith("latticedb_deploy_canary/"), holder_a
 
         # Run B: a rolling deployment to the same environment while A holds it.
-        state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.1"), "environment": "local"})
+        state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.1"), "environment": ENV.name})
         assert state == "failed"
         assert tasks["preflight.acquire_environment"] == "failed"
         assert tasks["prepare.register_task_definition"] == "upstream_failed"
@@ -56,5 +57,5 @@ def test_concurrent_deployments_to_one_environment_never_interleave(local, dagba
             run_a.kill()
     assert run_a.returncode == 0, out[-3000:]
     # A finished undisturbed and let go of the environment.
-    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
     assert _holder(local) is None

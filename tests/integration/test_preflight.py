@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,7 @@ def outside_window(tmp_path, monkeypatch):
 
 def test_vulnerable_image_is_stopped_at_preflight_with_nothing_changed(local, dagbag):
     before = _snapshot(local)
-    dr, tasks = _run(dagbag, {"image_uri": image("v2.4.0-vuln"), "environment": "local"})
+    dr, tasks = _run(dagbag, {"image_uri": image("v2.4.0-vuln"), "environment": ENV.name})
     assert dr.state == "failed"
     assert tasks["preflight.check_image"] == "failed"
     assert tasks["preflight.verdict"] == "failed"
@@ -75,33 +76,33 @@ def test_vulnerable_image_is_stopped_at_preflight_with_nothing_changed(local, da
 
 def test_alarm_in_alarm_stops_the_run(local, dagbag):
     local.client("cloudwatch").set_alarm_state(
-        AlarmName="latticedb-local-high-error-rate", StateValue="ALARM", StateReason="test: incident in progress"
+        AlarmName=f"{ENV.alarm_prefix}high-error-rate", StateValue="ALARM", StateReason="test: incident in progress"
     )
     before = _snapshot(local)
-    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": "local"})
+    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert dr.state == "failed"
     assert tasks["preflight.check_no_active_incidents"] == "failed"
     assert tasks["preflight.verdict"] == "failed"
     assert tasks["prepare.register_task_definition"] == "upstream_failed"
     result = _xcom(dr.run_id, "preflight.check_no_active_incidents")
-    assert result["data"]["alarms"] == ["latticedb-local-high-error-rate"], result
+    assert result["data"]["alarms"] == [f"{ENV.alarm_prefix}high-error-rate"], result
     assert _snapshot(local) == before
 
 
 def test_split_traffic_fails_current_deployment_healthy(local, dagbag):
     elb = local.client("elbv2")
-    lb = elb.describe_load_balancers(Names=["latticedb-local-alb"])["LoadBalancers"][0]
+    lb = elb.describe_load_balancers(Names=[ENV.alb])["LoadBalancers"][0]
     listener = next(
         lis for lis in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if lis["Port"] == 80
     )
     tgs = {t["TargetGroupName"]: t["TargetGroupArn"] for t in elb.describe_target_groups()["TargetGroups"]}
     elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[{"Type": "forward", "ForwardConfig": {
         "TargetGroups": [
-            {"TargetGroupArn": tgs["latticedb-local-blue"], "Weight": 90},
-            {"TargetGroupArn": tgs["latticedb-local-green"], "Weight": 10},
+            {"TargetGroupArn": tgs[ENV.blue_tg], "Weight": 90},
+            {"TargetGroupArn": tgs[ENV.green_tg], "Weight": 10},
         ]}}])
     before = _snapshot(local)
-    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": "local"})
+    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert dr.state == "failed"
     assert tasks["preflight.check_current_deployment"] == "failed"
     assert tasks["prepare.register_task_definition"] == "upstream_failed"
@@ -112,7 +113,7 @@ def test_split_traffic_fails_current_deployment_healthy(local, dagbag):
 
 def test_outside_the_window_a_strict_run_fails(local, dagbag, outside_window):
     before = _snapshot(local)
-    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": "local", "strict": True})
+    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": ENV.name, "strict": True})
     assert dr.state == "failed"
     assert tasks["preflight.check_deployment_window"] == "failed"
     assert tasks["preflight.verdict"] == "failed"
@@ -126,7 +127,7 @@ def test_outside_the_window_a_strict_run_fails(local, dagbag, outside_window):
 
 def test_outside_the_window_a_non_strict_run_warns_and_deploys(local, dagbag, outside_window):
     """Non-strict: ⚠ at pre-flight, then the whole pipeline; checks the smoke report and the log entry."""
-    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": "local"})
+    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert dr.state == "success", tasks
     for task in ("verify.smoke_tests", "verify.post_deployment_checks", "cleanup.delete_old_images", "record_deployment"):
         assert tasks[task] == "success", (task, tasks)
@@ -140,7 +141,7 @@ def test_outside_the_window_a_non_strict_run_warns_and_deploys(local, dagbag, ou
     returned = _xcom(dr.run_id, "verify.smoke_tests")
     report = json.loads(Path(returned["report_path"]).read_text())
     assert report["passed"] is True and report["expected_version"] == "v2.0.0"
-    assert report["context"]["environment"] == "local" and report["context"]["image"].endswith(local.digest("v2.0.0"))
+    assert report["context"]["environment"] == ENV.name and report["context"]["image"].endswith(local.digest("v2.0.0"))
     checks = {c["check"]: c for c in report["checks"]}
     assert {"health endpoint reachable", "status ok", "version matches", "connection pool healthy", "response time"} <= set(checks)
     assert all(c["passed"] for c in checks.values())
@@ -163,7 +164,7 @@ def test_outside_the_window_a_non_strict_run_warns_and_deploys(local, dagbag, ou
     assert "- **Version**: v2.0.0\n" in text
     assert "- **Strategy**: Rolling\n" in text
     assert "- **Deployed By**: dag_test\n" in text
-    assert "- **Environment**: local\n" in text
+    assert f"- **Environment**: {ENV.name}\n" in text
     issues = next(line for line in text.splitlines() if line.startswith("- **Issues**: "))
     assert "Deployment window appropriate" in issues and "outside the deployment windows" in issues, issues
     duration = next(line for line in text.splitlines() if line.startswith("- **Duration**: "))
@@ -173,7 +174,7 @@ def test_outside_the_window_a_non_strict_run_warns_and_deploys(local, dagbag, ou
 def test_override_reason_lets_a_strict_run_proceed_and_is_recorded(local, dagbag, outside_window):
     reason = "hotfix for INC-42, approved by on-call"
     dr, tasks = _run(
-        dagbag, {"image_uri": image("v2.0.1"), "environment": "local", "strict": True, "override_reason": reason}
+        dagbag, {"image_uri": image("v2.0.1"), "environment": ENV.name, "strict": True, "override_reason": reason}
     )
     assert dr.state == "success", tasks
     window = _xcom(dr.run_id, "preflight.check_deployment_window")
@@ -185,7 +186,7 @@ def test_override_reason_lets_a_strict_run_proceed_and_is_recorded(local, dagbag
 
 
 def test_clean_run_logs_no_issues_under_the_data_dir(local, dagbag, data_dir):
-    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": "local"})
+    dr, tasks = _run(dagbag, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert dr.state == "success", tasks
     entry = _xcom(dr.run_id, "record_deployment")
     assert Path(entry["path"]) == data_dir / ".local" / "DEPLOYMENT_LOG.md"
@@ -208,7 +209,7 @@ def test_post_deployment_checks_catch_errors_the_rollout_missed_and_roll_back(lo
     monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
     monkeypatch.setenv("LATTICEDB_DATA_DIR", str(tmp_path))
     before = local.service()
-    dr, tasks = _run(dagbag, {"image_uri": image("v2.1.0-errors"), "environment": "local"})
+    dr, tasks = _run(dagbag, {"image_uri": image("v2.1.0-errors"), "environment": ENV.name})
     assert dr.state == "failed", _xcom(dr.run_id, "verify.post_deployment_checks")
     assert tasks["verify.smoke_tests"] == "success"
     assert tasks["verify.post_deployment_checks"] == "failed"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.helpers import image
+from tests.envs import ENV
+from tests.integration.helpers import image, quick_dag_test_polls
 from tests.integration.triggered_runs import executing_triggered_runs
 
 pytestmark = pytest.mark.integration
@@ -25,8 +26,8 @@ STRATEGY_DAGS = ["latticedb_deploy_rolling", "latticedb_deploy_canary"]
 def progressive_dag(tmp_path, monkeypatch, airflow_db):
     raw = yaml.safe_load((ROOT / "include" / "config" / "latticedb.yaml").read_text())
     raw["progressive_delivery"] = {"stages": [
-        {"environment": "local", "strategy": "rolling"},
-        {"environment": "local", "strategy": "canary", "require_approval": True},
+        {"environment": ENV.name, "strategy": "rolling"},
+        {"environment": ENV.name, "strategy": "canary", "require_approval": True},
     ]}
     raw["environments"]["local"]["canary"] = {"traffic_steps": [50, 100], "interval_seconds": 6}
     path = tmp_path / "latticedb.yaml"
@@ -46,18 +47,19 @@ def _run(dag, conf):
     # latter has none). Give the test's DAG object the run's values as defaults.
     for key, value in conf.items():
         dag.params[key] = value
+    quick_dag_test_polls()
     dr = dag.test(run_conf=conf, mark_success_pattern=r".*\.approval")
     return dr.state, {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
 def test_graph_follows_the_configured_stages(progressive_dag):
     assert set(progressive_dag.task_ids) == {
-        "stage1_local_rolling.notify_start", "stage1_local_rolling.deploy", "stage1_local_rolling.notify_done",
-        "stage2_local_canary.notify_start", "stage2_local_canary.notify_approval", "stage2_local_canary.approval",
-        "stage2_local_canary.deploy", "stage2_local_canary.notify_done",
+        f"stage1_{ENV.name}_rolling.notify_start", f"stage1_{ENV.name}_rolling.deploy", f"stage1_{ENV.name}_rolling.notify_done",
+        f"stage2_{ENV.name}_canary.notify_start", f"stage2_{ENV.name}_canary.notify_approval", f"stage2_{ENV.name}_canary.approval",
+        f"stage2_{ENV.name}_canary.deploy", f"stage2_{ENV.name}_canary.notify_done",
     }
-    assert progressive_dag.get_task("stage2_local_canary.deploy").trigger_dag_id == "latticedb_deploy_canary"
-    assert progressive_dag.get_task("stage2_local_canary.notify_start").upstream_task_ids == {"stage1_local_rolling.notify_done"}
+    assert progressive_dag.get_task(f"stage2_{ENV.name}_canary.deploy").trigger_dag_id == "latticedb_deploy_canary"
+    assert progressive_dag.get_task(f"stage2_{ENV.name}_canary.notify_start").upstream_task_ids == {f"stage1_{ENV.name}_rolling.notify_done"}
 
 
 def test_both_stages_deploy_with_a_notification_per_stage(local, progressive_dag):
@@ -67,10 +69,10 @@ def test_both_stages_deploy_with_a_notification_per_stage(local, progressive_dag
     assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_rolling", "success"), ("latticedb_deploy_canary", "success")]
     assert all(s == "success" for s in tasks.values()), tasks
     # rolling put v2.0.0 on blue; the canary then moved it to green and promoted it to 100 %.
-    assert local.weights() == {"latticedb-local-green": 100, "latticedb-local-blue": 0}
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
     texts = local.message_texts()
-    for expected in ("Stage 1/2: local (rolling) started", "Stage 1/2: local (rolling) succeeded",
-                     "Stage 2/2: local (canary): approval needed", "Stage 2/2: local (canary) succeeded"):
+    for expected in (f"Stage 1/2: {ENV.name} (rolling) started", f"Stage 1/2: {ENV.name} (rolling) succeeded",
+                     f"Stage 2/2: {ENV.name} (canary): approval needed", f"Stage 2/2: {ENV.name} (canary) succeeded"):
         assert any(expected in t for t in texts), (expected, texts)
 
 
@@ -80,9 +82,9 @@ def test_a_failed_stage_stops_promotion(local, progressive_dag):
         state, tasks = _run(progressive_dag, {"image_uri": image("v2.3.0-crash")})
     assert state == "failed"
     assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_rolling", "failed")]
-    assert tasks["stage1_local_rolling.deploy"] == "failed"
-    assert tasks["stage2_local_canary.approval"] == "upstream_failed"
-    assert tasks["stage2_local_canary.deploy"] == "upstream_failed"
+    assert tasks[f"stage1_{ENV.name}_rolling.deploy"] == "failed"
+    assert tasks[f"stage2_{ENV.name}_canary.approval"] == "upstream_failed"
+    assert tasks[f"stage2_{ENV.name}_canary.deploy"] == "upstream_failed"
     assert local.service()["taskDefinition"] == before  # the rolling DAG's own rollback restored it
 
 
@@ -91,8 +93,8 @@ def blue_green_first_dag(tmp_path, monkeypatch, airflow_db):
     """Stage 1: local with blue/green (its switch needs approval); stage 2: local with rolling."""
     raw = yaml.safe_load((ROOT / "include" / "config" / "latticedb.yaml").read_text())
     raw["progressive_delivery"] = {"stages": [
-        {"environment": "local", "strategy": "blue_green"},
-        {"environment": "local", "strategy": "rolling"},
+        {"environment": ENV.name, "strategy": "blue_green"},
+        {"environment": ENV.name, "strategy": "rolling"},
     ]}
     raw["environments"]["local"]["blue_green"] = {**raw["environments"]["local"]["blue_green"], "require_approval": True}
     path = tmp_path / "latticedb.yaml"
@@ -136,9 +138,9 @@ def test_a_rejected_blue_green_approval_stops_promotion(local, blue_green_first_
     outcome = xcom(DAG_ID, dr.run_id, "stage1_local_blue_green.deploy", key="outcome")
     assert outcome == {"deployed": False, "outcome": "rejected", "reason": "rejected by On-call engineer"}
     # Production untouched: blue still serves everything on the old revision; green scaled back down.
-    assert local.weights() == {"latticedb-local-blue": 100, "latticedb-local-green": 0}
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     assert local.service()["taskDefinition"] == before
-    assert local.service("latticedb-service-local-green")["desiredCount"] == 0
+    assert local.service(ENV.green_service)["desiredCount"] == 0
     texts = local.message_texts()
     assert any("Deployment rejected: not deployed" in t for t in texts), texts
     assert any("stage1_local_blue_green.deploy" in t and "NOT deployed (rejected: rejected by On-call engineer)" in t

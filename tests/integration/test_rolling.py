@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag
 
 pytestmark = pytest.mark.integration
@@ -12,11 +13,11 @@ DAG_ID = "latticedb_deploy_rolling"
 
 def test_v2_rolls_out_on_a_new_revision_pinned_by_digest(local, dagbag):
     before = local.service()
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success", tasks
     after = local.service()
     assert after["taskDefinition"] != before["taskDefinition"]
-    assert local.task_definition_image(after["taskDefinition"]).endswith("latticedb@" + local.digest("v2.0.0"))
+    assert local.task_definition_image(after["taskDefinition"]).endswith(f"{ENV.repository}@" + local.digest("v2.0.0"))
     assert after["runningCount"] == after["desiredCount"] == before["desiredCount"]
     texts = local.message_texts()
     assert any("rolling deployment started" in t for t in texts), texts
@@ -26,16 +27,16 @@ def test_v2_rolls_out_on_a_new_revision_pinned_by_digest(local, dagbag):
 
 def test_crashing_image_fails_and_rolls_back(local, dagbag):
     before = local.service()
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.3.0-crash"), "environment": "local"})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.3.0-crash"), "environment": ENV.name})
     assert state == "failed"
     assert tasks["deploy.wait_for_rollout"] == "failed"
     assert tasks["rollback.restore_previous_revision"] == "success"
     assert tasks["rollback.wait_for_previous_revision"] == "success"
     after = local.service()
     assert after["taskDefinition"] == before["taskDefinition"]
-    assert local.task_definition_image(after["taskDefinition"]).endswith("latticedb@" + local.digest("v1.0.0"))
+    assert local.task_definition_image(after["taskDefinition"]).endswith(f"{ENV.repository}@" + local.digest("v1.0.0"))
     assert after["runningCount"] == after["desiredCount"]
-    assert local.weights()["latticedb-local-blue"] == 100
+    assert local.weights()[ENV.blue_tg] == 100
     texts = local.message_texts()
     assert any("Deployment failed at deploy.wait_for_rollout" in t for t in texts), texts
     assert any("Rollback started" in t for t in texts), texts
@@ -45,7 +46,7 @@ def test_crashing_image_fails_and_rolls_back(local, dagbag):
 @pytest.mark.parametrize(
     ("conf", "error"),
     [
-        ({"image_uri": "latticedb:v2.0.0", "environment": "local"}, "image_uri"),
+        ({"image_uri": "latticedb:v2.0.0", "environment": ENV.name}, "image_uri"),
         ({"image_uri": image("v2.0.0"), "environment": "prod"}, "environment"),
     ],
 )
@@ -61,7 +62,7 @@ def test_bad_input_is_refused_before_any_change(local, dagbag, conf, error):
 
 def test_tag_missing_from_ecr_stops_at_preflight(local, dagbag):
     revisions, service = local.revisions(), local.service()
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v9.9.9"), "environment": "local"})
+    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v9.9.9"), "environment": ENV.name})
     assert state == "failed"
     assert tasks["preflight.check_image"] == "failed"
     assert tasks["preflight.verdict"] == "failed"

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from latticedb_deploy.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, load_config
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def _with_local_slo(tmp_path, monkeypatch, *, enforce_in_gates: bool):
     path = tmp_path / "latticedb.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv(CONFIG_ENV_VAR, str(path))
-    return load_config().environment("local")
+    return load_config().environment(ENV.name)
 
 
 def _run(dagbag, env):

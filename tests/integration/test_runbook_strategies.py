@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from latticedb_deploy.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, load_config
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def rolling_not_allowed(tmp_path, monkeypatch):
     path = tmp_path / "latticedb.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv(CONFIG_ENV_VAR, str(path))
-    return load_config().environment("local")
+    return load_config().environment(ENV.name)
 
 
 def _aws_state(local, env):
@@ -65,7 +66,7 @@ def test_rolling_run_to_an_environment_that_disallows_it_fails_at_preflight(loca
 
 
 def test_an_allowed_strategy_passes_the_check(local, dagbag):
-    env = load_config().environment("local")
+    env = load_config().environment(ENV.name)
     assert "rolling" in env.allowed_strategies
     dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v9.9.9"), "environment": env.name})  # stops at check_image
     tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}

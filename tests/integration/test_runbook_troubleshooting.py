@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from latticedb_deploy.config import load_config
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -14,7 +15,7 @@ DAG_ID = "latticedb_deploy_rolling"
 
 
 def test_crash_failure_names_stopped_reason_exit_code_and_service_events(local, dagbag):
-    env = load_config().environment("local")
+    env = load_config().environment(ENV.name)
     dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.3.0-crash"), "environment": env.name})
     tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "failed"

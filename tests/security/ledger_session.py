@@ -1,14 +1,16 @@
 """The call-ledger proof, at the end of a pytest session (hooks imported by tests/conftest.py).
 
-Every pytest process (the main one, or each xdist worker) starts its own local environment with
-`LATTICEDB_LOCAL_AWS_LEDGER` pointing at its own file in one shared directory
-(`LATTICEDB_AWS_LEDGER_DIR`, created once by the controlling process and inherited by workers).
-When the whole session is over, the controller merges the files and checks every AWS call the DAGs
-made (through Airflow's AWS connection) against include/iam/local.json:
+The session's shared local stack (tests/stack.py) runs with `LATTICEDB_LOCAL_AWS_LEDGER` pointing at
+a file in one shared directory (`LATTICEDB_AWS_LEDGER_DIR`, created once by the controlling process
+and inherited by workers); every entry names the environment whose endpoint the call came to. When
+the whole session is over, the controller merges the files and checks every AWS call the DAGs made
+(through Airflow's AWS connection) against that environment's policy, include/iam/<environment>.json
+(local-2, local-3, ... are `local` with their own names: the same statements on their own resources):
 
-- a call the policy does not allow fails the session, whatever ran;
-- a granted action that no call used fails it too, but only when the session ran every test file of
-  tests/integration without a failure and without -k/-m (otherwise "unused" means "not run").
+- a call its environment's policy does not allow fails the session, whatever ran;
+- a granted action that no call used, in any environment, fails it too, but only when the session ran
+  every test file of tests/integration without a failure and without -k/-m (otherwise "unused" means
+  "not run"). The workers split the suite, so a grant counts as used if some environment used it.
 
 The verdict is printed in the terminal summary and written to <ledger dir>/verdict.json.
 """
@@ -35,8 +37,8 @@ def ledger_dir() -> Path:
 
 
 def ledger_file() -> Path:
-    """This process's ledger (one per pytest worker, so workers never share a file)."""
-    return ledger_dir() / f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}.jsonl"
+    """The ledger of the session's shared local stack (tests/stack.py); entries name their environment."""
+    return ledger_dir() / "local-stack.jsonl"
 
 
 def pytest_runtest_logreport(report) -> None:
@@ -62,11 +64,11 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     files = sorted(ledger_dir().glob("*.jsonl"))
     if not files:
         return
-    from tests.security.iam_check import check, deployment_calls, read_ledgers
+    from tests.security.iam_check import deployment_calls, read_ledgers
 
     complete = suite_complete(config)
     calls = deployment_calls(read_ledgers(files))
-    verdict = check(json.loads(POLICY.read_text()), calls, require_all_used=complete)
+    verdict = check_by_environment(calls, require_all_used=complete)
     report = {"files": [str(f) for f in files], "calls": len(calls), "complete_suite": complete, **verdict.__dict__}
     (ledger_dir() / "verdict.json").write_text(json.dumps(report, indent=2))
     config.stash[_VERDICT] = (verdict, complete, len(calls))
@@ -77,13 +79,32 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 _VERDICT = pytest.StashKey[tuple]()
 
 
+def check_by_environment(calls: list[dict], require_all_used: bool):
+    """Each environment's calls against its own policy; a grant is unused only if no environment used it."""
+    from tests.security.iam_check import Verdict, check
+
+    by_env: dict[str, list[dict]] = {}
+    for call in calls:
+        by_env.setdefault(call.get("environment") or "local", []).append(call)
+    total, unused = Verdict(), None
+    for name, entries in sorted(by_env.items()):
+        verdict = check(json.loads((POLICY.parent / f"{name}.json").read_text()), entries, require_all_used)
+        total.denied += verdict.denied
+        total.problems += verdict.problems
+        total.checked += verdict.checked
+        unused = set(verdict.unused) if unused is None else unused & set(verdict.unused)
+    if require_all_used:
+        total.unused = sorted(unused) if unused is not None else check(json.loads(POLICY.read_text()), []).unused
+    return total
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     found = config.stash.get(_VERDICT, None)
     if found is None:
         return
     verdict, complete, calls = found
     scope = "allowed, every grant used" if complete else "allowed (grant usage not judged: partial run)"
-    terminalreporter.section("AWS call ledger vs include/iam/local.json")
+    terminalreporter.section("AWS call ledger vs include/iam/<environment>.json")
     if verdict.ok:
         terminalreporter.write_line(f"{calls} AWS calls, {verdict.checked} authorizations: all {scope}")
         return

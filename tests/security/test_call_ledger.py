@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag
 from tests.security.iam_check import check, deployment_calls, read_ledgers
 from tests.security.ledger_session import ledger_file
@@ -106,9 +107,9 @@ def test_the_recorder_names_resources_conditions_and_implied_pass_role():
 def test_a_real_deployment_is_recorded_server_side_and_every_call_is_allowed(local, dagbag):
     path = ledger_file()
     before = len(read_ledgers([path])) if path.exists() else 0
-    state, _ = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+    state, _ = run_dag(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success"
-    entries = read_ledgers([path])[before:]
+    entries = [e for e in read_ledgers([path])[before:] if e.get("environment") == ENV.name]  # this worker's
     calls = deployment_calls(entries)
     actions = {c["action"] for c in calls}
     assert {"ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:ListServices", "dynamodb:PutItem", "sts:GetCallerIdentity"} <= actions
@@ -117,5 +118,5 @@ def test_a_real_deployment_is_recorded_server_side_and_every_call_is_allowed(loc
     assert all(c["caller"] for c in calls)
     # the environment's own clients (bootstrap, emulator, simulator) are not in the ledger
     assert not any(e["action"].startswith(("ec2:", "logs:")) or e["action"] == "ecs:CreateService" for e in entries)
-    verdict = check(POLICY, calls, require_all_used=False)
+    verdict = check(json.loads((ROOT / "include" / "iam" / f"{ENV.name}.json").read_text()), calls, require_all_used=False)
     assert verdict.ok, verdict.lines()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag_run
 
 pytestmark = pytest.mark.integration
@@ -26,10 +27,10 @@ SECRETS = [ACCESS_KEY, SECRET_KEY, SECRET_KEY.split("/")[0], WEBHOOK_TOKEN, WEBH
 
 @pytest.fixture
 def canary_connections(local, monkeypatch, tmp_path):
-    aws = json.loads(os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_AWS"])
+    aws = json.loads(os.environ[ENV.conn_var(ENV.aws_conn_id)])
     aws.update(login=ACCESS_KEY, password=SECRET_KEY)
-    monkeypatch.setenv("AIRFLOW_CONN_LATTICEDB_LOCAL_AWS", json.dumps(aws))
-    monkeypatch.setenv("AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK", json.dumps(
+    monkeypatch.setenv(ENV.conn_var(ENV.aws_conn_id), json.dumps(aws))
+    monkeypatch.setenv(ENV.conn_var(ENV.slack_conn_id), json.dumps(
         {"conn_type": "slackwebhook", "password": f"{local.slack_url}{WEBHOOK_PATH}"}
     ))
     monkeypatch.setenv("LATTICEDB_DATA_DIR", str(tmp_path / "data"))
@@ -57,7 +58,7 @@ def test_no_credential_appears_in_logs_xcom_deployment_log_or_reports(local, dag
     caplog.set_level("INFO")
     logs_dir = Path(os.environ["AIRFLOW_HOME"]) / "logs"
     before = set(_files(logs_dir))
-    dr = run_dag_run(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": "local"})
+    dr = run_dag_run(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert dr.state == "success"
     # The run really used the canary connections: Slack got its messages on the secret path.
     assert any(m.get("path") == WEBHOOK_PATH for m in local.messages()), local.messages()[:1]

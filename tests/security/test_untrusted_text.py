@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag, xcom
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ def _assert_shown_not_acted_on(messages: list[dict]) -> None:
 
 
 def test_a_reason_with_slack_control_sequences_is_shown_not_acted_on(local, redis_db, dagbag):
-    conf = {"environment": "local", "action": "enable", "flag": "vector_search_v2", "reason": HOSTILE, "notify": True}
+    conf = {"environment": ENV.name, "action": "enable", "flag": "vector_search_v2", "reason": HOSTILE, "notify": True}
     state, tasks = run_dag(dagbag, "latticedb_feature_flags", conf)
     assert state == "success", tasks
     messages = local.messages()
@@ -72,7 +73,7 @@ def outside_window(tmp_path, monkeypatch):
 def test_an_override_reason_cannot_forge_deployment_log_entries(local, dagbag, outside_window):
     forged = "hotfix INC-9\n\n## Deployment 1999-01-01\n\n- **Version**: v0.0.1-forged\n- **Deployed By**: mallory\r\n<br>*ok*"
     dr_state, tasks = run_dag(dagbag, "latticedb_deploy_rolling", {
-        "image_uri": image("v2.0.1"), "environment": "local", "strict": True, "override_reason": forged,
+        "image_uri": image("v2.0.1"), "environment": ENV.name, "strict": True, "override_reason": forged,
     })
     assert dr_state == "success", tasks
     text = outside_window.read_text()

@@ -13,7 +13,7 @@ REAL = ROOT / "include" / "config" / "latticedb.yaml"
 
 def test_real_file_has_the_runbook_names_and_thresholds():
     cfg = load_config(REAL)
-    assert cfg.environment_names == ["local", "dev", "staging", "production"]
+    assert cfg.environment_names == ["local", "dev", "staging", "production", "local-staging", "local-prod", "local-2", "local-3", "local-4", "local-5", "local-6", "local-7", "local-8", "local-9"]  # + local_copies
     for name in cfg.environment_names:
         env = cfg.environment(name)
         assert env.cluster == f"latticedb-{name}"
@@ -99,3 +99,48 @@ def test_allowed_strategies_default_to_all_and_production_refuses_rolling():
     for name in ("local", "dev", "staging"):
         assert set(cfg.environment(name).allowed_strategies) == {"rolling", "canary", "blue_green"}
     assert cfg.environment("production").allowed_strategies == ("canary", "blue_green")
+
+
+def test_local_copies_are_local_with_their_own_names_ports_and_repository(monkeypatch):
+    monkeypatch.delenv("LATTICEDB_LOCAL_2_SERVICE_PORT", raising=False)
+    monkeypatch.delenv("LATTICEDB_LOCAL_2_TEST_PORT", raising=False)
+    cfg = load_config(REAL)
+    local, copy = cfg.environment("local"), cfg.environment("local-2")
+    assert copy.copy_of == "local" and local.copy_of is None
+    assert (copy.cluster, copy.service, copy.green_service, copy.task_family) == (
+        "latticedb-local-2", "latticedb-service-local-2", "latticedb-service-local-2-green", "latticedb-task-local-2")
+    lb = copy.load_balancer
+    assert (lb.name, lb.blue_target_group, lb.green_target_group) == (
+        "latticedb-local-2-alb", "latticedb-local-2-blue", "latticedb-local-2-green")
+    assert (copy.aws_conn_id, copy.notifications.slack_conn_id, copy.redis_conn_id) == (
+        "latticedb_local_2_aws", "latticedb_local_2_slack", "latticedb_local_2_redis")
+    assert (copy.ecr_repository, copy.alarm_prefix) == ("latticedb-local-2", "latticedb-local-2-")
+    # local-2 is the 3rd copy (after local-staging, local-prod): default ports 30 above local's
+    assert (copy.service_url, copy.test_url) == ("http://127.0.0.1:8111", "http://127.0.0.1:8113")
+    monkeypatch.setenv("LATTICEDB_LOCAL_2_SERVICE_PORT", "9999")
+    assert load_config(REAL).environment("local-2").service_url == "http://127.0.0.1:9999"
+    # everything else is local's
+    assert (copy.metrics, copy.rollout, copy.canary, copy.post_deployment, copy.deployment_log) == (
+        local.metrics, local.rollout, local.canary, local.post_deployment, local.deployment_log)
+
+
+def test_a_local_copy_needs_a_new_valid_name(tmp_path):
+    raw = yaml.safe_load(REAL.read_text())
+    raw["local_copies"] = {"of": "local", "names": {"dev": {}}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"local_copies\.names\.dev: a copy needs a new name"):
+        load_config(path)
+    raw["local_copies"] = {"of": "nowhere", "names": {"local-x": {}}}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"local_copies\.of: unknown environment 'nowhere'"):
+        load_config(path)
+
+
+def test_the_local_route_rehearses_staging_then_production_on_local_copies(monkeypatch):
+    assert [(s.environment, s.require_approval) for s in load_config(REAL).progressive_delivery.stages] == [
+        ("staging", False), ("production", True)]
+    monkeypatch.setenv("LATTICEDB_PROGRESSIVE_ROUTE", "local")
+    stages = load_config(REAL).progressive_delivery.stages
+    assert [(s.environment, s.strategy, s.require_approval) for s in stages] == [
+        ("local-staging", "rolling", False), ("local-prod", "canary", True)]

@@ -92,10 +92,10 @@ def _drop(environ: dict, start_response) -> list[bytes]:
 
 
 class AwsFaultMiddleware:
-    def __init__(self, app, faults):
+    def __init__(self, app, faults, environment: str = "local"):
         self.app = app
-        self.faults = faults
-        self.ledger = CallLedger.from_environment()  # LATTICEDB_LOCAL_AWS_LEDGER: record every call
+        self.faults = faults  # the faults of the environment whose endpoint this is
+        self.ledger = CallLedger.from_environment(environment)  # LATTICEDB_LOCAL_AWS_LEDGER: record every call
 
     def __call__(self, environ, start_response):
         if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", "") or environ.get("PATH_INFO", "").startswith("/moto-api"):

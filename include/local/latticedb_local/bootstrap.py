@@ -1,4 +1,4 @@
-"""Create, idempotently, every AWS resource the `local` environment in the config names.
+"""Create, idempotently, every AWS resource a local environment (`local` or a copy) in the config names.
 
 Runs through boto3 against the moto endpoint, exactly like an operator with an AWS account
 would (network, ALB, listeners, target groups, ECR images, ECS cluster/services, alarms).
@@ -285,7 +285,7 @@ def _task_definition(ecs, env, scenarios: Scenarios, topo: Topology) -> None:
                     "retries": 3,
                     "startPeriod": 10,
                 },
-                "environment": [{"name": "LATTICEDB_ENV", "value": "local"}],
+                "environment": [{"name": "LATTICEDB_ENV", "value": env.name}],
             }
         ],
     )["taskDefinition"]["taskDefinitionArn"]

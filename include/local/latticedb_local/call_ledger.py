@@ -34,20 +34,22 @@ ECS_TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
 
 
 class CallLedger:
-    def __init__(self, path: Path, account: str):
+    _lock = threading.Lock()  # every hosted environment's ledger appends to the one file
+
+    def __init__(self, path: Path, account: str, environment: str = "local"):
         self.path = path
         self.account = account
-        self._lock = threading.Lock()
+        self.environment = environment  # the environment whose endpoint the request came to
         path.parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def from_environment(cls) -> CallLedger | None:
+    def from_environment(cls, environment: str = "local") -> CallLedger | None:
         path = os.environ.get(LEDGER_ENV)
         if not path:
             return None
         from .settings import ACCOUNT_ID
 
-        return cls(Path(path), ACCOUNT_ID)
+        return cls(Path(path), ACCOUNT_ID, environment)
 
     def observe(self, environ: dict, start_response, app) -> list[bytes]:
         """Serve the request through `app` (which sees it again, marked as seen), then record it."""
@@ -72,7 +74,7 @@ class CallLedger:
             entry = describe(environ, body, b"".join(chunks), self.account)
         except Exception as exc:  # noqa: BLE001 - the ledger must never break the request it records
             entry = {"action": "unknown", "error": f"ledger could not describe the request: {exc!r}"}
-        entry.update(status=status.get("code"), time=time.time())
+        entry.update(status=status.get("code"), time=time.time(), environment=self.environment)
         line = json.dumps(entry, sort_keys=True) + "\n"
         with self._lock, self.path.open("a", encoding="utf-8") as f:
             f.write(line)

@@ -29,10 +29,14 @@ def _new_id() -> str:
     return f"ecs-svc/{random.randint(10**18, 10**19 - 1)}"
 
 
+CONTAINER_NAME = "latticedb"  # every local environment's main container (config: container_name)
+
+
 class EcsEmulator:
-    def __init__(self, moto, env, scenarios, resolver, settings, world_lock: threading.RLock):
+    """One scheduler for every environment of the stack (all clusters in moto's ECS backend)."""
+
+    def __init__(self, moto, scenarios, resolver, settings, world_lock: threading.RLock):
         self._moto = moto
-        self._env = env
         self._scenarios = scenarios
         self._resolver = resolver
         self._rollout = settings.rollout_seconds
@@ -44,7 +48,7 @@ class EcsEmulator:
         self._known: dict[str, dict] = {}  # deployment id -> timing state
         self._snapshots: dict[str, list[dict]] = {}  # service arn -> deployments we last wrote
         self._stop = threading.Event()
-        self._paused = threading.Event()
+        self._paused: set[str] = set()  # clusters being reset: not stepped by the scheduler thread
         self._thread = threading.Thread(target=self._run, name="ecs-emulator", daemon=True)
 
     # lifecycle -------------------------------------------------------------------------
@@ -105,23 +109,31 @@ class EcsEmulator:
     def stop(self) -> None:
         self._stop.set()
 
-    def pause(self) -> None:
-        self._paused.set()
-
-    def resume(self) -> None:
-        self._paused.clear()
-
-    def clear(self) -> None:
-        """Forget all deployment state (after moto was reset)."""
+    def pause(self, cluster: str) -> None:
         with self._lock:
-            self._known.clear()
-            self._snapshots.clear()
-            self._registered_at.clear()
+            self._paused.add(cluster)
 
-    def adopt_steady_state(self) -> None:
-        """Mark every current deployment as done: the environment starts out settled."""
+    def resume(self, cluster: str) -> None:
         with self._lock:
+            self._paused.discard(cluster)
+
+    def forget(self, service_arns: list[str], target_group_arns: list[str]) -> None:
+        """Forget the deployment state of removed services and target groups (one environment's reset)."""
+        with self._lock:
+            for arn in service_arns:
+                for dep in self._snapshots.pop(arn, []):
+                    self._known.pop(dep.get("id"), None)
+            tgs = set(target_group_arns)
+            self._registered_at = {k: v for k, v in self._registered_at.items() if k[0] not in tgs}
+
+    def adopt_steady_state(self, cluster: str) -> None:
+        """Mark every current deployment of `cluster` as done: the environment starts out settled."""
+        with self._lock:
+            tgs = set()
             for svc in self._services():
+                if svc.cluster_name != cluster:
+                    continue
+                tgs.update(lb.get("targetGroupArn") for lb in svc.load_balancers or [])
                 deps = [dict(d) for d in svc.deployments]
                 for dep in deps:
                     self._known[dep["id"]] = {"started": 0.0, "last_fail": 0.0, "failed_at": None}
@@ -130,16 +142,17 @@ class EcsEmulator:
                 svc.task_definition = self._resolve_td(svc.task_definition) or svc.task_definition
                 self._write(svc, [d for d in deps if d["status"] == "PRIMARY"])
                 self._event(svc, "has reached a steady state.")
-            self._registered_at = dict.fromkeys(self._registered_at, 0.0)  # settled: healthy already
+            for key in self._registered_at:  # settled: healthy already
+                if key[0] in tgs:
+                    self._registered_at[key] = 0.0
 
     def _run(self) -> None:
         while not self._stop.wait(self._tick):
-            if self._paused.is_set():
-                continue
             try:
                 with self._lock:
                     for svc in self._services():
-                        self._step(svc, time.time())
+                        if svc.cluster_name not in self._paused:
+                            self._step(svc, time.time())
             except Exception:  # keep scheduling whatever one bad tick did
                 log.exception("ecs emulator tick failed")
 
@@ -400,6 +413,6 @@ class EcsEmulator:
             return None
         containers = td.container_definitions
         main = next(
-            (c for c in containers if c.get("name") == self._env.container_name), containers[0] if containers else {}
+            (c for c in containers if c.get("name") == CONTAINER_NAME), containers[0] if containers else {}
         )
         return self._resolver.tag_of(main.get("image"))

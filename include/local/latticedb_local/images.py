@@ -1,6 +1,8 @@
 """Map an image reference from a task definition back to its ECR tag (and so to its behaviour).
 
 Task definitions pin images by digest (`repo@sha256:...`); the scenario file is keyed by tag.
+One resolver serves every environment of the stack: it reads every ECR repository (each tag has
+the same manifest, so the same digest, in every environment's repository).
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ import threading
 
 
 class ImageResolver:
-    def __init__(self, ecr_client, repository: str):
+    def __init__(self, ecr_client):
         self._ecr = ecr_client
-        self._repository = repository
         self._by_digest: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -36,14 +37,16 @@ class ImageResolver:
 
     def _refresh(self) -> None:
         found: dict[str, str] = {}
-        try:
-            pages = self._ecr.get_paginator("describe_images").paginate(repositoryName=self._repository)
-            for page in pages:
-                for detail in page["imageDetails"]:
-                    tags = detail.get("imageTags") or []
-                    if tags:
-                        found[detail["imageDigest"]] = tags[0]
-        except self._ecr.exceptions.RepositoryNotFoundException:
-            return
+        repositories = [r["repositoryName"] for r in self._ecr.describe_repositories()["repositories"]]
+        for repository in repositories:
+            try:
+                pages = self._ecr.get_paginator("describe_images").paginate(repositoryName=repository)
+                for page in pages:
+                    for detail in page["imageDetails"]:
+                        tags = detail.get("imageTags") or []
+                        if tags:
+                            found.setdefault(detail["imageDigest"], tags[0])
+            except self._ecr.exceptions.RepositoryNotFoundException:  # an environment being reset
+                continue
         with self._lock:
             self._by_digest.update(found)

@@ -32,42 +32,91 @@ _BOTO_CONFIG = Config(
 class _FaultableMotoServer(ThreadedMotoServer):
     """ThreadedMotoServer whose app sits behind the AWS fault middleware."""
 
-    def __init__(self, *args, faults=None, **kwargs):
+    def __init__(self, *args, faults=None, environment: str = "local", **kwargs):
         super().__init__(*args, **kwargs)
         self._faults = faults
+        self._environment = environment
 
     def _server_entry(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
         if self._faults is not None:
-            app = AwsFaultMiddleware(app, self._faults)
+            app = AwsFaultMiddleware(app, self._faults, self._environment)
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
 
 
 class MotoServer:
-    def __init__(self, host: str, port: int, region: str, faults=None):
+    """One environment's AWS endpoint. Every environment's endpoint serves the same moto backends (this
+    process's), behind that environment's fault middleware; `serve=False` only makes clients."""
+
+    def __init__(self, host: str, port: int, region: str, faults=None, environment: str = "local", serve: bool = True):
         self.url = f"http://{host}:{port}"
         self.region = region
-        self._server = _FaultableMotoServer(ip_address=host, port=port, verbose=False, faults=faults)
+        self.environment = environment
+        self._server = (
+            _FaultableMotoServer(ip_address=host, port=port, verbose=False, faults=faults, environment=environment)
+            if serve
+            else None
+        )
 
     def start(self) -> None:
-        self._server.start()
-        log.info("moto listening on %s", self.url)
+        if self._server is not None:
+            self._server.start()
+            log.info("moto for %s listening on %s", self.environment, self.url)
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.stop()
+
+    def remove_environment(self, env, topo, keep_repository: bool = False) -> dict:
+        """Delete, straight from moto's backends, every AWS resource of one environment that its
+        deployments can change (network and IAM-free pieces stay: the bootstrap finds them again):
+        ECS cluster, services, tasks and task definition family (so revisions count from 1 again),
+        load balancer with its listeners, target groups, ECR repository, alarms and the load balancer's
+        metric data, and the environment's items in the lock table. The caller holds the world lock.
+        A repository another hosted environment shares stays (`keep_repository`)."""
+        ecs, elb, ecr, cw = self.ecs_backend(), self.elbv2_backend(), self.ecr_backend(), self.cloudwatch_backend()
+        service_arns = [s.arn for k, s in list(ecs.services.items()) if s.cluster_name == env.cluster]
+        for key in [k for k, s in ecs.services.items() if s.cluster_name == env.cluster]:
+            del ecs.services[key]
+        ecs.clusters.pop(env.cluster, None)
+        ecs.tasks.pop(env.cluster, None)
+        ecs.task_definitions.pop(env.task_family, None)
+        lb_dims = set()
+        for arn, lb in list(elb.load_balancers.items()):
+            if lb.name == env.load_balancer.name:
+                lb_dims.add(arn.split(":loadbalancer/", 1)[1])
+                del elb.load_balancers[arn]
+        tg_names = {env.load_balancer.blue_target_group, env.load_balancer.green_target_group}
+        tg_arns = [arn for arn, tg in elb.target_groups.items() if tg.name in tg_names]
+        for arn in tg_arns:
+            del elb.target_groups[arn]
+        if not keep_repository:
+            ecr.repositories.pop(env.ecr_repository, None)
+        for name in [n for n in cw.alarms if env.alarm_prefix and n.startswith(env.alarm_prefix)]:
+            del cw.alarms[name]
+        if lb_dims:
+            cw.metric_data = [
+                d for d in cw.metric_data if not any(getattr(x, "value", None) in lb_dims for x in d.dimensions or [])
+            ]
+        self._remove_lock_items(env)
+        return {"service_arns": service_arns, "target_group_arns": tg_arns}
+
+    def _remove_lock_items(self, env) -> None:
+        from moto.dynamodb.models import dynamodb_backends
+
+        table = dynamodb_backends[ACCOUNT_ID][self.region].tables.get(env.lock_table)
+        if table is None:
+            return
+        for key in list(table.items):
+            value = str(getattr(key, "value", key))
+            if value == env.name or value.startswith(f"{env.name}#"):
+                table.items.pop(key, None)
 
     def client(self, service: str):
         """A boto3 client against this moto, as any AWS SDK user would see it."""
         return boto3.client(service, endpoint_url=self.url, region_name=self.region, config=_BOTO_CONFIG, **CREDENTIALS)
-
-    @staticmethod
-    def reset() -> None:
-        """Forget every resource in every backend (the same as POST /moto-api/reset)."""
-        from moto.moto_api._internal.models import moto_api_backend
-
-        moto_api_backend.reset()
 
     def ecs_backend(self):
         from moto.ecs.models import ecs_backends

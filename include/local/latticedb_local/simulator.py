@@ -79,24 +79,28 @@ class TrafficSimulator:
 
     def _run(self) -> None:
         while not self._stop.wait(self._tick):
+            for hosted in self._runtime.hosted:  # every environment of the stack, each with its own faults
+                try:
+                    if not hosted.faults.get("metrics_paused"):
+                        with self._runtime.lock:
+                            self.publish_once(hosted)
+                except Exception:
+                    log.exception("traffic simulator tick failed for %s", hosted.name)
             try:
-                if not self._runtime.faults.get("metrics_paused"):
-                    with self._runtime.lock:
-                        self.publish_once()
                 if time.time() - self._last_prune > 60:
                     self._prune()
             except Exception:
-                log.exception("traffic simulator tick failed")
+                log.exception("traffic simulator prune failed")
 
-    def publish_once(self) -> None:
-        topo = self._runtime.topology
+    def publish_once(self, hosted) -> None:
+        topo = hosted.topology
         if topo is None:
             return
         now = datetime.now(UTC)
         lb = {"Name": "LoadBalancer", "Value": topo.load_balancer_dimension}
         data, total, total_5xx, elb_5xx = [], 0, 0, 0
-        overrides = self._runtime.faults.get("slot_errors") or {}
-        for slot in self._runtime.slots("production"):
+        overrides = hosted.faults.get("slot_errors") or {}
+        for slot in hosted.slots("production"):
             dims = [lb, {"Name": "TargetGroup", "Value": slot.target_group_dimension}]
             data.append(_datum("HealthyHostCount", dims, now, slot.running if slot.serving else 0))
             data.append(_datum("UnHealthyHostCount", dims, now, 0 if slot.serving else slot.running))
@@ -140,14 +144,14 @@ class TrafficSimulator:
             ]
         if elb_5xx:
             data.append(_datum("HTTPCode_ELB_5XX_Count", [lb], now, elb_5xx))
-        cw = self._runtime.moto.client("cloudwatch")
+        cw = hosted.moto.client("cloudwatch")
         for i in range(0, len(data), 500):
             cw.put_metric_data(Namespace=NAMESPACE, MetricData=data[i : i + 500])
 
     def _prune(self) -> None:
         """moto keeps every datapoint forever; drop those older than an hour so queries stay fast."""
         self._last_prune = time.time()
-        backend = self._runtime.moto.cloudwatch_backend()
+        backend = self._runtime.hosted[0].moto.cloudwatch_backend()
         cutoff = datetime.now(UTC) - timedelta(seconds=RETENTION_SECONDS)
         with self._runtime.lock:
             backend.metric_data = [d for d in backend.metric_data if _aware(d.timestamp) >= cutoff]

@@ -1,10 +1,11 @@
 """The stand-in LatticeDB service: /health reports the version ECS really runs behind a listener.
 
 Two ports: the production listener (service port) and the test listener (test port, the idle
-colour for blue/green smoke tests). The service port also carries the /_local/ control API:
+colour for blue/green smoke tests). The service port also carries the /_local/ control API of its
+environment (each environment of the stack has its own service port, so its own control API):
 
     GET    /_local/status   readiness, endpoints, names created by the bootstrap, faults
-    POST   /_local/reset    back to the freshly bootstrapped state
+    POST   /_local/reset    this environment (only) back to its freshly bootstrapped state
     GET    /_local/faults   current fault toggles
     POST   /_local/faults   {"slack_down": true, "slack_mode": "500"|"close", "health_down": true, "test_health_down": true,
                                       "metrics_paused": true}

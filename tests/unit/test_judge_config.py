@@ -13,8 +13,10 @@ REAL = ROOT / "include" / "config" / "latticedb.yaml"
 
 def test_modes_default_to_both_for_local_staging_and_production():
     cfg = load_config(REAL)
-    assert {n: cfg.environment(n).judge_mode for n in cfg.environment_names} == {
+    modes = {n: cfg.environment(n).judge_mode for n in cfg.environment_names}
+    assert {n: modes[n] for n in ("local", "dev", "staging", "production")} == {
         "local": "both", "dev": "absolute", "staging": "both", "production": "both"}
+    assert all(modes[n] == "both" for n in modes if n.startswith("local-"))  # copies of local
     local = cfg.environment("local")
     assert local.judge_period_seconds == 1 and cfg.environment("production").judge_period_seconds == 60
     s = local.judge.settings()

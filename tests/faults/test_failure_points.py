@@ -264,7 +264,7 @@ def test_failure_point_ends_on_last_good_version_with_no_outage(local, dagbag, d
     # 100 % on one slot running the last good revision with healthy targets; the other slot at 0
     assert local.weights() == {BLUE_TG: 100, GREEN_TG: 0}
     assert blue["taskDefinition"] == before["taskDefinition"]
-    assert local.task_definition_image(blue["taskDefinition"]).endswith("latticedb@" + local.digest("v1.0.0"))
+    assert local.task_definition_image(blue["taskDefinition"]).endswith(f"{ENV.repository}@" + local.digest("v1.0.0"))
     assert blue["runningCount"] == blue["desiredCount"] == before["desiredCount"]
     assert _healthy_targets(local, BLUE_TG) == before["desiredCount"]
     assert green["desiredCount"] == 0

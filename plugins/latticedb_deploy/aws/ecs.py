@@ -99,6 +99,10 @@ class EcsClient:
     def scale(self, service: str, desired_count: int) -> dict:
         return self.client.update_service(cluster=self.env.cluster, service=service, desiredCount=desired_count)["service"]
 
+    def force_new_deployment(self, service: str) -> dict:
+        """A new deployment of the revision the service already runs (fresh tasks; `restart`)."""
+        return self.client.update_service(cluster=self.env.cluster, service=service, forceNewDeployment=True)["service"]
+
     def stopped_tasks(self, service: str, task_definition: str | None = None, limit: int = 3) -> list[dict]:
         """The service's most recently stopped tasks (of `task_definition` if given), newest first.
 

@@ -62,6 +62,11 @@ class MetricGateSensor(LatticeDBOperator):
             deadline=now + step.interval_seconds + max(step.interval_seconds, 30),
             tolerated_failures=int(self.tolerated_failures or 0),
             owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
+            # The relative judge (judge.mode) compares with the stable slot while it still takes traffic:
+            # a canary step below 100 %, not the blue/green bake (the old colour serves nothing then).
+            baseline_target_group_arn=(
+                baseline["target_group_arn"] if self.interval_seconds is None and step.percent < 100 else None
+            ),
         )
         self.log.info("Watching %d%% for %ss", step.percent, step.interval_seconds)
         self.defer(trigger=trigger, method_name="execute_complete")
@@ -69,7 +74,10 @@ class MetricGateSensor(LatticeDBOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
         ti = context["ti"]
         for record in event["evaluations"]:
-            self.log.info("evaluation: %s", record)
+            table = record.get("relative_table")
+            self.log.info("evaluation: %s", {k: v for k, v in record.items() if k != "relative_table"})
+            if table:
+                self.log.info("relative judge at %s%% (%s):\n%s", record.get("step"), record["relative"]["verdict"], table)
         ti.xcom_push(key="evaluations", value=event["evaluations"])
         if event.get("lease_lost"):  # not a verdict on the new version: the run no longer owns the environment
             self.lease_lost(context, event["reason"])

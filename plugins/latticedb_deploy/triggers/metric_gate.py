@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,12 @@ class MetricGateTrigger(BaseTrigger):
 
     `owner` (the run's "<dag_id>/<run_id>"): the lease is renewed on every poll; if the run lost it,
     the trigger fires {"passed": False, "lease_lost": True, "reason": who holds it and why} at once.
+
+    `baseline_target_group_arn` (the stable slot, while it still takes traffic): the environment's
+    `judge.mode` decides how a window is judged: `absolute` (the thresholds), `relative` (the canary
+    versus the baseline, latticedb_deploy.relative_judge) or `both` (either failing fails). The relative
+    judge looks once the interval is over (the full window, so one comparison per gate unless it is
+    marginal or short of samples, when it looks again at every poll until the deadline).
     """
 
     def __init__(
@@ -30,6 +37,7 @@ class MetricGateTrigger(BaseTrigger):
         deadline: float,
         tolerated_failures: int = 0,
         owner: str | None = None,
+        baseline_target_group_arn: str | None = None,
     ):
         super().__init__()
         self.environment = environment
@@ -41,6 +49,7 @@ class MetricGateTrigger(BaseTrigger):
         self.deadline = deadline
         self.tolerated_failures = tolerated_failures
         self.owner = owner
+        self.baseline_target_group_arn = baseline_target_group_arn
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -55,6 +64,7 @@ class MetricGateTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "tolerated_failures": self.tolerated_failures,
                 "owner": self.owner,
+                "baseline_target_group_arn": self.baseline_target_group_arn,
             },
         )
 
@@ -78,6 +88,49 @@ class MetricGateTrigger(BaseTrigger):
         )
         return evaluate(self.step, window, criteria)
 
+    def _judge(self, env):
+        """The relative judge over [started_at, now): baseline vs canary per-period samples."""
+        from latticedb_deploy.aws.cloudwatch import MetricsClient
+        from latticedb_deploy.relative_judge import judge
+
+        samples = MetricsClient(env).target_group_samples(
+            target_group_arns={"baseline": self.baseline_target_group_arn, "canary": self.target_group_arn},
+            load_balancer_arn=self.load_balancer_arn,
+            start=datetime.fromtimestamp(self.started_at, UTC),
+            end=datetime.now(UTC),
+            statistic=env.metrics.latency_statistic,
+            period=env.judge_period_seconds,
+        )
+        return judge(samples["baseline"], samples["canary"], env.judge.settings())
+
+    def _evaluate_with_judge(self, env, criteria, mode: str, interval_end: float):
+        """One poll: (the Evaluation decide() reads, its XCom record)."""
+        from latticedb_deploy.judge import FAIL, INCONCLUSIVE, PASS
+
+        ev = self._evaluate(env, criteria)
+        relative = mode != "absolute" and bool(self.baseline_target_group_arn)
+        if not relative or time.time() < interval_end - 0.5:
+            # Not judged yet: never a pass (and in `relative` mode the thresholds alone fail nothing).
+            if relative and (ev.verdict == PASS or (mode == "relative" and ev.verdict == FAIL)):
+                ev = replace(ev, verdict=INCONCLUSIVE, reasons=("relative judge: waiting for the full window",))
+            return ev, {**ev.to_dict(), "judge_mode": mode}
+        verdict = self._judge(env)
+        self.log.info("gate %d%% relative judge (%s):\n%s", self.step, verdict.verdict, verdict.table)
+        rel = {"pass": PASS, "fail": FAIL}.get(verdict.verdict, INCONCLUSIVE)
+        rel_reasons = () if rel == PASS else (verdict.reason,)
+        if mode == "relative":
+            combined, reasons = rel, rel_reasons
+        elif FAIL in (ev.verdict, rel):  # both: either failing fails the gate
+            combined = FAIL
+            reasons = (ev.reasons if ev.verdict == FAIL else ()) + (rel_reasons if rel == FAIL else ())
+        elif ev.verdict == PASS and rel == PASS:
+            combined, reasons = PASS, ()
+        else:
+            combined, reasons = INCONCLUSIVE, (ev.reasons if ev.verdict != PASS else ()) + rel_reasons
+        ev = replace(ev, verdict=combined, reasons=tuple(reasons))
+        record = {**ev.to_dict(), "judge_mode": mode, "relative": verdict.to_dict(), "relative_table": verdict.table}
+        return ev, record
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.judge import GateCriteria, decide
         from latticedb_deploy.triggers.lease import LeaseKeeper
@@ -86,21 +139,23 @@ class MetricGateTrigger(BaseTrigger):
         # Thresholds, or in an environment with an SLO (slo.enforce_in_gates) the stricter of both, P99 included.
         criteria = GateCriteria.for_gate(env, tolerated_failures=self.tolerated_failures)
         lease = LeaseKeeper(self.environment, self.owner, self.log)
-        evaluations = []
+        evaluations, records = [], []
         interval_end = self.started_at + self.interval_seconds
+        mode = env.judge_mode
         while True:
             lost = await lease.check()
             if lost:
                 yield TriggerEvent(
                     {"passed": False, "lease_lost": True, "reason": lost, "step": self.step,
-                     "evaluations": [e.to_dict() for e in evaluations[-20:]]}
+                     "evaluations": records[-20:]}
                 )
                 return
             remaining = interval_end - time.time()  # evaluate once more exactly at the end of the interval
             await asyncio.sleep(min(env.metrics.poll_seconds, remaining) if remaining > 0.5 else env.metrics.poll_seconds)
             try:
-                ev = await asyncio.to_thread(self._evaluate, env, criteria)
+                ev, record = await asyncio.to_thread(self._evaluate_with_judge, env, criteria, mode, interval_end)
                 evaluations.append(ev)
+                records.append(record)
                 self.log.info("gate %d%%: %s", self.step, ev.summary)
             except Exception as exc:  # noqa: BLE001 - a CloudWatch hiccup is not a verdict; keep watching
                 self.log.warning("gate %d%%: metrics query failed (will retry): %s", self.step, exc)
@@ -111,7 +166,7 @@ class MetricGateTrigger(BaseTrigger):
                         "passed": bool(decision.passed),
                         "reason": decision.reason,
                         "step": self.step,
-                        "evaluations": [e.to_dict() for e in evaluations[-20:]],
+                        "evaluations": records[-20:],
                     }
                 )
                 return

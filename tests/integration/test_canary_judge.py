@@ -1,0 +1,96 @@
+"""Canary versus baseline in real runs (issue 16): latticedb_deploy_canary against the local environment.
+
+The subtle images hide under every fixed threshold (scenarios.yaml): with `judge.mode: both` (local's
+default) the relative judge rolls them back at the first gate with its reason; with `absolute` they are
+promoted, so the difference is the judge. A healthy release is promoted under `both`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from latticedb_deploy.config import load_config
+from tests.integration.helpers import image, run_dag_run, xcom
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+DAG_ID = "latticedb_deploy_canary"
+ENV = load_config().environment("local")
+LB = ENV.load_balancer
+# Two gated steps below 100 % at the local default interval (enough per-second samples for the judge).
+PLAN = {"traffic_steps": [25, 50, 100], "environment": "local"}
+
+
+def _run(dagbag, tag):
+    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image(tag), **PLAN})
+    return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def _gate_records(dr, percent):
+    return xcom(DAG_ID, dr.run_id, f"deploy.gate_{percent}pct", key="evaluations") or []
+
+
+@pytest.mark.parametrize(
+    "tag, metric, medians",
+    [("v2.5.0-subtle-errors", "error rate", r"canary 0\.\d+% vs baseline 0\.\d+% \(median"),
+     ("v2.6.0-subtle-latency", "latency", r"canary \d+ ms vs baseline \d+ ms \(median")],
+)
+def test_subtle_regression_is_rolled_back_at_the_first_gate_under_both(local, dagbag, tag, metric, medians):
+    assert ENV.judge_mode == "both"
+    before = local.service()
+    dr, tasks = _run(dagbag, tag)
+    assert dr.state == "failed", tasks
+    assert tasks["deploy.gate_25pct"] == "failed"
+    assert tasks["deploy.shift_traffic_to_50pct"] == "upstream_failed"
+    assert tasks["rollback.restore_previous_revision"] == "success"
+    assert local.weights() == {LB.blue_target_group: 100, LB.green_target_group: 0}
+    assert local.service()["taskDefinition"] == before["taskDefinition"]
+    # The verdict, readable where people look: XCom holds the table and the judge's classification.
+    failed = [r for r in _gate_records(dr, 25) if r["verdict"] == "fail"]
+    assert failed, _gate_records(dr, 25)
+    rel = failed[-1]["relative"]
+    assert rel["verdict"] == "fail" and rel["score"] < ENV.judge.marginal_score
+    judged = {m["metric"]: m for m in rel["metrics"]}
+    key = {"error rate": "error_rate", "latency": "latency"}[metric]
+    assert judged[key]["classification"] == "High" and judged[key]["passed"] is False
+    assert "baseline median" in failed[-1]["relative_table"]
+    # Under the thresholds the window passed: the failure is the judge's alone.
+    assert failed[-1]["error_rate"] < ENV.thresholds.max_error_rate
+    assert failed[-1]["latency_ms"] < ENV.thresholds.max_p95_ms
+    # The rollback message names the metric, both medians and the score.
+    rollback = [m for m in local.message_texts() if "Rollback started" in m]
+    assert rollback, local.message_texts()
+    text = rollback[0]
+    assert "25%" in text and "relative judge" in text and f"{metric} high" in text and "score" in text, text
+    assert re.search(medians, text), text
+
+
+def test_subtle_errors_are_promoted_under_absolute(local, dagbag, tmp_path, monkeypatch):
+    raw = yaml.safe_load((ROOT / "include" / "config" / "latticedb.yaml").read_text())
+    raw["environments"]["local"].setdefault("judge", {})["mode"] = "absolute"
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+    assert load_config().environment("local").judge_mode == "absolute"
+    dr, tasks = _run(dagbag, "v2.5.0-subtle-errors")
+    assert dr.state == "success", tasks
+    assert local.weights() == {LB.green_target_group: 100, LB.blue_target_group: 0}
+    records = _gate_records(dr, 25)
+    assert records and all("relative" not in r for r in records)  # the judge never looked
+
+
+def test_healthy_release_is_promoted_under_both(local, dagbag):
+    dr, tasks = _run(dagbag, "v2.0.0")
+    assert dr.state == "success", tasks
+    assert local.weights() == {LB.green_target_group: 100, LB.blue_target_group: 0}
+    for percent in (25, 50):
+        judged = [r["relative"] for r in _gate_records(dr, percent) if "relative" in r]
+        assert judged and judged[-1]["verdict"] == "pass", judged
+        assert all(m["classification"] in ("Pass", "Low") for m in judged[-1]["metrics"])
+    # At 100 % the baseline serves nothing: the thresholds decide.
+    assert all("relative" not in r for r in _gate_records(dr, 100))

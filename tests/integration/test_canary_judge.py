@@ -14,16 +14,17 @@ import pytest
 import yaml
 
 from latticedb_deploy.config import load_config
+from tests.envs import ENV
 from tests.integration.helpers import image, run_dag_run, xcom
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_canary"
-ENV = load_config().environment("local")
+ENV = load_config().environment(ENV.name)
 LB = ENV.load_balancer
 # Two gated steps below 100 % at the local default interval (enough per-second samples for the judge).
-PLAN = {"traffic_steps": [25, 50, 100], "environment": "local"}
+PLAN = {"traffic_steps": [25, 50, 100], "environment": ENV.name}
 
 
 def _run(dagbag, tag):
@@ -76,7 +77,7 @@ def test_subtle_errors_are_promoted_under_absolute(local, dagbag, tmp_path, monk
     path = tmp_path / "latticedb.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
-    assert load_config().environment("local").judge_mode == "absolute"
+    assert load_config().environment(ENV.name).judge_mode == "absolute"
     dr, tasks = _run(dagbag, "v2.5.0-subtle-errors")
     assert dr.state == "success", tasks
     assert local.weights() == {LB.green_target_group: 100, LB.blue_target_group: 0}

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from latticedb_deploy.config import load_config
+from tests.envs import ENV
 from tests.integration.helpers import run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ def _conf(env, deployed_at: datetime, offsets: list[int]) -> dict:
 
 
 def test_watch_posts_a_verdict_at_each_offset(local, dagbag):
-    env = load_config().environment("local")
+    env = load_config().environment(ENV.name)
     deployed_at = datetime.now(UTC)
     offsets = [25, 27, 29]  # metrics of a whole window exist by then
     dr = run_dag_run(dagbag, DAG_ID, _conf(env, deployed_at, offsets))
@@ -42,7 +43,7 @@ def test_watch_posts_a_verdict_at_each_offset(local, dagbag):
 
 
 def test_a_breach_alerts_naming_the_deployment_and_offering_the_rollback(local, dagbag):
-    env = load_config().environment("local")
+    env = load_config().environment(ENV.name)
     local.faults(slot_errors={env.load_balancer.blue_target_group: 0.5})
     try:
         dr = run_dag_run(dagbag, DAG_ID, _conf(env, datetime.now(UTC), [25, 25, 25]))

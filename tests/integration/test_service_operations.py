@@ -1,6 +1,6 @@
 """Issue 15, the operations commands of `manage-service.sh`: latticedb_service's status, scale and
 restart on real dag.test() runs against the local environment. Every resource name comes from the
-config (load_config().environment("local"))."""
+config (load_config().environment(ENV.name))."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from latticedb_deploy.config import load_config
+from tests.envs import ENV
 from tests.integration.helpers import run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -19,7 +20,7 @@ DAG_ID = "latticedb_service"
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     monkeypatch.setenv("LATTICEDB_DATA_DIR", str(tmp_path))  # this test's own deployment log
-    return load_config().environment("local")
+    return load_config().environment(ENV.name)
 
 
 def weights(local, env, port: int | None = None) -> dict[str, int]:

@@ -57,7 +57,7 @@ def _locked_until_a_person_clears_it(local, dagbag, owner_prefix: str) -> None:
     dr = _run_with_required_params(dagbag, "latticedb_unlock", {"environment": ENV.name, "reason": "INC-8 checked by hand"})
     assert dr.state == "success"
     assert lock_item(local) is None
-    assert any("Environment local unlocked by hand" in t and "INC-8" in t for t in local.message_texts())
+    assert any(f"Environment {ENV.name} unlocked by hand" in t and "INC-8" in t for t in local.message_texts())
 
 
 def test_a_failed_canary_rollback_is_an_incident_and_keeps_the_environment_locked(local, dagbag):

@@ -132,5 +132,5 @@ def test_a_rejected_nightly_blue_green_is_reported_not_deployed(local, dagbag, t
     assert local.service()["taskDefinition"] == before
     assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     texts = local.message_texts()
-    summary = [t for t in texts if "Nightly local: v3.0.0" in t]
+    summary = [t for t in texts if f"Nightly {ENV.name}: v3.0.0" in t]
     assert summary and "NOT deployed" in summary[0] and "Outcome: rejected: rejected by On-call engineer" in summary[0], texts

@@ -86,3 +86,15 @@ def test_a_failed_stage_stops_promotion(local, progressive_dag):
     assert tasks[f"stage2_{ENV.name}_canary.approval"] == "upstream_failed"
     assert tasks[f"stage2_{ENV.name}_canary.deploy"] == "upstream_failed"
     assert local.service()["taskDefinition"] == before  # the rolling DAG's own rollback restored it
+
+
+def test_the_local_route_is_local_staging_then_local_prod_with_approval(monkeypatch, airflow_db):
+    monkeypatch.setenv("LATTICEDB_PROGRESSIVE_ROUTE", "local")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "latticedb_progressive_delivery.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags[DAG_ID]
+    assert {"stage1_local-staging_rolling.deploy", "stage2_local-prod_canary.approval", "stage2_local-prod_canary.deploy"} <= set(dag.task_ids)
+    assert "stage1_local-staging_rolling.approval" not in dag.task_ids
+    assert dag.get_task("stage2_local-prod_canary.notify_start").upstream_task_ids == {"stage1_local-staging_rolling.notify_done"}

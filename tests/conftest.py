@@ -49,7 +49,22 @@ def pytest_unconfigure(config) -> None:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """Migrate the session's Airflow metadata DB once (sqlite under the temp AIRFLOW_HOME)."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
+def airflow_db(tmp_path_factory) -> Path:
+    """This process's Airflow metadata DB (sqlite under its temp AIRFLOW_HOME), migrated once per session:
+    the first xdist worker migrates a template under a file lock, the others copy it (a fresh copy of
+    the same empty, migrated DB)."""
+    import fcntl
+    import shutil
+
+    from tests.stack import session_root
+
+    root = session_root(tmp_path_factory)
+    template = root / "airflow-template.db"
+    with open(root / "airflow-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
+            shutil.copyfile(_home / "airflow.db", template)
+            return _home
+    shutil.copyfile(template, _home / "airflow.db")
     return _home

@@ -131,11 +131,11 @@ def test_a_rejected_blue_green_approval_stops_promotion(local, blue_green_first_
     tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_blue_green", "failed")], child.get("output")
     assert dr.state == "failed", tasks
-    assert tasks["stage1_local_blue_green.deploy"] == "failed"
-    assert tasks["stage1_local_blue_green.notify_done"] == "upstream_failed"
-    assert tasks["stage2_local_rolling.notify_start"] == "upstream_failed"
-    assert tasks["stage2_local_rolling.deploy"] == "upstream_failed"
-    outcome = xcom(DAG_ID, dr.run_id, "stage1_local_blue_green.deploy", key="outcome")
+    assert tasks[f"stage1_{ENV.name}_blue_green.deploy"] == "failed"
+    assert tasks[f"stage1_{ENV.name}_blue_green.notify_done"] == "upstream_failed"
+    assert tasks[f"stage2_{ENV.name}_rolling.notify_start"] == "upstream_failed"
+    assert tasks[f"stage2_{ENV.name}_rolling.deploy"] == "upstream_failed"
+    outcome = xcom(DAG_ID, dr.run_id, f"stage1_{ENV.name}_blue_green.deploy", key="outcome")
     assert outcome == {"deployed": False, "outcome": "rejected", "reason": "rejected by On-call engineer"}
     # Production untouched: blue still serves everything on the old revision; green scaled back down.
     assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
@@ -143,6 +143,18 @@ def test_a_rejected_blue_green_approval_stops_promotion(local, blue_green_first_
     assert local.service(ENV.green_service)["desiredCount"] == 0
     texts = local.message_texts()
     assert any("Deployment rejected: not deployed" in t for t in texts), texts
-    assert any("stage1_local_blue_green.deploy" in t and "NOT deployed (rejected: rejected by On-call engineer)" in t
+    assert any(f"stage1_{ENV.name}_blue_green.deploy" in t and "NOT deployed (rejected: rejected by On-call engineer)" in t
                for t in texts), texts
     assert not any("Stage 2/2" in t for t in texts), texts
+
+
+def test_the_local_route_is_local_staging_then_local_prod_with_approval(monkeypatch, airflow_db):
+    monkeypatch.setenv("LATTICEDB_PROGRESSIVE_ROUTE", "local")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "latticedb_progressive_delivery.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags[DAG_ID]
+    assert {"stage1_local-staging_rolling.deploy", "stage2_local-prod_canary.approval", "stage2_local-prod_canary.deploy"} <= set(dag.task_ids)
+    assert "stage1_local-staging_rolling.approval" not in dag.task_ids
+    assert dag.get_task("stage2_local-prod_canary.notify_start").upstream_task_ids == {"stage1_local-staging_rolling.notify_done"}

@@ -29,7 +29,7 @@ WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
 BAKE = int(os.environ.get("BENCH_SLOTS_BAKE_SECONDS", "30"))
 GATES = 2
 DAG_PREFIX = "bench_canary_"
-BENCH_DAG = """# Benchmark only: the product's canary DAG under another dag_id (one per environment).
+BENCH_DAG = """# Benchmark only (an Airflow DAG file): the product's canary DAG under another dag_id (one per environment).
 from latticedb_deploy.factory import build_deployment_dag, canary_params
 from latticedb_deploy.strategies import CANARY
 

@@ -5,9 +5,11 @@ worker), with the worker's concurrency cut to WORKER_SLOTS, and one local stack 
 environments (`local`, `local-2`, ... `local-<N>`: copies of `local`, include/config/latticedb.yaml
 local_copies), each with its own cluster, services, listener, target groups, ECR repository and lease.
 
-What runs: N real canaries of latticedb_deploy_canary at once, one per environment (one deployment
-per environment is enforced by a DynamoDB lease, so N canaries need N environments), each shifting
-traffic in GATES steps with a gate baking BAKE seconds at each. While the gates wait, the REST API is
+What runs: N real canaries at once, one per environment (one deployment per environment is
+enforced by a DynamoDB lease, so N canaries need N environments), each shifting traffic in GATES
+steps with a gate baking BAKE seconds at each. A deployment DAG runs one run at a time
+(max_active_runs=1), so each canary is its own copy of the product's canary DAG: `bench_canary_<i>`,
+built by the same factory call as dags/latticedb_deploy_canary.py with only the dag_id changed. While the gates wait, the REST API is
 polled every second for how many task instances are running, queued and deferred: a waiting gate
 must hold no worker slot (it defers to the triggerer).
 """
@@ -26,7 +28,13 @@ N = int(os.environ.get("BENCH_SLOTS_RUNS", "8"))  # environments: local + local-
 WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
 BAKE = int(os.environ.get("BENCH_SLOTS_BAKE_SECONDS", "30"))
 GATES = 2
-DAG_ID = "latticedb_deploy_canary"
+DAG_PREFIX = "bench_canary_"
+BENCH_DAG = """# Benchmark only (an Airflow DAG file): the product's canary DAG under another dag_id (one per environment).
+from latticedb_deploy.factory import build_deployment_dag, canary_params
+from latticedb_deploy.strategies import CANARY
+
+dag = build_deployment_dag(CANARY, dag_id="{dag_id}", extra_params=canary_params(), tags=["benchmark"])
+"""
 ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 KINDS = ("moto", "service", "slack", "test")
 
@@ -47,6 +55,8 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "plugins"))
+    import tempfile
+
     from latticedb_deploy.config import load_config
     from tests.e2e.api import ApiClient
     from tests.e2e.stack import CTL, PY, Stack
@@ -54,6 +64,12 @@ def main() -> None:
     names = environments()
     ports = {name: {k: free_port() for k in KINDS} for name in names}
     config = load_config()
+    dag_ids = [f"{DAG_PREFIX}{i}" for i in range(len(names))]
+    dags = Path(tempfile.mkdtemp(prefix="latticedb-bench-slots-dags-"))
+    for f in (ROOT / "dags").glob("*.py"):
+        (dags / f.name).symlink_to(f)
+    for dag_id in dag_ids:
+        (dags / f"{dag_id}.py").write_text(BENCH_DAG.format(dag_id=dag_id))
 
     class CanaryStack(Stack):
         """The e2e stack, its local stack hosting one environment per canary, a small Celery worker."""
@@ -71,6 +87,7 @@ def main() -> None:
 
         def airflow_env(self):
             env = super().airflow_env()
+            env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(WORKER_SLOTS)
             for n in names:
                 e, moto = config.environment(n), f"http://127.0.0.1:{ports[n]['moto']}"
@@ -95,19 +112,20 @@ def main() -> None:
     try:
         stack.start()
         api = ApiClient(stack.api_url)
-        stack.wait_for_components(api, [DAG_ID])
-        api.unpause(DAG_ID)
+        stack.wait_for_components(api, dag_ids)
+        for dag_id in dag_ids:
+            api.unpause(dag_id)
         t0 = time.monotonic()
-        run_ids = []
-        for n in names:
+        runs = []
+        for dag_id, n in zip(dag_ids, names, strict=True):
             conf = {"image_uri": f"{ECR_HOST}/{config.environment(n).ecr_repository}:v2.0.0", "environment": n,
                     "traffic_steps": [50, 100], "interval_seconds": BAKE}
-            r = api.trigger(DAG_ID, conf)
+            r = api.trigger(dag_id, conf)
             assert r.status_code == 200, r.text
-            run_ids.append(r.json()["dag_run_id"])
+            runs.append((dag_id, r.json()["dag_run_id"]))
 
         def count(state: str) -> int:
-            r = api.get(f"/dags/{DAG_ID}/dagRuns/~/taskInstances", params={"state": state, "limit": 1})
+            r = api.get("/dags/~/dagRuns/~/taskInstances", params={"state": state, "limit": 1, "dag_id_pattern": DAG_PREFIX})
             return r.json()["total_entries"]
 
         samples = []
@@ -116,7 +134,7 @@ def main() -> None:
             s = {st: count(st) for st in ("running", "queued", "deferred", "scheduled")}
             s["t"] = time.monotonic() - t0
             samples.append(s)
-            states = [api.run(DAG_ID, rid)["state"] for rid in run_ids]
+            states = [api.run(dag_id, rid)["state"] for dag_id, rid in runs]
             if all(st in ("success", "failed") for st in states):
                 break
             time.sleep(1)
@@ -142,8 +160,8 @@ def main() -> None:
          "max deferred", "mean deferred while baking", "max queued", "wall s if gates held slots (≥)"],
         rows,
         ["polled /api/v2 task-instance counts every ~1 s; 'while baking' = samples with ≥1 deferred gate",
-         "each run: a real latticedb_deploy_canary (pre-flight, lease, idle colour, 50 % and 100 % with a gate "
-         "each, promotion, cleanup) in its own environment of one local stack",
+         "each run: a real canary (the product's canary DAG as bench_canary_<i>: pre-flight, lease, idle colour, "
+         "50 % and 100 % with a gate each, promotion, cleanup) in its own environment of one local stack",
          "last column: ceil(canaries / slots) x gates x bake — the floor if a waiting gate occupied a worker slot"],
     )
 

@@ -132,6 +132,10 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
     """
     arns = Arns(env)
     others = sharing_the_repository(env, environments or [env])
+    if getattr(env, "copy_of", None) and env.name.startswith("local-"):
+        # The local test copies rehearse the shared-repository case against staging and production
+        # (tests/integration/test_cleanup.py): their cleanup reads those services, read only.
+        others = [*others, *(e for e in (environments or []) if e.name in ("staging", "production") and e not in others)]
     statements = [
         # Pre-flight "AWS credentials valid". STS has no resources.
         _statement("CallerIdentity", ["sts:GetCallerIdentity"], "*"),

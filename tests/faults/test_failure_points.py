@@ -133,6 +133,8 @@ class OutageSampler:
     def sample(self) -> None:
         weights = self.local.weights()
         running = {tg: self.local.service(svc)["runningCount"] for tg, svc in SERVICES.items()}
+        if self.local.weights() != weights:  # the listener moved while we read the services: no snapshot
+            return
         self.samples += 1
         self.history.append((time.time(), weights))
         if any(w > 0 and running.get(tg, 0) == 0 for tg, w in weights.items()):
@@ -211,6 +213,28 @@ def _seconds_to_restore(history: list[tuple[float, dict]], failed_at: float | No
     return round(after[0] - failed_at, 1) if after else None
 
 
+def _test_listener_needs_a_change(local) -> bool:
+    """Blue/green's smoke test points the test listener at green (one ModifyListener call) unless it is there already."""
+    elb = local.client("elbv2")
+    lb = elb.describe_load_balancers(Names=[ENV.alb])["LoadBalancers"][0]["LoadBalancerArn"]
+    port = ENV.config.load_balancer.test_listener_port
+    listener = next(x for x in elb.describe_listeners(LoadBalancerArn=lb)["Listeners"] if x["Port"] == port)
+    groups = (listener["DefaultActions"][0].get("ForwardConfig") or {}).get("TargetGroups") or []
+    live = [g["TargetGroupArn"].split("/")[-2] for g in groups if g.get("Weight", 1)] or [
+        listener["DefaultActions"][0].get("TargetGroupArn", "").split("/")[-2]]
+    return live != [GREEN_TG]
+
+
+def _one_call_earlier(toggles: dict, operation: str) -> dict:
+    out = dict(toggles)
+    for key in ("deny", "arm"):
+        spec = out.get(key)
+        op = spec and (spec.get("operation") or spec.get("on"))
+        if op == operation and spec.get("nth", 1) > 1:
+            out[key] = {**spec, "nth": spec["nth"] - 1}
+    return out
+
+
 def _lease_holder(local) -> dict | None:
     item = local.client("dynamodb").get_item(
         TableName="latticedb-deploy-locks", Key={"environment": {"S": ENV.name}}, ConsistentRead=True
@@ -237,8 +261,11 @@ def deployment_log(monkeypatch, tmp_path):
 def test_failure_point_ends_on_last_good_version_with_no_outage(local, dagbag, deployment_log, point):
     dag_id = f"latticedb_deploy_{point.strategy}"
     before = local.service(SERVICES[BLUE_TG])
-    if point.faults:
-        faults(local, **point.faults)
+    toggles = dict(point.faults)
+    if point.strategy == "blue_green" and not _test_listener_needs_a_change(local):
+        toggles = _one_call_earlier(toggles, "ModifyListener")  # the smoke test's test-listener call is skipped
+    if toggles:
+        faults(local, **toggles)
     started = time.time()
     script = FaultScript(local, dag_id, point, started)
     script.start()

@@ -41,6 +41,7 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
     rollback_td = before["taskDefinition"]  # revision 1, v1.0.0: the rollback target after this run
     old_digests = {tag: local.digest(tag) for tag in ("v1.0.0", "v2.0.0")}
 
+    bootstrapped = len(_digests(local))  # one per scenario image
     pushed = []  # oldest first
     for n in range(EXTRA_IMAGES):
         resp = ecr.put_image(
@@ -58,7 +59,7 @@ def test_cleanup_keeps_the_newest_10_revisions_and_20_images_and_never_the_prote
         )
         registered.append(resp["taskDefinition"]["taskDefinitionArn"])
     assert len(local.revisions()) == 1 + EXTRA_REVISIONS
-    assert len(_digests(local)) == 8 + EXTRA_IMAGES
+    assert len(_digests(local)) == bootstrapped + EXTRA_IMAGES
 
     state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     assert state == "success", tasks
@@ -119,7 +120,7 @@ def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active
     environment; an image only an unconfigured family uses does not."""
     _sharing_config(tmp_path, monkeypatch)
     repo = image("x").rsplit(":", 1)[0]
-    pushed = _push_builds(local, EXTRA_IMAGES)  # 8 + 25 images: the oldest 13 are beyond keep_images=20
+    pushed = _push_builds(local, EXTRA_IMAGES)  # scenario images + 25: the oldest are beyond keep_images=20
     _register(local, "latticedb-task-staging", f"{repo}@{pushed[0]}")  # ACTIVE in staging, by digest
     ecs = local.client("ecs")
     prod_td = _register(local, "latticedb-task-production", f"{repo}:build-01")  # by tag

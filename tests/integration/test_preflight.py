@@ -134,7 +134,8 @@ def test_outside_the_window_a_non_strict_run_warns_and_deploys(local, dagbag, ou
     window = _xcom(dr.run_id, "preflight.check_deployment_window")
     assert window["status"] == "warn" and "outside the deployment windows" in window["reason"], window
     verdict = _xcom(dr.run_id, "preflight.verdict")
-    assert [r["check"] for r in verdict][:3] == ["Required tools available", "AWS credentials valid", "Image exists and scanned"]
+    assert [r["check"] for r in verdict][:4] == [
+        "Strategy allowed in environment", "Required tools available", "AWS credentials valid", "Image exists and scanned"]
     assert {r["status"] for r in verdict} <= {"pass", "warn"}
 
     # The smoke-test report: returned via XCom and saved as JSON with every request's latency.
@@ -220,4 +221,5 @@ def test_post_deployment_checks_catch_errors_the_rollout_missed_and_roll_back(lo
     assert "metrics within thresholds" in failed and "error rate" in failed["metrics within thresholds"]["detail"], post
     assert post["elapsed_seconds"] <= 20 + 5
     assert local.service()["taskDefinition"] == before["taskDefinition"]
-    assert not (tmp_path / ".local" / "DEPLOYMENT_LOG.md").exists()
+    log = (tmp_path / ".local" / "DEPLOYMENT_LOG.md").read_text()  # every outcome is logged, this one as rolled back
+    assert "rolled back: failed at verify.post_deployment_checks" in log, log

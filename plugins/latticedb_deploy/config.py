@@ -6,6 +6,7 @@ one-line fix rather than a stack trace in the middle of a deployment.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -557,11 +558,35 @@ def _local_copies(raw: Any, envs: dict, defaults: dict, cfg_path: Path) -> dict[
     return out
 
 
+_loaded: dict[tuple, DeployConfig] = {}
+
+
 def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
-    """Read and validate the deployment config (default: include/config/latticedb.yaml)."""
+    """Read and validate the deployment config (default: include/config/latticedb.yaml).
+
+    Parsed and validated once per process, and again only when the file's text or the process
+    environment (`${VAR}` expansion, the progressive route) changed: every task, check and trigger
+    poll asks for it, and parsing and validating it each time was a sixth of a task's CPU. The
+    models are frozen, so sharing one is safe.
+    """
     cfg_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
     try:
-        raw = yaml.safe_load(cfg_path.read_text())
+        text = cfg_path.read_bytes()
+    except OSError:
+        return _read_config(cfg_path)  # says what is wrong
+    key = (str(cfg_path), hashlib.sha256(text).digest(), frozenset(os.environ.items()))
+    found = _loaded.get(key)
+    if found is None:
+        found = _read_config(cfg_path, text.decode())
+        if len(_loaded) > 32:  # tests write many config copies; keep the cache small
+            _loaded.clear()
+        _loaded[key] = found
+    return found
+
+
+def _read_config(cfg_path: Path, text: str | None = None) -> DeployConfig:
+    try:
+        raw = yaml.safe_load(cfg_path.read_text() if text is None else text)
     except FileNotFoundError:
         raise ConfigError(f"{cfg_path}: configuration file not found") from None
     except yaml.YAMLError as exc:

@@ -144,3 +144,20 @@ def test_the_local_route_rehearses_staging_then_production_on_local_copies(monke
     stages = load_config(REAL).progressive_delivery.stages
     assert [(s.environment, s.strategy, s.require_approval) for s in stages] == [
         ("local-staging", "rolling", False), ("local-prod", "canary", True)]
+
+
+def test_the_config_is_parsed_once_and_again_only_when_its_text_or_the_environment_changes(tmp_path, monkeypatch):
+    path = tmp_path / "latticedb.yaml"
+    raw = yaml.safe_load(REAL.read_text())
+    path.write_text(yaml.safe_dump(raw))
+    first = load_config(path)
+    assert load_config(path) is first  # the same text: no second parse
+    monkeypatch.setenv("LATTICEDB_LOCAL_SERVICE_PORT", "9998")
+    moved = load_config(path)
+    assert moved.environment("local").service_url == "http://127.0.0.1:9998"  # ${VAR} expanded again
+    raw["environments"]["local"]["desired_count"] = 3  # same size on disk or not, new text is read
+    path.write_text(yaml.safe_dump(raw))
+    assert load_config(path).environment("local").desired_count == 3
+    path.write_text("environments: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):  # a broken edit is reported, not hidden by the cache
+        load_config(path)

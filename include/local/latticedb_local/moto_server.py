@@ -7,6 +7,7 @@ edits moto's in-memory objects, which is the only way to make ECS deployments mo
 from __future__ import annotations
 
 import logging
+import threading
 
 import boto3
 from botocore.config import Config
@@ -53,6 +54,8 @@ class MotoServer:
     def __init__(self, host: str, port: int, region: str, faults=None, environment: str = "local", serve: bool = True):
         self.url = f"http://{host}:{port}"
         self.region = region
+        self._clients: dict[str, object] = {}
+        self._clients_lock = threading.Lock()
         self.environment = environment
         self._server = (
             _FaultableMotoServer(ip_address=host, port=port, verbose=False, faults=faults, environment=environment)
@@ -115,8 +118,15 @@ class MotoServer:
                 table.items.pop(key, None)
 
     def client(self, service: str):
-        """A boto3 client against this moto, as any AWS SDK user would see it."""
-        return boto3.client(service, endpoint_url=self.url, region_name=self.region, config=_BOTO_CONFIG, **CREDENTIALS)
+        """A boto3 client against this moto, as any AWS SDK user would see it. One per service, reused
+        (boto3 clients are thread-safe): the simulator and router ask every second per environment, and
+        building a client costs more CPU than the calls it makes."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(
+                    service, endpoint_url=self.url, region_name=self.region, config=_BOTO_CONFIG, **CREDENTIALS
+                )
+            return self._clients[service]
 
     def ecs_backend(self):
         from moto.ecs.models import ecs_backends

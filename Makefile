@@ -52,7 +52,7 @@ test: install lint ## install and run the whole test suite
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null; } || \
 	  echo "warning: redis-server is not installed; the tests that need it will be skipped (apt-get install redis-server)"
-	@$(ENVSH); $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
+	@$(ENVSH); $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25 --timeout=1200
 
 e2e: install ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, Celery worker) + local env + headless Chromium; artifacts in artifacts/e2e/
 	@[ $(VENV)/.e2e-installed -nt scripts/e2e/requirements.txt ] || { $(PY) -m pip install -q -r scripts/e2e/requirements.txt && touch $(VENV)/.e2e-installed; }

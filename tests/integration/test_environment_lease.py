@@ -28,16 +28,18 @@ GREEN, BLUE = ENV.green_tg, ENV.blue_tg
 
 @pytest.fixture
 def short_lease(tmp_path, monkeypatch):
-    """A copy of the config whose `local` lease lasts 8 s between renewals."""
+    """A copy of the config whose `local` lease lasts 15 s between renewals: well under the 30 s gate,
+    so only renewal keeps it, and above the few seconds a loaded 2-core machine takes between one
+    task's last renewal and the next task's first (8 s was tight enough to expire there under load)."""
     raw = yaml.safe_load(CONFIG.read_text())
     local = raw["environments"]["local"]
-    local["lock_ttl_seconds"] = 8
+    local["lock_ttl_seconds"] = 15
     local.setdefault("blue_green", {})["approval_timeout_seconds"] = 5
     local["deployment_log"] = str(tmp_path / "DEPLOYMENT_LOG.md")
     path = tmp_path / "latticedb.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
-    return 8
+    return 15
 
 
 class LeaseWatcher:
@@ -72,7 +74,7 @@ class LeaseWatcher:
 
 
 def test_the_lease_outlives_its_ttl_while_the_run_waits_in_a_gate(local, dagbag, short_lease):
-    # A 30 s gate with an 8 s lease: without renewal from the triggerer, another deployment could take
+    # A 30 s gate with a 15 s lease: without renewal from the triggerer, another deployment could take
     # the environment in the middle of the canary.
     from latticedb_deploy.aws.locks import EnvironmentLock
     from latticedb_deploy.config import load_config

@@ -3,8 +3,10 @@
 Follow-up SLO checks of a deployment at 1 h, 6 h and 24 h (`offsets_seconds`, compressed in
 tests): each task defers until its moment (no worker held), judges the live slot over the last
 window against every SLO metric, posts a short verdict; a breach posts an alert naming the
-deployment and offering latticedb_rollback, and fails that check. Meant to be triggered by a
-successful production deployment (conf: environment, deployment, version, deployed_at).
+deployment and offering latticedb_rollback, and fails that check. Triggered, without waiting, by
+every successful deployment to an environment whose `post_deployment.watch_offsets_seconds` asks
+for it (production by default), through the deployment's schedule_post_deployment_watch task;
+also by hand (conf: environment, deployment, version, deployed_at).
 """
 
 from airflow.sdk import DAG, Param
@@ -32,6 +34,11 @@ with DAG(
         "deployment": Param("", type="string", title="Deployment",
                             description="The deployment watched (the deployment run's dag_id/run_id); required."),
         "version": Param(None, type=["null", "string"], title="Version", description="The version deployed."),
+        "image": Param(None, type=["null", "string"], title="Image", description="The image deployed (digest-pinned)."),
+        "revision": Param(None, type=["null", "string"], title="Revision",
+                          description="The task definition revision deployed, e.g. latticedb-task-production:42."),
+        "deployment_url": Param(None, type=["null", "string"], title="Deployment run link",
+                                description="The deployment run's page in Airflow."),
         "deployed_at": Param(None, type=["null", "string"], title="Deployed at",
                              description="ISO time the deployment finished; empty: when this run started."),
         "offsets_seconds": Param(list(DEFAULT_OFFSETS), type="array", minItems=3, maxItems=3,

@@ -258,10 +258,37 @@ class Approval:
     four_eyes: bool | None = None
 
 
+# The post-deployment watch's three checks (latticedb_post_deployment_watch: watch_1h, watch_6h, watch_24h).
+WATCH_LABELS = ("1h", "6h", "24h")
+WATCH_DEFAULT_OFFSETS = (3600.0, 21600.0, 86400.0)  # runbook: "monitor for 24 hours"
+WATCH_ON_BY_DEFAULT = ("production",)
+
+
 @dataclass(frozen=True)
 class PostDeployment:
+    """post-deployment-checks.sh (timeout, metrics window) and the follow-up watch after a success.
+
+    watch_offsets_seconds: when the watch's three checks run after a successful deployment (seconds;
+    unset: 1 h, 6 h, 24 h in production, no watch elsewhere; [] turns it off).
+    """
+
     timeout_seconds: int = 600
     window_seconds: int = 300
+    watch_offsets_seconds: tuple[float, ...] | None = None
+
+    def _validate(self, where: str) -> None:
+        _check(self.timeout_seconds > 0, where, "timeout_seconds", f"must be positive, got {self.timeout_seconds}")
+        _check(self.window_seconds > 0, where, "window_seconds", f"must be positive, got {self.window_seconds}")
+        offsets = self.watch_offsets_seconds
+        if not offsets:
+            return
+        shown = "[" + ", ".join(f"{o:g}" for o in offsets) + "]"
+        _check(len(offsets) == len(WATCH_LABELS), where, "watch_offsets_seconds",
+               f"must be {len(WATCH_LABELS)} offsets in seconds, one per check ({', '.join(WATCH_LABELS)}), "
+               f"or [] for no watch; got {len(offsets)}: {shown}")
+        _check(all(o >= 0 for o in offsets), where, "watch_offsets_seconds", f"must not be negative, got {shown}")
+        _check(list(offsets) == sorted(offsets), where, "watch_offsets_seconds",
+               f"must not decrease (the {', '.join(WATCH_LABELS)} checks in order), got {shown}")
 
 
 @dataclass(frozen=True)
@@ -333,6 +360,17 @@ class Environment:
         if self.judge.mode is not None:
             return self.judge.mode
         return "both" if self.name in JUDGE_BOTH_BY_DEFAULT else "absolute"
+
+    @property
+    def watch_offsets(self) -> tuple[float, ...] | None:
+        """When the post-deployment watch checks after a success, or None (no watch here).
+
+        `post_deployment.watch_offsets_seconds`; unset: 1 h, 6 h, 24 h in production, none elsewhere; []: none.
+        """
+        offsets = self.post_deployment.watch_offsets_seconds
+        if offsets is None:
+            return WATCH_DEFAULT_OFFSETS if self.name in WATCH_ON_BY_DEFAULT else None
+        return offsets or None
 
     @property
     def judge_period_seconds(self) -> int:

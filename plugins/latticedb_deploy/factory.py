@@ -1,7 +1,8 @@
 """Build one deployment DAG from a Strategy: the same phases for every strategy.
 
 notify_start -> preflight (one task per check -> verdict) -> prepare (baseline, register)
--> deploy (the strategy's steps) -> verify (smoke tests) -> cleanup -> notify_success;
+-> deploy (the strategy's steps) -> verify (smoke tests) -> cleanup -> record_deployment
+-> schedule_post_deployment_watch (where configured) -> notify_success;
 rollback (the strategy's rollback steps) lights up when a deploy or verify task fails.
 """
 
@@ -269,6 +270,11 @@ def build_deployment_dag(
             chain(cleanup, cleanup_images)
 
         record = RecordDeploymentOperator(task_id="record_deployment", strategy=strategy.name)
+        # Runbook "monitor for 24 hours": trigger latticedb_post_deployment_watch (not waited for) where
+        # the environment asks for it; skipped elsewhere, and a failure to schedule is only a warning.
+        from latticedb_deploy.operators.watch import SchedulePostDeploymentWatchOperator
+
+        schedule_watch = SchedulePostDeploymentWatchOperator(task_id="schedule_post_deployment_watch", retries=1)
 
         # The run's outcome: "succeeded" (with any cleanup/record warning), or, when an approval said
         # no and everything after it was skipped, "rejected: not deployed" (fails the run, pages nobody).
@@ -287,6 +293,6 @@ def build_deployment_dag(
         release = ReleaseEnvironmentOperator(task_id="release_environment").as_teardown(setups=hold)
         chain([notify_success, notify_rollback], release)
         chain(notify_start, hold, checks, verdict, prepare[0], prepare[1], deploy[0])
-        chain(deploy[-1], smoke, post_checks, cleanup, cleanup_images, record, notify_success)
+        chain(deploy[-1], smoke, post_checks, cleanup, cleanup_images, record, schedule_watch, notify_success)
         chain([*deploy, smoke, post_checks], rollback[0])
     return dag

@@ -76,6 +76,31 @@ def _write(tmp_path, mutate) -> Path:
             lambda d: d["nightly"].update(environment="production", strategy="rolling"),
             r"nightly\.strategy: 'rolling' is not allowed in production",
         ),
+        (  # the follow-up watch: three offsets (its 1h, 6h, 24h checks), numbers, in order, not negative
+            lambda d: d["environments"]["production"]["post_deployment"].update(watch_offsets_seconds=[3600, 21600]),
+            r"environments\.production\.post_deployment\.watch_offsets_seconds: must be 3 offsets in seconds, "
+            r"one per check \(1h, 6h, 24h\), or \[\] for no watch; got 2: \[3600, 21600\]",
+        ),
+        (
+            lambda d: d["environments"]["production"]["post_deployment"].update(watch_offsets_seconds=[3600, "6h", 86400]),
+            r"environments\.production\.post_deployment\.watch_offsets_seconds\[1\]: must be a number, got '6h'",
+        ),
+        (
+            lambda d: d["environments"]["staging"].update(post_deployment={"watch_offsets_seconds": [-5, 10, 20]}),
+            r"environments\.staging\.post_deployment\.watch_offsets_seconds: must not be negative, got \[-5, 10, 20\]",
+        ),
+        (
+            lambda d: d["environments"]["production"]["post_deployment"].update(watch_offsets_seconds=[86400, 21600, 3600]),
+            r"environments\.production\.post_deployment\.watch_offsets_seconds: must not decrease",
+        ),
+        (
+            lambda d: d["environments"]["production"]["post_deployment"].update(watch_offsets_seconds=3600),
+            r"environments\.production\.post_deployment\.watch_offsets_seconds: must be a list, got int",
+        ),
+        (
+            lambda d: d["environments"]["dev"].update(post_deployment={"watch_offset_seconds": [1, 2, 3]}),
+            r"environments\.dev\.post_deployment\.watch_offset_seconds: unknown key",
+        ),
     ],
 )
 def test_bad_file_names_file_key_and_problem(tmp_path, mutate, expected):
@@ -161,3 +186,27 @@ def test_the_config_is_parsed_once_and_again_only_when_its_text_or_the_environme
     path.write_text("environments: [")
     with pytest.raises(ConfigError, match="not valid YAML"):  # a broken edit is reported, not hidden by the cache
         load_config(path)
+
+
+def test_the_post_deployment_watch_is_on_in_production_and_off_where_unset_or_empty(tmp_path):
+    cfg = load_config(REAL)
+    assert cfg.environment("production").watch_offsets == (3600, 21600, 86400)  # runbook: 1 h, 6 h, 24 h
+    for name in ("local", "dev", "staging", "local-prod", "local-2"):
+        assert cfg.environment(name).watch_offsets is None, name
+
+    def mutate(d):
+        d["environments"]["production"]["post_deployment"].pop("watch_offsets_seconds")  # unset: production's default
+        d["environments"]["staging"]["post_deployment"] = {"watch_offsets_seconds": [60, 120, 300]}
+        d["environments"]["dev"]["post_deployment"] = {"watch_offsets_seconds": []}  # [] means off
+        d["environments"]["local"]["post_deployment"]["watch_offsets_seconds"] = [5, 6, 7.5]  # its copies inherit it
+
+    cfg = load_config(_write(tmp_path, mutate))
+    assert cfg.environment("production").watch_offsets == (3600, 21600, 86400)
+    assert cfg.environment("staging").watch_offsets == (60, 120, 300)
+    assert cfg.environment("dev").watch_offsets is None
+    assert cfg.environment("local").watch_offsets == cfg.environment("local-2").watch_offsets == (5, 6, 7.5)
+
+
+def test_production_can_turn_the_watch_off(tmp_path):
+    path = _write(tmp_path, lambda d: d["environments"]["production"]["post_deployment"].update(watch_offsets_seconds=[]))
+    assert load_config(path).environment("production").watch_offsets is None

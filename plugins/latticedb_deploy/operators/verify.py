@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DagRunTriggerException
 
 from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID, NotifyOperator, revision_fields
@@ -18,8 +18,9 @@ DEFAULT_REPORT_DIR = "/tmp/latticedb-reports"
 SMOKE_TASK_ID = "verify.smoke_tests"
 POST_DEPLOYMENT_TASK_ID = "verify.post_deployment_checks"
 RECORD_TASK_ID = "record_deployment"
+WATCH_TASK_ID = "schedule_post_deployment_watch"
 # After verify passed the deployment is done: these steps only warn (see BestEffortMixin).
-BEST_EFFORT_TASK_IDS = ("cleanup.deregister_old_revisions", "cleanup.delete_old_images", RECORD_TASK_ID)
+BEST_EFFORT_TASK_IDS = ("cleanup.deregister_old_revisions", "cleanup.delete_old_images", RECORD_TASK_ID, WATCH_TASK_ID)
 APPROVAL_TASK_ID = "deploy.approve_switch"
 OUTCOME_KEY = "outcome"
 
@@ -207,7 +208,7 @@ class BestEffortMixin:
     def execute(self, context: Any) -> Any:
         try:
             return self.run(context)
-        except AirflowSkipException:
+        except (AirflowSkipException, DagRunTriggerException):  # a skip; a trigger handed to the task runner
             raise
         except Exception as exc:
             ti = context["ti"]
@@ -399,6 +400,12 @@ class DeploymentOutcomeOperator(NotifyOperator):
         fields = revision_fields(ti)
         if approval and approval.get("outcome") == "approved":
             fields["Approved by"] = approval.get("by")
+        watch = ti.xcom_pull(task_ids=WATCH_TASK_ID, key="watch") if _has_task(context, WATCH_TASK_ID) else None
+        if watch and not any(w["task"] == WATCH_TASK_ID for w in warnings):
+            fields["Post-deployment watch"] = f"{watch['due']} (run {watch['run_id']})"
+            if watch.get("paused"):
+                warnings.append({"task": WATCH_TASK_ID, "reason": "latticedb_post_deployment_watch is paused: "
+                                 "unpause it or its checks never run"})
         if warnings:
             fields["Warnings"] = "\n".join(f"{w['task']}: {w['reason']}" for w in warnings)
         title = self.title + (f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})" if warnings else "")

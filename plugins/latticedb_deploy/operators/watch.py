@@ -13,13 +13,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from latticedb_deploy.config import WATCH_DEFAULT_OFFSETS, WATCH_LABELS
 from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.verify import BestEffortMixin
+from latticedb_deploy.watch_schedule import WATCH_DAG_ID
 
-DEFAULT_OFFSETS = (3600, 21600, 86400)
-LABELS = ("1h", "6h", "24h")
+DEFAULT_OFFSETS = tuple(int(o) for o in WATCH_DEFAULT_OFFSETS)
+LABELS = WATCH_LABELS
 ROLLBACK_DAG_ID = "latticedb_rollback"
+WATCH_XCOM_KEY = "watch"
 
 
 def _parse_moment(value: Any, fallback: datetime) -> datetime:
@@ -43,7 +48,7 @@ class SloWatchOperator(LatticeDBOperator):
     """One follow-up SLO check, `offsets_seconds[index]` after the deployment."""
 
     template_fields = (*LatticeDBOperator.template_fields, "deployment", "version", "deployed_at",
-                       "offsets_seconds", "window_seconds")
+                       "offsets_seconds", "window_seconds", "revision", "deployment_url")
 
     def __init__(
         self,
@@ -54,13 +59,16 @@ class SloWatchOperator(LatticeDBOperator):
         deployed_at: str = "{{ params.deployed_at }}",
         offsets_seconds: Any = "{{ params.offsets_seconds | tojson }}",
         window_seconds: Any = "{{ params.window_seconds }}",
+        revision: str = "{{ params.revision }}",
+        deployment_url: str = "{{ params.deployment_url }}",
         **kwargs: Any,
     ):
-        kwargs.setdefault("image_uri", "")
+        kwargs.setdefault("image_uri", "{{ params.image }}")
         super().__init__(**kwargs)
         self.index = index
         self.deployment, self.version, self.deployed_at = deployment, version, deployed_at
         self.offsets_seconds, self.window_seconds = offsets_seconds, window_seconds
+        self.revision, self.deployment_url = revision, deployment_url
 
     @property
     def label(self) -> str:
@@ -136,5 +144,59 @@ class SloWatchOperator(LatticeDBOperator):
         if not self.notify_enabled:
             self.log.info("notify=false: not sending %r", event)
             return
-        fields = {"Environment": self.environment, "Run": context["run_id"], **fields}
+        identity = {"Image": self.image_uri, "Revision": self.revision, "Deployment run": self.deployment_url}
+        fields = {"Environment": self.environment, "Run": context["run_id"], **fields,
+                  **{k: v for k, v in identity.items() if v not in (None, "", "None")}}
         notify.send(self.env, event, title, fields, notify.run_link(context))
+
+
+class SchedulePostDeploymentWatchOperator(BestEffortMixin, LatticeDBOperator, TriggerDagRunOperator):
+    """schedule_post_deployment_watch: after a succeeded deployment, trigger latticedb_post_deployment_watch
+    for it and do not wait (the watch lasts 24 h; its checks defer in the triggerer).
+
+    Skips, saying why, where the environment has no watch (post_deployment.watch_offsets_seconds).
+    Best-effort like cleanup and the deployment log: the deployment is done and verified, so a watch
+    that cannot be scheduled (the DAG missing, the API unreachable) is a warning on a succeeded run.
+    The run id is derived from the deployment's, so a cleared and re-run task finds its watch (skipped)
+    rather than starting a second one.
+    """
+
+    template_fields = LatticeDBOperator.template_fields
+    ui_color = "#fff4e5"
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("trigger_dag_id", WATCH_DAG_ID)
+        kwargs.setdefault("wait_for_completion", False)
+        kwargs.setdefault("skip_when_already_exists", True)
+        kwargs.setdefault("openlineage_inject_parent_info", False)
+        super().__init__(**kwargs)
+
+    def run(self, context: Any) -> Any:
+        from latticedb_deploy import notify
+        from latticedb_deploy.operators.deploy import REGISTER_TASK_ID
+        from latticedb_deploy.watch_schedule import watch_request, why_not_watched
+
+        reason = why_not_watched(self.env)
+        if reason:
+            self.log.info("Not scheduling a follow-up watch: %s", reason)
+            raise AirflowSkipException(reason)
+        ti = context["ti"]
+        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID) or {}
+        dag = context.get("dag")
+        request = watch_request(
+            self.env, dag_id=getattr(dag, "dag_id", None) or ti.dag_id, run_id=context["run_id"],
+            deployed_at=datetime.now(UTC), version=new.get("version"), image=new.get("image") or self.image_uri,
+            revision=(new.get("task_definition") or "").split("/")[-1] or None, run_link=notify.run_link(context),
+        )
+        paused = self._watch_dag_paused(ti)  # raises when the DAG is unknown: a warning, not a trigger that fails
+        if paused:
+            self.log.warning("%s is paused: its run is created but its checks start only when it is unpaused", WATCH_DAG_ID)
+        ti.xcom_push(key=WATCH_XCOM_KEY, value={"run_id": request.run_id, "due": request.summary(), "paused": paused})
+        self.log.info("Scheduling %s run %s: checks %s", WATCH_DAG_ID, request.run_id, request.summary())
+        self.trigger_run_id, self.conf = request.run_id, request.conf
+        return TriggerDagRunOperator.execute(self, context)  # hands the trigger to the task runner (raises)
+
+    @staticmethod
+    def _watch_dag_paused(ti: Any) -> bool | None:
+        get_dag = getattr(ti, "get_dag", None)  # the Task SDK's GetDag (Airflow 3.2+)
+        return None if get_dag is None else bool(getattr(get_dag(WATCH_DAG_ID), "is_paused", False))

@@ -106,7 +106,6 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         return None
 
     def execute(self, context: Any) -> dict:
-        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from airflow.sdk.exceptions import AirflowSkipException
 
         from latticedb_deploy.aws.ecs import EcsClient
@@ -116,9 +115,10 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
 
         ti = context["ti"]
         baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        if not baseline:
+        if not baseline:  # before the fencing check: a run that never got the lease changed nothing either
             record_failed_deployment(self, context, "failed_before_change", ["nothing was changed; nothing rolled back"])
             raise AirflowSkipException("nothing to roll back: the run failed before changing anything")
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
         live = ecs.describe_service(baseline["service"])
         idle = ecs.describe_service(baseline["idle_service"])

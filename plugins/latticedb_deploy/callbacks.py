@@ -52,6 +52,7 @@ def notify_task_failure(context: Any) -> None:
         reason = str(exception or "unknown error")
         lease_lost = _is_lease_lost(exception)
         incident = is_rollback_task(ti.dag_id, ti.task_id) and not lease_lost
+        _record(context, ti, reason, incident=incident, lease_lost=lease_lost)
         if _muted(params) and not incident:
             return
         env = _environment(context)
@@ -85,6 +86,35 @@ def notify_task_failure(context: Any) -> None:
         )
     except Exception as exc:  # noqa: BLE001 - a callback must never mask the original failure
         log.warning("failure notification not sent: %s", exc)
+
+
+def _record(context: Any, ti: Any, reason: str, *, incident: bool, lease_lost: bool) -> None:
+    """The history's view of this failure (before any muting: the record is not a notification).
+
+    Every failed task leaves its reason for the run's record. Three failures also end the run's
+    record here, since no later task will: a failed rollback (`rollback_failed`), a deployment that
+    lost its lease (`aborted`: stopped where it was), an emergency rollback that failed before it
+    changed anything (`failed_before_change`)."""
+    from latticedb_deploy.incidents import EMERGENCY_DAG_ID
+    from latticedb_deploy.operators.history import record_outcome, remember_failure
+
+    remember_failure(context)
+    if incident:
+        outcome = "rollback_failed"
+    elif lease_lost and ti.dag_id.startswith("latticedb_deploy_"):
+        outcome = "aborted"
+    elif ti.dag_id == EMERGENCY_DAG_ID:
+        outcome = "failed_before_change"
+    else:
+        return
+    if outcome != "aborted" and not (ti.dag_id.startswith("latticedb_deploy_") or ti.dag_id == EMERGENCY_DAG_ID):
+        return
+    try:
+        env = _environment(context)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("history record not written: %s", exc)
+        return
+    record_outcome(env, context, outcome, logger=log, failed_step=ti.task_id, reason=reason[:500])
 
 
 def _is_lease_lost(exception: Any) -> bool:

@@ -343,6 +343,7 @@ class Environment:
     redis_conn_id: str = "latticedb_redis"
     lock_table: str = "latticedb-deploy-locks"  # DynamoDB: one deployment per environment at a time
     lock_ttl_seconds: int = 10800  # a crashed run's hold expires after this
+    history_table: str = "latticedb-deploy-history"  # DynamoDB: one record per deployment / rollback run
     copy_of: str | None = None  # a local copy (`local_copies`): the environment it was made from
     deployment_log: str = "docs/DEPLOYMENT_LOG.md"  # relative to the repository root unless absolute
     # IAM roles the task definition names (the deployer may pass exactly these): default <task_family>-task / -execution

@@ -98,6 +98,10 @@ class Arns:
     def lock_table(self) -> str:
         return self._arn("dynamodb", f"table/{self.env.lock_table}")
 
+    @property
+    def history_table(self) -> str:
+        return self._arn("dynamodb", f"table/{self.env.history_table}")
+
 
 
 def _statement(sid: str, actions: list[str], resources: str | list[str], condition: dict | None = None) -> dict:
@@ -198,6 +202,14 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
             "EnvironmentLease",
             ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             arns.lock_table,
+            {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [env.name]}},
+        ),
+        # The deployment history: one item per run, written by the run and read back (the Deployments
+        # page, DORA) by environment; this environment's items only (partition key = its name).
+        _statement(
+            "DeploymentHistory",
+            ["dynamodb:PutItem", "dynamodb:Query"],
+            arns.history_table,
             {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [env.name]}},
         ),
     ]

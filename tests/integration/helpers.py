@@ -174,3 +174,12 @@ def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
     with Session() as session:
         row = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=task_id, key=key)).first()
         return XComModel.deserialize_value(row) if row is not None else None
+
+
+def history(limit: int | None = None) -> list:
+    """This worker's environment's deployment history, newest first, read the way the product reads it."""
+    from latticedb_deploy.aws.history import HistoryStore
+    from latticedb_deploy.config import load_config
+    from tests.envs import ENV
+
+    return HistoryStore(load_config().environment(ENV.name)).query(limit=limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.envs import ENV
-from tests.integration.helpers import image, run_dag
+from tests.integration.helpers import history, image, run_dag
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_canary"
@@ -26,6 +26,11 @@ def test_v2_is_promoted_to_100pct_and_the_old_slot_scaled_to_zero(local, dagbag)
         assert tasks[f"deploy.shift_traffic_to_{p}pct"] == "success"
         assert tasks[f"deploy.gate_{p}pct"] == "success"
     assert tasks["deploy.shift_traffic_to_10pct"] == "skipped"
+    [record] = history()  # one history record per run, with what the Deployments page shows
+    assert (record.outcome, record.strategy, record.dag_id, record.version) == ("succeeded", "canary", DAG_ID, "v2.0.0")
+    assert record.digest == local.digest("v2.0.0") and record.image.endswith(record.digest)
+    assert record.failed_step is None and record.time_to_restore_seconds is None and record.image_pushed_at
+    assert record.started < record.finished and record.run_link and record.triggered_by
 
 
 def test_second_canary_needs_no_cleanup_and_goes_back_to_blue(local, dagbag):
@@ -51,6 +56,9 @@ def test_errors_fail_the_first_gate_and_roll_back(local, dagbag):
     assert local.service(ENV.green_service)["desiredCount"] == 0
     rollback = [m for m in local.message_texts() if "Rollback started" in m]
     assert rollback and "25%" in rollback[0] and "error" in rollback[0].lower(), local.message_texts()
+    [record] = history()
+    assert (record.outcome, record.version, record.failed_step) == ("rolled_back", "v2.1.0-errors", "deploy.gate_25pct")
+    assert "error" in record.reason.lower() and 0 < record.time_to_restore_seconds < 60, record
 
 
 def test_slow_version_fails_on_latency(local, dagbag):

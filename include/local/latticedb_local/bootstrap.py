@@ -125,6 +125,7 @@ def bootstrap(env, scenarios: Scenarios, moto) -> Topology:
     _services(ecs, env, topo, lb)
     _alarms(cw, env, topo)
     _lock_table(moto.client("dynamodb"), env)
+    _history_table(moto.client("dynamodb"), env)
     log.info(
         "bootstrap complete: alb %s, target groups %s, services %s, alarms %s",
         lb.name,
@@ -346,6 +347,21 @@ def _lock_table(ddb, env) -> None:
         TableName=env.lock_table,
         KeySchema=[{"AttributeName": "environment", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "environment", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def _history_table(ddb, env) -> None:
+    """The deployment history (latticedb_deploy.aws.history): environment + run_key, newest last."""
+    if env.history_table in ddb.list_tables()["TableNames"]:
+        return
+    ddb.create_table(
+        TableName=env.history_table,
+        KeySchema=[{"AttributeName": "environment", "KeyType": "HASH"}, {"AttributeName": "run_key", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "environment", "AttributeType": "S"},
+            {"AttributeName": "run_key", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
 

@@ -237,6 +237,20 @@ def _dynamodb_item(arns, p, r):
     return [arns.make("dynamodb", f"table/{table}")], {"dynamodb:LeadingKeys": _leading_key(arns, table, item)}, []
 
 
+def _dynamodb_query(arns, p, r):
+    """A Query's dynamodb:LeadingKeys: the partition-key value its key condition names (`key = :value`)."""
+
+    table = p["TableName"]
+    values = p.get("ExpressionAttributeValues") or {}
+    keys = []
+    for name, placeholder in re.findall(r"#?(\w+)\s*=\s*(:\w+)", p.get("KeyConditionExpression") or ""):
+        typed = values.get(placeholder)
+        if isinstance(typed, dict) and typed:
+            keys.append((name, next(iter(typed.values()))))
+    item = {name: {"S": value} for name, value in keys}
+    return [arns.make("dynamodb", f"table/{table}")], {"dynamodb:LeadingKeys": _leading_key(arns, table, item)}, []
+
+
 def _elb(kind: str, *names: str):
     def extract(arns, p, r):
         found = [p[n] for n in names if p.get(n)]
@@ -284,6 +298,7 @@ _EXTRACTORS = {
     "dynamodb:PutItem": _dynamodb_item,
     "dynamodb:UpdateItem": _dynamodb_item,
     "dynamodb:DeleteItem": _dynamodb_item,
+    "dynamodb:Query": _dynamodb_query,
     "elasticloadbalancing:ModifyListener": _elb("{}", "ListenerArn"),
     "elasticloadbalancing:DescribeListeners": _elb("{}", "LoadBalancerArn", "ListenerArns"),
     "elasticloadbalancing:DescribeTargetHealth": _elb("{}", "TargetGroupArn"),

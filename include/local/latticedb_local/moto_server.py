@@ -109,13 +109,14 @@ class MotoServer:
     def _remove_lock_items(self, env) -> None:
         from moto.dynamodb.models import dynamodb_backends
 
-        table = dynamodb_backends[ACCOUNT_ID][self.region].tables.get(env.lock_table)
-        if table is None:
-            return
-        for key in list(table.items):
-            value = str(getattr(key, "value", key))
-            if value == env.name or value.startswith(f"{env.name}#"):
-                table.items.pop(key, None)
+        for name in (env.lock_table, env.history_table):  # both keyed by the environment's name
+            table = dynamodb_backends[ACCOUNT_ID][self.region].tables.get(name)
+            if table is None:
+                continue
+            for key in list(table.items):
+                value = str(getattr(key, "value", key))
+                if value == env.name or value.startswith(f"{env.name}#"):
+                    table.items.pop(key, None)
 
     def client(self, service: str):
         """A boto3 client against this moto, as any AWS SDK user would see it. One per service, reused

@@ -23,6 +23,16 @@ class ImageInfo:
     pushed_at: str | None = None
 
 
+def _iso(value: Any) -> str | None:
+    """ECR's imagePushedAt (a datetime from boto3) as ISO-8601 UTC; it goes to XCom as text."""
+    from latticedb_deploy.history import iso
+
+    try:
+        return iso(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class EcrClient:
     def __init__(self, env: Environment, client: Any = None):
         self.env = env
@@ -44,6 +54,7 @@ class EcrClient:
             tags=tuple(details.get("imageTags", [])),
             scan_status=(details.get("imageScanStatus") or {}).get("status"),
             findings=dict((details.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts") or {}),
+            pushed_at=_iso(details.get("imagePushedAt")),
         )
 
     def scan_findings(self, image: ImageRef) -> tuple[str, dict[str, int]]:

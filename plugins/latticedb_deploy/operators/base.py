@@ -92,6 +92,9 @@ class LatticeDBOperator(BaseOperator):
             msg = f"{why} Automatic rollback not run: traffic stays where the environment's new holder puts it."
             self.log.error("%s", msg)
             self.send(context, "warning", "Automatic rollback not run: the environment was taken over", {"Why": why})
+            from latticedb_deploy.operators.history import record_outcome
+
+            record_outcome(self.env, context, "aborted", logger=self.log, details=[msg])
             raise AirflowSkipException(msg)
         self.log.error("%s", why)
         raise LeaseLost(why)

@@ -60,6 +60,7 @@ class RegisterTaskDefinitionOperator(LatticeDBOperator):
             "digest": info.digest,
             "version": image.tag or (info.tags[0] if info.tags else info.digest[:19]),
             "previous_task_definition": baseline["task_definition"],
+            "pushed_at": info.pushed_at,  # lead time for changes starts here (history, DORA)
         }
 
 
@@ -105,7 +106,6 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         return None
 
     def execute(self, context: Any) -> dict:
-        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from airflow.sdk.exceptions import AirflowSkipException
 
         from latticedb_deploy.aws.ecs import EcsClient
@@ -115,8 +115,10 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
 
         ti = context["ti"]
         baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        if not baseline:
+        if not baseline:  # before the fencing check: a run that never got the lease changed nothing either
+            record_failed_deployment(self, context, "failed_before_change", ["nothing was changed; nothing rolled back"])
             raise AirflowSkipException("nothing to roll back: the run failed before changing anything")
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
         live = ecs.describe_service(baseline["service"])
         idle = ecs.describe_service(baseline["idle_service"])
@@ -129,7 +131,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
             and weights.get(baseline["target_group_arn"]) == 100
         )
         if untouched:
-            record_failed_deployment(self, context, "failed before change", ["nothing was changed; nothing rolled back"])
+            record_failed_deployment(self, context, "failed_before_change", ["nothing was changed; nothing rolled back"])
             raise AirflowSkipException("nothing to roll back: the service was never changed")
         gate = self._failed_gate(ti)
         fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
@@ -144,7 +146,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
             )
             self.log.error("%s", msg)
             self.send(context, "warning", "Deployment failed; auto-rollback disabled, nothing restored", {**fields, "State": msg})
-            record_failed_deployment(self, context, "failed, auto-rollback disabled", [msg])
+            record_failed_deployment(self, context, "aborted", ["auto-rollback disabled", msg])
             raise AirflowSkipException(msg)
         self.send(context, "rollback_started", "Rollback started", fields)
         detected_at = time.time()
@@ -283,9 +285,10 @@ class RollbackFinishedOperator(LatticeDBOperator):
             raise AirflowFailException("the restored version is not healthy: " + "; ".join(check.problems))
         self.send(context, "rollback_finished", "Rollback finished: service on last good revision", fields)
         details = [f"rolled back to {baseline['task_definition'].split('/')[-1]}", f"verification: {check.health}; {check.metrics}"]
-        if gate:
-            details.insert(0, f"gate {gate.get('step')}%: {gate.get('summary') or ', '.join(gate.get('reasons', []))}")
-        record_failed_deployment(self, context, "rolled back", details)
+        record_failed_deployment(
+            self, context, "rolled_back", details, time_to_restore_seconds=back.get("seconds_to_restore"),
+            **({"reason": gate.get("summary") or ", ".join(gate.get("reasons", []))} if gate else {}),
+        )
         return {**check.to_dict(), "seconds_to_restore": back.get("seconds_to_restore")}
 
 
@@ -299,30 +302,9 @@ def failed_steps(context: Any) -> list[str]:
     return sorted(t for t, s in states.items() if s == "failed" and t.split(".")[0] in ("deploy", "verify"))
 
 
-def record_failed_deployment(operator: LatticeDBOperator, context: Any, outcome: str, details: list[str]) -> None:
-    """Append the deployment-log entry of a deployment that did not go through (rolled back, or failed
-    before it changed anything), naming the step that failed."""
-    from datetime import UTC, datetime
+def record_failed_deployment(operator: LatticeDBOperator, context: Any, outcome: str, details: list[str], **fields: Any) -> None:
+    """The history record and deployment-log entry of a deployment that did not go through (rolled
+    back, aborted, or failed before it changed anything), naming the step that failed. Never raises."""
+    from latticedb_deploy.operators.history import record_outcome
 
-    from latticedb_deploy.deployment_log import DeploymentEntry, append_entry, resolve_log_path
-    from latticedb_deploy.operators.preflight import strategy_of, triggered_by
-
-    try:
-        new = context["ti"].xcom_pull(task_ids=REGISTER_TASK_ID) or {}
-        now = datetime.now(UTC)
-        started = getattr(context.get("dag_run"), "start_date", None) or now
-        steps = failed_steps(context)
-        entry = DeploymentEntry(
-            date=now,
-            version=new.get("version") or str(operator.image_uri).rsplit(":", 1)[-1],
-            strategy=strategy_of(operator),
-            duration_seconds=(now - started).total_seconds(),
-            deployed_by=triggered_by(context),
-            issues=(f"{outcome}: failed at {', '.join(steps) or 'an unknown step'}", *details),
-            environment=operator.env.name,
-            extra={"Outcome": outcome, "Image": new.get("image") or str(operator.image_uri), "Run": context["run_id"]},
-        )
-        text = append_entry(resolve_log_path(operator.env.deployment_log), entry)
-        operator.log.info("Deployment log:\n%s", text)
-    except Exception as exc:  # noqa: BLE001 - the log must never turn a rollback into a failure
-        operator.log.warning("deployment log entry not written: %s", exc)
+    record_outcome(operator.env, context, outcome, logger=operator.log, details=list(details), **fields)

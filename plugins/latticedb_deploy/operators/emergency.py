@@ -275,5 +275,14 @@ class VerifyRollbackOperator(LatticeDBOperator):
                 },
                 notify.run_link(context),
             )
+        from latticedb_deploy.operators.history import record_outcome
+
+        taken = context["ti"].xcom_pull(task_ids="take_environment") or {}
+        record_outcome(
+            self.env, context, "succeeded", logger=self.log,
+            image=short(target), version=check.version or short(target), time_to_restore_seconds=elapsed,
+            rolls_back=taken.get("preempted"), reason=str(self.reason), issues=[f"emergency rollback: {self.reason}"],
+            details=[f"{plan['mode']}: {short(plan['live_task_definition'])} -> {short(target)}"],
+        )
         return {"service": live_slot.service, "task_definition": target, "seconds": elapsed, "mode": plan["mode"],
                 "verification": check.to_dict()}

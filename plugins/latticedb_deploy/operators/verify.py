@@ -9,9 +9,10 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DagRunTriggerException
 
+from latticedb_deploy.deployment_log import render_entry
 from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID, NotifyOperator, revision_fields
-from latticedb_deploy.operators.preflight import INCIDENTS_TASK_ID, VERDICT_TASK_ID, strategy_of, triggered_by
+from latticedb_deploy.operators.preflight import INCIDENTS_TASK_ID, VERDICT_TASK_ID, strategy_of
 
 REPORT_DIR_ENV = "LATTICEDB_REPORT_DIR"
 DEFAULT_REPORT_DIR = "/tmp/latticedb-reports"
@@ -320,17 +321,20 @@ class CleanupImagesOperator(BestEffortMixin, LatticeDBOperator):
 
 
 class RecordDeploymentOperator(BestEffortMixin, LatticeDBOperator):
-    """Append the runbook's deployment-log entry to the environment's `deployment_log` file."""
+    """The run's history record (`succeeded`) and the runbook's deployment-log entry rendered from it.
+
+    Best-effort like cleanup: a retry after the log was written does not append it twice, and a
+    history table that stays unwritable ends as a warning on a succeeded deployment."""
 
     def __init__(self, *, strategy: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.strategy = strategy
 
     def run(self, context: Any) -> dict:
-        from latticedb_deploy.deployment_log import DeploymentEntry, append_entry, resolve_log_path
+        from latticedb_deploy.deployment_log import inline, resolve_log_path
+        from latticedb_deploy.operators.history import append_log, build_record, write_history
 
         ti = context["ti"]
-        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID) or {}
         issues: list[str] = []
         for result in ti.xcom_pull(task_ids=VERDICT_TASK_ID) or []:
             data = result.get("data") or {}
@@ -341,30 +345,28 @@ class RecordDeploymentOperator(BestEffortMixin, LatticeDBOperator):
         post = ti.xcom_pull(task_ids=POST_DEPLOYMENT_TASK_ID) or {}
         issues.extend(f"post-deployment: {w}" for w in post.get("warnings") or [])
         issues.extend(f"{w['task']} failed (warning): {w['reason']}" for w in best_effort_warnings(ti))
-        extra = {"Image": new.get("image") or self.image_uri, "Run": context["run_id"]}
         approval = ti.xcom_pull(task_ids=APPROVAL_TASK_ID, key=OUTCOME_KEY) if _has_task(context, APPROVAL_TASK_ID) else None
-        if approval and approval.get("outcome") == "approved":
-            extra["Approved By"] = approval.get("by") or "unknown"
-        now = datetime.now(UTC)
-        dag_run = context.get("dag_run")
-        started = getattr(dag_run, "start_date", None) or now
-        entry = DeploymentEntry(
-            date=now,
-            version=new.get("version") or self.image_uri.rsplit(":", 1)[-1],
-            strategy=strategy_of(self, self.strategy),
-            duration_seconds=(now - started).total_seconds(),
-            deployed_by=triggered_by(context),
-            issues=tuple(issues),
-            environment=self.env.name,
-            extra=extra,
+        approved_by = (approval.get("by") or "unknown") if approval and approval.get("outcome") == "approved" else None
+        record = build_record(
+            context, self.env, "succeeded", strategy=strategy_of(self, self.strategy), issues=issues, approved_by=approved_by,
         )
         path = resolve_log_path(self.env.deployment_log)
+        marker = f"- **Run**: {inline(record.run_id)}\n"
         try:
-            text = append_entry(path, entry)
+            done = path.exists() and marker in path.read_text(encoding="utf-8")
+            text = None if done else append_log(self.env, record)
         except OSError as exc:
             raise OSError(f"cannot append to the deployment log {path}: {exc}") from exc
-        self.log.info("Appended to %s:\n%s", path, text)
-        return {"path": str(path), "entry": text}
+        if text:
+            self.log.info("Appended to %s:\n%s", path, text)
+        else:
+            self.log.info("%s already has this run's entry (a retry): not appended again", path)
+        try:
+            write_history(self.env, record)
+        except Exception as exc:
+            raise RuntimeError(f"cannot write the history record to {self.env.history_table}: {exc}") from exc
+        self.log.info("History: %s succeeded -> %s", record.owner, self.env.history_table)
+        return {"path": str(path), "entry": text or render_entry(record.to_log_entry()), "history": record.key}
 
 
 def _has_task(context: Any, task_id: str) -> bool:
@@ -394,6 +396,12 @@ class DeploymentOutcomeOperator(NotifyOperator):
             if approval and not approval.get("approved"):
                 outcome = {"deployed": False, "outcome": approval.get("outcome", "rejected"), "reason": approval.get("reason")}
                 ti.xcom_push(key=OUTCOME_KEY, value=outcome)
+                from latticedb_deploy.operators.history import record_outcome
+
+                record_outcome(  # a timed-out approval is a rejection too: nothing was deployed
+                    self.env, context, "rejected", logger=self.log, failed_step=APPROVAL_TASK_ID,
+                    reason=f"{approval.get('outcome', 'rejected')}: {approval.get('reason')}",
+                )
                 raise AirflowFailException(f"{approval.get('outcome', 'rejected')}: not deployed: {approval.get('reason')}")
             raise AirflowSkipException("nothing was deployed")
         warnings = best_effort_warnings(ti)

@@ -22,6 +22,7 @@ STRATEGY_NAMES = ("rolling", "canary", "blue_green")
 PROGRESSIVE_ROUTE_ENV_VAR = "LATTICEDB_PROGRESSIVE_ROUTE"  # "local": progressive_delivery follows local_stages
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV_REF_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class ConfigError(ValueError):
@@ -613,7 +614,11 @@ def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
         text = cfg_path.read_bytes()
     except OSError:
         return _read_config(cfg_path)  # says what is wrong
-    key = (str(cfg_path), hashlib.sha256(text).digest(), frozenset(os.environ.items()))
+    # The variables the text names, and LATTICEDB_* (local copies rename local's variables): not the
+    # whole environment, which Airflow changes for every task (AIRFLOW_CTX_*).
+    names = set(_ENV_REF_NAME.findall(text.decode(errors="replace")))
+    key = (str(cfg_path), hashlib.sha256(text).digest(),
+           frozenset((k, v) for k, v in os.environ.items() if k in names or k.startswith("LATTICEDB_")))
     found = _loaded.get(key)
     if found is None:
         found = _read_config(cfg_path, text.decode())

@@ -177,6 +177,8 @@ def test_the_config_is_parsed_once_and_again_only_when_its_text_or_the_environme
     path.write_text(yaml.safe_dump(raw))
     first = load_config(path)
     assert load_config(path) is first  # the same text: no second parse
+    monkeypatch.setenv("AIRFLOW_CTX_TASK_ID", "deploy.gate_25pct")  # Airflow sets these for every task
+    assert load_config(path) is first
     monkeypatch.setenv("LATTICEDB_LOCAL_SERVICE_PORT", "9998")
     moved = load_config(path)
     assert moved.environment("local").service_url == "http://127.0.0.1:9998"  # ${VAR} expanded again

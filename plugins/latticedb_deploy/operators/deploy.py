@@ -105,12 +105,13 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         return None
 
     def execute(self, context: Any) -> dict:
-        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
+        holder = self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from airflow.sdk.exceptions import AirflowSkipException
 
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.aws.guarded_traffic import GuardedTraffic
+        from latticedb_deploy.operators.base import control_signal
         from latticedb_deploy.readiness import last_good_slot
 
         ti = context["ti"]
@@ -132,7 +133,11 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
             record_failed_deployment(self, context, "failed before change", ["nothing was changed; nothing rolled back"])
             raise AirflowSkipException("nothing to roll back: the service was never changed")
         gate = self._failed_gate(ti)
+        signal = control_signal(holder, self.log)
+        aborted = signal.message if signal is not None and signal.action == "abort" else None
         fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
+        if aborted:
+            fields["Aborted"] = aborted  # latticedb_control's abort: the reason in every message
         if gate:
             fields["Failed step"] = f"{gate.get('step')}%"
             fields["Metrics"] = gate.get("summary") or ", ".join(gate.get("reasons", []))
@@ -177,6 +182,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
             "service": baseline["service"],
             "task_definition": baseline["task_definition"],
             "failed_gate": gate,
+            "aborted": aborted,
             "detected_at": detected_at,
             "shifted_at": time.time() if shifted else None,
         }
@@ -276,6 +282,8 @@ class RollbackFinishedOperator(LatticeDBOperator):
         if back.get("seconds_to_restore") is not None:
             fields["Time to restore"] = f"{back['seconds_to_restore']}s"
         gate = restore.get("failed_gate")
+        if restore.get("aborted"):
+            fields["Aborted"] = restore["aborted"]
         if gate:
             fields["Failed step"] = f"{gate.get('step')}%"
         self.log.info("Rollback verification: %s", check.to_dict())
@@ -285,6 +293,8 @@ class RollbackFinishedOperator(LatticeDBOperator):
         details = [f"rolled back to {baseline['task_definition'].split('/')[-1]}", f"verification: {check.health}; {check.metrics}"]
         if gate:
             details.insert(0, f"gate {gate.get('step')}%: {gate.get('summary') or ', '.join(gate.get('reasons', []))}")
+        if restore.get("aborted"):
+            details.insert(0, restore["aborted"])
         record_failed_deployment(self, context, "rolled back", details)
         return {**check.to_dict(), "seconds_to_restore": back.get("seconds_to_restore")}
 

@@ -38,9 +38,13 @@ def _control(dagbag, action: str, reason: str):
         dag.params = original
 
 
+# A gate waiting: `airflow dags test` runs its trigger in process, the task instance `queued` meanwhile.
+WAITING = ("queued", "running", "deferred")
+
+
 def _at_25(local, canary: BackgroundRun) -> None:
     wait_until(lambda: local.weights().get(ENV.green_tg) == 25 and canary.task_states().get("deploy.gate_25pct")
-               in ("deferred", "running"), 240, "the canary's 25% gate")
+               in WAITING, 240, "the canary's 25% gate")
 
 
 def _states(dr) -> dict:
@@ -72,15 +76,20 @@ def test_promote_mid_step_goes_to_100pct_and_skips_the_rest(local, dagbag):
 
 
 def test_pause_holds_past_the_interval_until_resume(local, dagbag):
-    canary = _canary(interval=6)
+    interval = 8
+    canary = _canary(interval=interval)
     try:
-        _at_25(local, canary)
+        # Paused as soon as the canary holds the environment (a control run takes seconds to start under
+        # dag.test()): its 25% gate starts paused, evaluates, and holds past its interval.
+        wait_until(lambda: (lock_item(local) or {}).get("owner", "").startswith(CANARY), 240, "the canary's lease")
         assert _control(dagbag, "pause", "CHG-2 looking at a dashboard").state == "success"
-        paused = time.time()
-        time.sleep(10)  # longer than the gate's interval (6 s), plus its poll
+        assert canary.task_states().get("deploy.gate_25pct") in (None, "scheduled", *WAITING)
+        _at_25(local, canary)
+        gate_seen = time.time()
+        time.sleep(interval + 4)  # past the gate's interval, plus two polls
         assert local.weights().get(ENV.green_tg) == 25
-        assert canary.task_states()["deploy.gate_25pct"] in ("deferred", "running")
-        assert "paused by dag_test" in lock_item(local)["control"]
+        assert canary.task_states()["deploy.gate_25pct"] in WAITING
+        assert '"action": "pause"' in lock_item(local)["control"]
         assert _control(dagbag, "resume", "CHG-2 all good").state == "success"
         code = canary.wait(180)
     finally:
@@ -89,10 +98,11 @@ def test_pause_holds_past_the_interval_until_resume(local, dagbag):
     assert code == 0, canary.output[-3000:]
     assert states["deploy.gate_50pct"] == states["deploy.gate_100pct"] == "success", states
     assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
-    assert time.time() - paused > 10
+    assert time.time() - gate_seen > interval + 4
+    assert "[held: paused by dag_test: CHG-2 looking at a dashboard]" in canary.output  # the gate's log
     texts = local.message_texts()
-    assert any("paused by dag_test" in t.lower() or ("paused" in t.lower() and "CHG-2" in t) for t in texts), texts
-    assert any("resumed" in t.lower() and "CHG-2 all good" in t for t in texts), texts
+    assert any("Deployment paused by dag_test" in t and "CHG-2 looking" in t for t in texts), texts
+    assert any("Deployment resumed by dag_test" in t and "CHG-2 all good" in t for t in texts), texts
 
 
 def test_abort_mid_step_rolls_back_with_the_reason(local, dagbag):

@@ -85,6 +85,16 @@ class ShiftTrafficOperator(LatticeDBOperator):
         if self.follow_plan and for_step(signal) == "promote":  # a canary step after latticedb_control's promote
             moved = promote_to_full(self, context, signal)
             raise AirflowSkipException(signal.message + ("; this step moved traffic to 100%" if moved else ""))
+        if signal is not None and signal.paused:  # traffic stays where it is until resume: wait in the triggerer
+            from latticedb_deploy.operators.base import owner_of
+            from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
+
+            self.log.warning("%s: not shifting to %d%% until resumed (waiting deferred)", signal.message, int(self.percent))
+            self.defer(
+                trigger=ControlHoldTrigger(environment=self.env.name, owner=owner_of(context),
+                                           poll_seconds=self.env.metrics.poll_seconds),
+                method_name="execute_complete",
+            )
         ti = context["ti"]
         baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
         weights = {baseline["idle_target_group_arn"]: int(self.percent), baseline["target_group_arn"]: 100 - int(self.percent)}
@@ -100,6 +110,13 @@ class ShiftTrafficOperator(LatticeDBOperator):
                                                        f"{baseline['colour']} {100 - int(self.percent)}%"},
                   links=control_form_link(self.env.name))
         return {"percent": int(self.percent), "plan": plan}
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        """Back from a pause (latticedb_control): decide again with the signal as it is now."""
+        if event.get("lease_lost"):
+            self.lease_lost(context, event["reason"])
+        self.log.info("pause lifted: %s", (event.get("released") or {}).get("message", "no signal"))
+        return self.execute(context)
 
 
 class RetireOldSlotOperator(LatticeDBOperator):

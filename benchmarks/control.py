@@ -22,6 +22,9 @@ import sys
 import threading
 import time
 
+# The helpers from tests/ (LocalEnv's names, BackgroundRun) name the environment to use: `local`.
+os.environ.setdefault("LATTICEDB_TEST_ENVIRONMENT", "local")
+
 from benchmarks.common import LocalEnvironment, airflow_home, median, quiet_airflow_logs, table
 from benchmarks.judge import merge_results
 
@@ -86,9 +89,14 @@ def one(bag, local, action: str, poll: float) -> list:
         "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0", "environment": "local", **CANARY,
     }).start()
     try:
-        wait_until(lambda: local.weights().get(GREEN) == 25
-                   and canary.task_states().get("deploy.gate_25pct") in ("queued", "running", "deferred"),
-                   300, "the canary's 25% gate")
+        try:
+            wait_until(lambda: local.weights().get(GREEN) == 25
+                       and canary.task_states().get("deploy.gate_25pct") in ("queued", "running", "deferred"),
+                       300, "the canary's 25% gate")
+        except AssertionError:
+            canary.stop()
+            print(canary.output[-5000:], file=sys.stderr)
+            raise
         time.sleep(poll)  # the gate is polling
         t0 = time.time()
         dr = _control(bag, action, f"bench: {action}")

@@ -88,6 +88,35 @@ def render_entry(entry: DeploymentEntry) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_control_entry(date: datetime, fields: dict[str, object]) -> str:
+    """A person's action on a deployment in flight (latticedb_control), between the deployment entries:
+
+        ## Control 2026-12-01 19:30:05 UTC
+
+        - **Action**: promote
+        - **Deployment**: latticedb_deploy_canary/manual__...
+        ...
+
+    Its header is not `## Deployment`, so readers of the last deployment skip it."""
+    lines = [f"## Control {date:%Y-%m-%d %H:%M:%S} UTC", ""]
+    lines.extend(f"- **{inline(key)}**: {inline(value)}" for key, value in fields.items() if value not in (None, ""))
+    return "\n".join(lines) + "\n"
+
+
+def append_text(path: str | Path, text: str) -> str:
+    """Append a rendered entry (creating the file with a title if needed), under the same lock."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fh.seek(0, os.SEEK_END)
+            fh.write((HEADER if fh.tell() == 0 else "") + "\n" + text)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return text
+
+
 def resolve_log_path(configured: str) -> Path:
     path = Path(configured).expanduser()
     if path.is_absolute():
@@ -100,14 +129,4 @@ def append_entry(path: str | Path, entry: DeploymentEntry) -> str:
 
     An exclusive lock keeps two runs finishing at once from interleaving their entries.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_entry(entry)
-    with path.open("a+", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            fh.seek(0, os.SEEK_END)
-            fh.write((HEADER if fh.tell() == 0 else "") + "\n" + text)
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-    return text
+    return append_text(path, render_entry(entry))

@@ -178,7 +178,9 @@ def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str],
         return ShiftTrafficOperator(task_id=task_id, percent=step.percent, trigger_rule="none_failed")
     if kind == "gate":
         return MetricGateSensor(task_id=task_id, percent=step.percent, trigger_rule="none_failed")
-    if kind in ("retire_old_stable", "scale_down_old_colour"):
+    if kind == "retire_old_stable":  # after a promote (latticedb_control) the last canary gate skips: still retire
+        return RetireOldSlotOperator(task_id=task_id, trigger_rule="none_failed")
+    if kind == "scale_down_old_colour":
         return RetireOldSlotOperator(task_id=task_id)
     if kind == "smoke_test_idle_colour":
         return SmokeTestIdleColourOperator(task_id=task_id)

@@ -17,7 +17,7 @@ SUCCEEDED = "succeeded"
 ROLLED_BACK = "rolled_back"
 FAILED_BEFORE_CHANGE = "failed_before_change"
 REJECTED = "rejected"
-ABORTED = "aborted"  # changed production, then stopped without an automatic rollback (disabled, or lease lost)
+ABORTED = "aborted"  # changed production, then stopped by a person (latticedb_control abort, rolled back) or without a rollback (disabled, lease lost)
 ROLLBACK_FAILED = "rollback_failed"
 OUTCOMES = (SUCCEEDED, ROLLED_BACK, FAILED_BEFORE_CHANGE, REJECTED, ABORTED, ROLLBACK_FAILED)
 # Outcomes of a run that changed what production serves (the DORA change-failure denominator).

@@ -44,11 +44,15 @@ def escape(value: object) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_message(event: str, title: str, fields: dict[str, object], link: str | None = None) -> dict:
+def build_message(
+    event: str, title: str, fields: dict[str, object], link: str | None = None,
+    links: dict[str, str] | None = None,
+) -> dict:
     """Slack payload: a header-like section, a fields section, an optional link.
 
-    Every caller-supplied string (title, field names and values, the link) is escaped here, in the
+    Every caller-supplied string (title, field names and values, the links) is escaped here, in the
     one place every notification passes through; only this function's own markup stays markup.
+    `links`: more links after "Open in Airflow", label -> URL (e.g. the control form of a gate).
     """
     text = escape(f"{_ICON.get(event, '')} {title}".strip())
     shown = [(escape(k), escape(v)) for k, v in fields.items() if v not in (None, "")]
@@ -56,10 +60,16 @@ def build_message(event: str, title: str, fields: dict[str, object], link: str |
     items = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in shown]
     for i in range(0, len(items), 10):  # Slack allows at most 10 fields per section
         blocks.append({"type": "section", "fields": items[i : i + 10]})
-    if link:
-        url = escape(link).replace("|", "%7C")  # `|` would end the URL part of <url|label>
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{url}|Open in Airflow>"}]})
+    anchors = [(link, "Open in Airflow")] if link else []
+    anchors += [(url, label) for label, url in (links or {}).items() if url]
+    if anchors:
+        elements = []
+        for url, label in anchors:
+            url = escape(url).replace("|", "%7C")  # `|` would end the URL part of <url|label>
+            elements.append({"type": "mrkdwn", "text": f"<{url}|{escape(label).replace('|', '/')}>"})
+        blocks.append({"type": "context", "elements": elements})
     plain = text + "".join(f"\n{k}: {v}" for k, v in shown)
+    plain += "".join(f"\n{escape(label)}: {escape(url)}" for label, url in (links or {}).items() if url)
     return {"text": plain, "blocks": blocks}
 
 
@@ -92,6 +102,7 @@ def send(
     link: str | None = None,
     *,
     channel: str | None = None,
+    links: dict[str, str] | None = None,
 ) -> bool:
     """Post to Slack; returns whether it was delivered. Never raises.
 
@@ -101,7 +112,7 @@ def send(
     conn_id = target if isinstance(target, str) else "?"
     try:
         conn_id, channel = _route(target, channel)
-        payload = build_message(event, title, fields, link)
+        payload = build_message(event, title, fields, link, links)
         _post(conn_id, channel, payload)
     except Exception as exc:  # noqa: BLE001 - delivery problems must not affect the deployment
         log.warning("Slack notification %r not delivered via %r: %s", event, conn_id, exc)
@@ -123,3 +134,33 @@ def run_link(context: Any) -> str | None:
         return f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
     except Exception:  # noqa: BLE001 - a link is a nicety
         return None
+
+
+CONTROL_DAG_ID = "latticedb_control"
+
+
+def airflow_base_url() -> str:
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # pragma: no cover - older layouts
+        from airflow.configuration import conf
+    try:
+        return (conf.get("api", "base_url", fallback="") or "http://localhost:8080").rstrip("/")
+    except Exception:  # noqa: BLE001 - a link is a nicety
+        return "http://localhost:8080"
+
+
+def control_form_link(environment: str) -> dict[str, str]:
+    """The link a gate's messages carry: latticedb_control's page, whose Trigger button opens its form
+    (promote / pause / resume / abort). Airflow 3.3's UI has no URL of its own for the trigger form; the
+    `conf` query names the environment for whoever reads the link."""
+    from urllib.parse import urlencode
+
+    url = f"{airflow_base_url()}/dags/{CONTROL_DAG_ID}?" + urlencode({"conf": json_dumps({"environment": environment})})
+    return {f"Promote / pause / abort ({environment})": url}
+
+
+def json_dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))

@@ -83,6 +83,7 @@ def capacity_problem(
 
 
 _ENTRY = re.compile(r"^## Deployment (\S+)\s*$", re.M)
+_ANY_ENTRY = re.compile(r"^## ", re.M)  # other entries (## Control ...) end a deployment's too
 _BULLET = re.compile(r"^- \*\*(.+?)\*\*: (.*)$", re.M)
 
 
@@ -90,7 +91,8 @@ def last_deployment(log_text: str, environment: str) -> dict | None:
     """The deployment log's last entry for `environment` (entries without one count for any), or None."""
     starts = list(_ENTRY.finditer(log_text))
     for i in range(len(starts) - 1, -1, -1):
-        end = starts[i + 1].start() if i + 1 < len(starts) else len(log_text)
+        following = _ANY_ENTRY.search(log_text, starts[i].end())
+        end = following.start() if following else len(log_text)
         body = log_text[starts[i].end():end]
         fields = {k: v.strip() for k, v in _BULLET.findall(body)}
         if fields.get("Environment", environment) != environment:

@@ -47,6 +47,13 @@ def test_triggers_round_trip_through_serialize():
     assert _roundtrip(gate).tolerated_failures == 1
     rollout = EcsRolloutTrigger(environment="local", service="s", task_definition="arn:td:2", poll_seconds=1, deadline=5.0)
     assert _roundtrip(rollout).task_definition == "arn:td:2"
+    aborting = EcsRolloutTrigger(environment="local", service="s", task_definition="arn:td:2", poll_seconds=1,
+                                 deadline=5.0, abortable=True)
+    assert _roundtrip(aborting).abortable is True
+    from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
+
+    hold = ControlHoldTrigger(environment="local", owner="latticedb_deploy_canary/r", poll_seconds=2)
+    assert _roundtrip(hold).owner == "latticedb_deploy_canary/r"
 
 
 @pytest.fixture

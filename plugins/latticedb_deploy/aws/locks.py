@@ -13,7 +13,8 @@ run), so the pre-empted run still learns who stopped it. A run whose rollback fa
 One item per environment (partition key `environment` = its name; nothing else is read or written):
 owner, acquired_at, expires_at, renewed_at; after an emergency take: preempted_owner, preempted_by,
 preempted_at, reason (and released_at, without an owner, once given back); when a rollback failed:
-blocked, blocked_at.
+blocked, blocked_at; when a person acted on the deployment (latticedb_control): control, a JSON string
+(latticedb_deploy.control.ControlSignal), written with a conditional update naming the owner.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ class Holder:
     reason: str | None = None  # why it was taken by force
     blocked: str | None = None  # set when the lease is kept because a rollback failed
     blocked_at: float | None = None
+    control: str | None = None  # latticedb_control's signal (JSON), see latticedb_deploy.control
+
+    @property
+    def signal(self):
+        from latticedb_deploy.control import ControlSignal
+
+        return ControlSignal.from_json(self.control)
 
     def expired(self, now: float | None = None) -> bool:
         return not self.blocked and self.expires_at < (time.time() if now is None else now)
@@ -101,6 +109,7 @@ class EnvironmentLock:
             reason=s("reason"),
             blocked=s("blocked"),
             blocked_at=float(item["blocked_at"]["N"]) if "blocked_at" in item else None,
+            control=s("control"),
         )
 
     def preemption(self, owner: str) -> Preemption | None:
@@ -222,6 +231,30 @@ class EnvironmentLock:
                 ConditionExpression="#owner = :owner AND attribute_exists(preempted_owner)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={**values, ":now": {"N": f"{now:.3f}"}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def signal(self, owner: str, control: str, expected: str | None) -> bool:
+        """Write a control signal (JSON) on `owner`'s lease, if `owner` still holds it, it is not blocked,
+        and its signal is still `expected` (None: none yet). Returns whether it was written."""
+        names = {"#owner": "owner", "#control": "control"}
+        values: dict[str, Any] = {":owner": {"S": owner}, ":control": {"S": control}}
+        condition = "#owner = :owner AND attribute_not_exists(blocked) AND "
+        if expected is None:
+            condition += "attribute_not_exists(#control)"
+        else:
+            condition += "#control = :expected"
+            values[":expected"] = {"S": expected}
+        try:
+            self.client.update_item(
+                TableName=self.env.lock_table,
+                Key=self._key,
+                UpdateExpression="SET #control = :control",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False

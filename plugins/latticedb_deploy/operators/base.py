@@ -33,6 +33,16 @@ def owner_or_none(context: Any) -> str | None:
         return None
 
 
+def control_signal(holder: Any, log: Any = None) -> Any:
+    """The latticedb_control signal on a lease (a ControlSignal), or None; an unreadable one is ignored, loudly."""
+    try:
+        return holder.signal if holder is not None else None
+    except (ValueError, TypeError) as exc:
+        if log is not None:
+            log.error("ignoring an unreadable control signal on the lease: %s", exc)
+        return None
+
+
 class LatticeDBOperator(BaseOperator):
     """Resolves `environment` (templated, default the run's param) to its typed config."""
 
@@ -61,28 +71,40 @@ class LatticeDBOperator(BaseOperator):
     def notify_enabled(self) -> bool:
         return str(self.notify).lower() not in ("false", "0", "no", "none")
 
-    def send(self, context: Any, event: str, title: str, fields: dict[str, object]) -> None:
+    def send(
+        self, context: Any, event: str, title: str, fields: dict[str, object], links: dict[str, str] | None = None
+    ) -> None:
         from latticedb_deploy import notify
 
         if not self.notify_enabled:
             self.log.info("notify=false: not sending %r", event)
             return
         fields = {"Environment": self.environment, "Image": self.image_uri, "Run": context["run_id"], **fields}
-        notify.send(self.env, event, title, fields, notify.run_link(context))
+        notify.send(self.env, event, title, fields, notify.run_link(context), links=links)
 
-    def hold_lease(self, context: Any) -> None:
+    def hold_lease(self, context: Any) -> Any:
         """Fencing: renew this run's lease on the environment and check it still holds it, before any change.
 
         Lost (expired and taken, cleared, or pre-empted by an emergency rollback): the task fails saying
         who holds the environment and why, and changes nothing. A rollback task skips instead: whoever
         took the environment (an emergency rollback) owns traffic now, and the rollback says so.
+        Aborted by a person (latticedb_control): any step but a rollback step fails, changing nothing,
+        with "aborted by <user>: <reason>", and the run's rollback runs. Returns the lease (Holder),
+        whose `signal` the caller may act on (a promote).
         """
         from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
+        from latticedb_deploy.control import for_step
 
         try:
-            EnvironmentLock(self.env).renew(owner_of(context))
+            holder = EnvironmentLock(self.env).renew(owner_of(context))
         except LeaseLostError as exc:
             self.lease_lost(context, str(exc))
+        signal = control_signal(holder, self.log)
+        if for_step(signal, rollback=self.task_id.startswith("rollback.")) == "abort":
+            msg = f"{self.task_id} not run, nothing changed: the deployment was {signal.message}"
+            self.log.error("%s", msg)
+            raise AirflowFailException(msg)
+        return holder
 
     def lease_lost(self, context: Any, why: str) -> None:
         """Stop this task because the run lost its lease (see hold_lease); never returns."""

@@ -111,6 +111,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.aws.guarded_traffic import GuardedTraffic
+        from latticedb_deploy.operators.base import control_signal
         from latticedb_deploy.readiness import last_good_slot
 
         ti = context["ti"]
@@ -118,7 +119,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         if not baseline:  # before the fencing check: a run that never got the lease changed nothing either
             record_failed_deployment(self, context, "failed_before_change", ["nothing was changed; nothing rolled back"])
             raise AirflowSkipException("nothing to roll back: the run failed before changing anything")
-        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
+        holder = self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
         live = ecs.describe_service(baseline["service"])
         idle = ecs.describe_service(baseline["idle_service"])
@@ -134,7 +135,11 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
             record_failed_deployment(self, context, "failed_before_change", ["nothing was changed; nothing rolled back"])
             raise AirflowSkipException("nothing to roll back: the service was never changed")
         gate = self._failed_gate(ti)
+        signal = control_signal(holder, self.log)
+        aborted = signal.message if signal is not None and signal.action == "abort" else None
         fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
+        if aborted:
+            fields["Aborted"] = aborted  # latticedb_control's abort: the reason in every message
         if gate:
             fields["Failed step"] = f"{gate.get('step')}%"
             fields["Metrics"] = gate.get("summary") or ", ".join(gate.get("reasons", []))
@@ -179,6 +184,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
             "service": baseline["service"],
             "task_definition": baseline["task_definition"],
             "failed_gate": gate,
+            "aborted": aborted,
             "detected_at": detected_at,
             "shifted_at": time.time() if shifted else None,
         }
@@ -278,6 +284,8 @@ class RollbackFinishedOperator(LatticeDBOperator):
         if back.get("seconds_to_restore") is not None:
             fields["Time to restore"] = f"{back['seconds_to_restore']}s"
         gate = restore.get("failed_gate")
+        if restore.get("aborted"):
+            fields["Aborted"] = restore["aborted"]
         if gate:
             fields["Failed step"] = f"{gate.get('step')}%"
         self.log.info("Rollback verification: %s", check.to_dict())
@@ -285,9 +293,12 @@ class RollbackFinishedOperator(LatticeDBOperator):
             raise AirflowFailException("the restored version is not healthy: " + "; ".join(check.problems))
         self.send(context, "rollback_finished", "Rollback finished: service on last good revision", fields)
         details = [f"rolled back to {baseline['task_definition'].split('/')[-1]}", f"verification: {check.health}; {check.metrics}"]
+        # An abort by latticedb_control rolled back through here too: recorded as `aborted`, its reason first.
         record_failed_deployment(
-            self, context, "rolled_back", details, time_to_restore_seconds=back.get("seconds_to_restore"),
-            **({"reason": gate.get("summary") or ", ".join(gate.get("reasons", []))} if gate else {}),
+            self, context, "aborted" if restore.get("aborted") else "rolled_back", details,
+            time_to_restore_seconds=back.get("seconds_to_restore"),
+            **({"reason": restore["aborted"]} if restore.get("aborted")
+               else {"reason": gate.get("summary") or ", ".join(gate.get("reasons", []))} if gate else {}),
         )
         return {**check.to_dict(), "seconds_to_restore": back.get("seconds_to_restore")}
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.base import LatticeDBOperator, control_signal
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
 
 
@@ -18,6 +18,26 @@ def guarded_shift(operator: Any, weights: dict[str, int], expectations: list, **
         return GuardedTraffic(operator.env).set_weights(weights, expectations, log=operator.log, **kwargs)
     except SlotNotReady as exc:
         raise AirflowFailException(f"refusing to change traffic, nothing changed: {exc}") from None
+
+
+def promote_to_full(operator: Any, context: Any, signal: Any) -> bool:
+    """latticedb_control's promote: 100 % on the new slot at once (guarded, absolute, idempotent); says so
+    in Slack when this call moved traffic. Returns whether it did (False: it was there already)."""
+    from latticedb_deploy.readiness import new_slot
+
+    ti = context["ti"]
+    baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+    changed = guarded_shift(
+        operator, {baseline["idle_target_group_arn"]: 100, baseline["target_group_arn"]: 0}, [new_slot(baseline, new)]
+    )
+    operator.log.warning("%s: %s 100%% (new) / %s 0%% (stable)%s", signal.message, baseline["idle_colour"],
+                         baseline["colour"], "" if changed else " (already)")
+    if changed:
+        operator.send(context, "stage", "Promoted: 100% on the new version", {
+            "Promoted by": signal.by, "Reason": signal.reason, "At": operator.task_id,
+            "Weights": f"{baseline['idle_colour']} 100% / {baseline['colour']} 0%",
+        })
+    return changed
 
 
 class DeployIdleSlotOperator(LatticeDBOperator):
@@ -52,13 +72,29 @@ class ShiftTrafficOperator(LatticeDBOperator):
         self.follow_plan = follow_plan  # canary: skip percentages that are not in this run's plan
 
     def execute(self, context: Any) -> dict:
-        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
+        holder = self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.canary import plan_for
+        from latticedb_deploy.control import for_step
+        from latticedb_deploy.notify import control_form_link
         from latticedb_deploy.readiness import last_good_slot, new_slot
 
         plan = [s.percent for s in plan_for(self.env, context["params"])] if self.follow_plan else [100]
         if int(self.percent) not in plan:
             raise AirflowSkipException(f"{self.percent}% is not a step of this run's plan {plan}")
+        signal = control_signal(holder, self.log)
+        if self.follow_plan and for_step(signal) == "promote":  # a canary step after latticedb_control's promote
+            moved = promote_to_full(self, context, signal)
+            raise AirflowSkipException(signal.message + ("; this step moved traffic to 100%" if moved else ""))
+        if signal is not None and signal.paused:  # traffic stays where it is until resume: wait in the triggerer
+            from latticedb_deploy.operators.base import owner_of
+            from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
+
+            self.log.warning("%s: not shifting to %d%% until resumed (waiting deferred)", signal.message, int(self.percent))
+            self.defer(
+                trigger=ControlHoldTrigger(environment=self.env.name, owner=owner_of(context),
+                                           poll_seconds=self.env.metrics.poll_seconds),
+                method_name="execute_complete",
+            )
         ti = context["ti"]
         baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
         weights = {baseline["idle_target_group_arn"]: int(self.percent), baseline["target_group_arn"]: 100 - int(self.percent)}
@@ -71,8 +107,16 @@ class ShiftTrafficOperator(LatticeDBOperator):
             else f"Traffic shifted: {int(self.percent)}% on the new version"
         )
         self.send(context, "stage", title, {"Weights": f"{baseline['idle_colour']} {int(self.percent)}% / "
-                                                       f"{baseline['colour']} {100 - int(self.percent)}%"})
+                                                       f"{baseline['colour']} {100 - int(self.percent)}%"},
+                  links=control_form_link(self.env.name))
         return {"percent": int(self.percent), "plan": plan}
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        """Back from a pause (latticedb_control): decide again with the signal as it is now."""
+        if event.get("lease_lost"):
+            self.lease_lost(context, event["reason"])
+        self.log.info("pause lifted: %s", (event.get("released") or {}).get("message", "no signal"))
+        return self.execute(context)
 
 
 class RetireOldSlotOperator(LatticeDBOperator):

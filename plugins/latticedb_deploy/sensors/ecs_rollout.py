@@ -39,6 +39,7 @@ class EcsRolloutSensor(LatticeDBOperator):
             deadline=time.time() + rollout.timeout_seconds,
             owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
             since=time.time(),
+            abortable=not self.task_id.startswith("rollback."),  # latticedb_control's abort stops a deployment's wait
         )
         self.log.info("Waiting for %s to run %s (timeout %ss)", service, task_definition, rollout.timeout_seconds)
         self.defer(trigger=trigger, method_name="execute_complete")

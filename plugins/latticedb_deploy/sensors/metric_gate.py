@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from latticedb_deploy.operators.base import LatticeDBOperator, owner_or_none
+from latticedb_deploy.operators.base import LatticeDBOperator, control_signal, owner_or_none
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
 
 
@@ -49,6 +49,15 @@ class MetricGateSensor(LatticeDBOperator):
         from latticedb_deploy.triggers.metric_gate import MetricGateTrigger
 
         step = self._step(context)
+        if owner_or_none(context) is not None:
+            # latticedb_control's signal, read as the lease is renewed: abort fails here (hold_lease); after a
+            # promote a canary gate skips, a bake ends at once. A pause is the trigger's to hold.
+            signal = control_signal(self.hold_lease(context), self.log)
+            if signal is not None and signal.action == "promote":
+                if self.interval_seconds is None:
+                    raise AirflowSkipException(signal.message)
+                return self._promoted(context, {"step": step.percent, "reason": signal.message,
+                                                "control": signal.to_dict(), "evaluations": []})
         baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
         traffic = TrafficClient(self.env)
         now = time.time()
@@ -79,11 +88,35 @@ class MetricGateSensor(LatticeDBOperator):
             if table:
                 self.log.info("relative judge at %s%% (%s):\n%s", record.get("step"), record["relative"]["verdict"], table)
         ti.xcom_push(key="evaluations", value=event["evaluations"])
+        for entry in event.get("control_log") or []:
+            self.log.warning("control: %s by %s at %s: %s", entry["action"], entry["by"], entry["at_utc"], entry["reason"])
+        if event.get("control_log"):
+            ti.xcom_push(key="control", value=event["control_log"])
         if event.get("lease_lost"):  # not a verdict on the new version: the run no longer owns the environment
             self.lease_lost(context, event["reason"])
         if not event["passed"]:
+            if event.get("control"):  # latticedb_control's abort: the rollback runs, the reason in its messages
+                raise AirflowFailException(f"gate {event['step']}% {event['reason']}")
             raise AirflowFailException(f"gate {event['step']}% failed: {event['reason']}")
+        if event.get("control"):
+            return self._promoted(context, event)
         self.log.info("gate %s%% passed: %s", event["step"], event["reason"])
         if self.interval_seconds is not None:  # the blue/green bake, not a canary step
             self.send(context, "stage", "Baked: the new colour held its metrics", {"Verdict": event["reason"]})
         return {"step": event["step"], "passed": True, "reason": event["reason"], "last": (event["evaluations"] or [None])[-1]}
+
+    def _promoted(self, context: Any, event: dict[str, Any]) -> dict:
+        """latticedb_control's promote reached this gate: a canary goes to 100 % now, a bake ends."""
+        from latticedb_deploy.operators.traffic import promote_to_full
+
+        control = event["control"]
+        if self.interval_seconds is not None:  # the blue/green bake: traffic is on the new colour already
+            self.log.warning("bake ended: %s", event["reason"])
+            self.send(context, "stage", "Bake ended early: promoted", {"Promoted by": control["by"], "Reason": control["reason"]})
+        else:
+            signal = control_signal(self.hold_lease(context), self.log)  # fencing before the change
+            if signal is None or signal.action != "promote":
+                raise AirflowFailException(f"gate {event['step']}%: the promote signal is gone from the lease; nothing changed")
+            promote_to_full(self, context, signal)
+        return {"step": event["step"], "passed": True, "promoted": True, "reason": event["reason"], "control": control,
+                "last": (event["evaluations"] or [None])[-1]}

@@ -16,6 +16,8 @@ class EcsRolloutTrigger(BaseTrigger):
 
     `owner` (the run's "<dag_id>/<run_id>"): the lease is renewed on every poll; if the run lost it,
     the trigger fires {"status": "lease_lost", "reason": who holds it and why} at once.
+    `abortable` (a deployment's own wait, not a rollback's): a latticedb_control abort on the lease
+    fires {"status": "aborted", "reason": "aborted by <user>: <reason>"} at the next poll.
     """
 
     def __init__(
@@ -28,6 +30,7 @@ class EcsRolloutTrigger(BaseTrigger):
         deadline: float,
         owner: str | None = None,
         since: float | None = None,
+        abortable: bool = False,
     ):
         super().__init__()
         self.environment = environment
@@ -36,6 +39,7 @@ class EcsRolloutTrigger(BaseTrigger):
         self.poll_seconds = poll_seconds
         self.deadline = deadline
         self.owner = owner
+        self.abortable = abortable
         self.since = since  # when the wait began: service events from then on are this rollout's
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -49,6 +53,7 @@ class EcsRolloutTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "owner": self.owner,
                 "since": self.since,
+                "abortable": self.abortable,
             },
         )
 
@@ -90,6 +95,9 @@ class EcsRolloutTrigger(BaseTrigger):
             lost = await lease.check()
             if lost:
                 yield TriggerEvent({"status": "lease_lost", "state": "lease_lost", "reason": lost})
+                return
+            if self.abortable and lease.signal is not None and lease.signal.action == "abort":
+                yield TriggerEvent({"status": "aborted", "state": "aborted", "reason": lease.signal.message})
                 return
             try:
                 status = await asyncio.to_thread(self._poll_once)

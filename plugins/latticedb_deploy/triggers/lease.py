@@ -12,11 +12,15 @@ class LeaseKeeper:
     A renewal that fails for another reason (AWS throttled or down) is logged and tried again at the
     next poll: the lease lasts `lock_ttl_seconds`, far longer than a poll. `owner` None: nothing to do
     (a trigger serialized before leases were renewed from the triggerer).
+
+    `signal`: the latticedb_control signal on the lease item as of the last renewal (the renewal reads
+    the item anyway), so a person's promote/pause/resume/abort reaches a deferred wait within one poll.
     """
 
     def __init__(self, environment: str, owner: str | None, log: Any):
         self.environment, self.owner, self.log = environment, owner, log
         self._lock = None
+        self.signal = None
 
     def _renew(self) -> str | None:
         from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
@@ -25,9 +29,13 @@ class LeaseKeeper:
         if self._lock is None:
             self._lock = EnvironmentLock(load_config().environment(self.environment))
         try:
-            self._lock.renew(self.owner)
+            holder = self._lock.renew(self.owner)
         except LeaseLostError as exc:
             return str(exc)
+        try:
+            self.signal = holder.signal
+        except (ValueError, TypeError) as exc:  # a malformed signal is not a verdict: ignore it, loudly
+            self.log.error("ignoring an unreadable control signal on %s: %s", self.environment, exc)
         return None
 
     async def check(self) -> str | None:

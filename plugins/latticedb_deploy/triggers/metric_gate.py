@@ -23,6 +23,12 @@ class MetricGateTrigger(BaseTrigger):
     versus the baseline, latticedb_deploy.relative_judge) or `both` (either failing fails). The relative
     judge looks once the interval is over (the full window, so one comparison per gate unless it is
     marginal or short of samples, when it looks again at every poll until the deadline).
+
+    A person's control signal (latticedb_control; read from the lease item at every renewal,
+    latticedb_deploy.control.for_gate): abort fires {"passed": False, "control": ...} with the reason,
+    promote fires {"passed": True, "control": ...}; pause keeps evaluating (a failure still fails) but
+    holds a pass and the deadline until resume, which moves the deadline by the time paused. The event's
+    `control_log` says who paused/resumed and when.
     """
 
     def __init__(
@@ -132,6 +138,7 @@ class MetricGateTrigger(BaseTrigger):
         return ev, record
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from latticedb_deploy.control import clock, for_gate, paused_seconds
         from latticedb_deploy.judge import GateCriteria, decide
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
@@ -139,34 +146,48 @@ class MetricGateTrigger(BaseTrigger):
         # Thresholds, or in an environment with an SLO (slo.enforce_in_gates) the stricter of both, P99 included.
         criteria = GateCriteria.for_gate(env, tolerated_failures=self.tolerated_failures)
         lease = LeaseKeeper(self.environment, self.owner, self.log)
-        evaluations, records = [], []
+        evaluations, records, control_log = [], [], []
         interval_end = self.started_at + self.interval_seconds
         mode = env.judge_mode
+        seen = None  # the control signal last seen, to log each change once
+
+        def event(passed: bool, reason: str, **extra: Any) -> TriggerEvent:
+            return TriggerEvent({"passed": passed, "reason": reason, "step": self.step, "evaluations": records[-20:],
+                                 "control_log": control_log, **extra})
+
         while True:
             lost = await lease.check()
             if lost:
-                yield TriggerEvent(
-                    {"passed": False, "lease_lost": True, "reason": lost, "step": self.step,
-                     "evaluations": records[-20:]}
-                )
+                yield event(False, lost, lease_lost=True)
+                return
+            signal = lease.signal
+            if signal != seen and signal is not None:
+                entry = {"action": signal.action, "by": signal.by, "reason": signal.reason, "at": signal.at,
+                         "at_utc": clock(signal.at), "seen_at": time.time()}
+                control_log.append(entry)
+                self.log.warning("gate %d%%: %s (at %s)", self.step, signal.message, clock(signal.at))
+            seen = signal
+            control = for_gate(signal)
+            if control.done:
+                yield event(bool(control.passed), control.reason, control=signal.to_dict())
                 return
             remaining = interval_end - time.time()  # evaluate once more exactly at the end of the interval
             await asyncio.sleep(min(env.metrics.poll_seconds, remaining) if remaining > 0.5 else env.metrics.poll_seconds)
             try:
                 ev, record = await asyncio.to_thread(self._evaluate_with_judge, env, criteria, mode, interval_end)
+                if control.hold:
+                    record = {**record, "control": control.reason}
                 evaluations.append(ev)
                 records.append(record)
-                self.log.info("gate %d%%: %s", self.step, ev.summary)
+                self.log.info("gate %d%%: %s%s", self.step, ev.summary, f" [held: {control.reason}]" if control.hold else "")
             except Exception as exc:  # noqa: BLE001 - a CloudWatch hiccup is not a verdict; keep watching
                 self.log.warning("gate %d%%: metrics query failed (will retry): %s", self.step, exc)
-            decision = decide(evaluations, criteria=criteria, now=time.time(), interval_end=interval_end, deadline=self.deadline)
+            now = time.time()
+            if control.hold:  # paused: only a failure ends the gate; no pass, no deadline
+                decision = decide(evaluations, criteria=criteria, now=now, interval_end=float("inf"), deadline=float("inf"))
+            else:
+                deadline = self.deadline + paused_seconds(signal, self.started_at, now)
+                decision = decide(evaluations, criteria=criteria, now=now, interval_end=interval_end, deadline=deadline)
             if decision.done:
-                yield TriggerEvent(
-                    {
-                        "passed": bool(decision.passed),
-                        "reason": decision.reason,
-                        "step": self.step,
-                        "evaluations": records[-20:],
-                    }
-                )
+                yield event(bool(decision.passed), decision.reason)
                 return

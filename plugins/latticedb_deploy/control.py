@@ -1,0 +1,183 @@
+"""Acting on a deployment in flight: promote, pause, resume, abort (latticedb_control). Pure logic.
+
+The signal lives on the environment's lease item (attribute `control`, a JSON string), written by
+the control run with a conditional update naming the lease's owner, and read where the deployment
+already reads the item: the metric gate's trigger on every poll (it renews the lease there) and every
+step that changes anything (`LatticeDBOperator.hold_lease`). Nothing here talks to AWS or Airflow.
+
+One signal per lease, the latest decision:
+
+- `promote`: the canary goes to 100 % at once; the remaining shifts and gates skip; a bake ends.
+- `pause`: the gate keeps evaluating (a failure still fails it) but does not pass; resume lifts it.
+- `resume`: a paused gate may pass again; its deadline moves by the time it was paused.
+- `abort`: the gate (or the next step) fails with the reason; the run's rollback runs.
+
+promote and abort are final: nothing is accepted after them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+ACTIONS = ("promote", "pause", "resume", "abort")
+FINAL = ("promote", "abort")
+DEPLOYMENT_DAGS = {
+    "latticedb_deploy_canary": "canary",
+    "latticedb_deploy_blue_green": "blue_green",
+    "latticedb_deploy_rolling": "rolling",
+}
+# What each strategy can act on (rolling has no traffic steps, gates or bake: only abort).
+SUPPORTED = {
+    "canary": ("promote", "pause", "resume", "abort"),
+    "blue_green": ("promote", "pause", "resume", "abort"),
+    "rolling": ("abort",),
+}
+
+
+class ControlRefused(ValueError):
+    """The action cannot apply to this deployment now; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ControlSignal:
+    action: str
+    by: str
+    reason: str
+    at: float
+    run: str = ""  # the latticedb_control run that wrote it
+    paused_by: str | None = None  # the pause this signal lifted or holds
+    paused_at: float | None = None
+    resumed_at: float | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.action == "pause"
+
+    @property
+    def message(self) -> str:
+        """What every message of the deployment says about it: "promoted by alice: confident"."""
+        verb = {"promote": "promoted", "pause": "paused", "resume": "resumed", "abort": "aborted"}[self.action]
+        return f"{verb} by {self.by}: {self.reason}"
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ControlSignal | None:
+        if not text:
+            return None
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def to_dict(self) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if v is not None}, "message": self.message, "at_utc": clock(self.at)}
+
+
+def clock(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + " UTC" if ts else "?"
+
+
+def strategy_of_owner(owner: str) -> str | None:
+    """The strategy of the deployment run that holds a lease ("<dag_id>/<run_id>"), or None (not a deployment)."""
+    return DEPLOYMENT_DAGS.get(owner.split("/", 1)[0])
+
+
+def apply(current: ControlSignal | None, action: str, *, owner: str, by: str, reason: str,
+          now: float, run: str = "") -> ControlSignal:
+    """The new signal for `action` on the deployment `owner`, or ControlRefused saying why not."""
+    if action not in ACTIONS:
+        raise ControlRefused(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    if not reason or not reason.strip():
+        raise ControlRefused("a reason is required")
+    strategy = strategy_of_owner(owner)
+    if strategy is None:
+        raise ControlRefused(f"{owner} holds the environment but is not a deployment run: nothing to {action}")
+    if action not in SUPPORTED[strategy]:
+        raise ControlRefused(
+            f"{owner} is a {strategy} deployment: it has no traffic steps, gates or bake, so there is nothing to "
+            f"{action} (abort is the only control it takes). Nothing changed."
+        )
+    if current is not None and current.action in FINAL:
+        raise ControlRefused(f"{owner} was already {current.message} (at {clock(current.at)}): nothing changed")
+    if action == "resume" and (current is None or not current.paused):
+        raise ControlRefused(f"{owner} is not paused: nothing to resume")
+    if action == "pause" and current is not None and current.paused:
+        raise ControlRefused(f"{owner} is already {current.message} (since {clock(current.at)})")
+    signal = ControlSignal(action=action, by=by, reason=reason.strip(), at=now, run=run)
+    if action == "resume":
+        signal = ControlSignal(action=action, by=by, reason=reason.strip(), at=now, run=run,
+                               paused_by=current.by, paused_at=current.at, resumed_at=now)
+    return signal
+
+
+@dataclass(frozen=True)
+class GateControl:
+    """What a signal means for a gate at one poll: finish now (passed or not), or hold a pass."""
+
+    done: bool = False
+    passed: bool | None = None
+    reason: str = ""
+    hold: bool = False  # paused: keep evaluating, but no pass (and no deadline) until resumed
+
+
+def for_gate(signal: ControlSignal | None) -> GateControl:
+    """A gate's reading of the signal: abort fails it, promote passes it, pause holds it."""
+    if signal is None or signal.action == "resume":
+        return GateControl()
+    if signal.action == "abort":
+        return GateControl(done=True, passed=False, reason=signal.message)
+    if signal.action == "promote":
+        return GateControl(done=True, passed=True, reason=signal.message)
+    return GateControl(hold=True, reason=signal.message)
+
+
+def paused_seconds(signal: ControlSignal | None, started_at: float, now: float) -> float:
+    """How long a gate that started at `started_at` has been (or was) paused: its deadline moves that much."""
+    if signal is None:
+        return 0.0
+    if signal.paused:
+        return max(0.0, now - max(signal.at, started_at))
+    if signal.action == "resume" and signal.paused_at is not None and signal.resumed_at is not None:
+        return max(0.0, signal.resumed_at - max(signal.paused_at, started_at))
+    return 0.0
+
+
+def for_step(signal: ControlSignal | None, *, rollback: bool = False) -> str | None:
+    """What a step that changes traffic does: "abort" (fail, changing nothing), "promote" (100 % on the
+    new slot, then skip), or None (carry on). Rollback steps always carry on: they are what abort asks for."""
+    if signal is None or rollback:
+        return None
+    return signal.action if signal.action in FINAL else None
+
+
+EFFECTS = {
+    "promote": {
+        "canary": "100 % on the new slot at the next gate poll (or step); the remaining shifts and gates skip; "
+                  "verify and cleanup run as usual",
+        "blue_green": "the bake ends at its next poll (traffic is already on the new colour); the old colour is "
+                      "scaled down, then verify and cleanup run as usual",
+    },
+    "pause": {
+        "canary": "traffic stays at its weight; the gate keeps evaluating (a failure still rolls back) but does not "
+                  "pass until resume",
+        "blue_green": "the bake keeps evaluating (a failure still rolls back) but does not end until resume",
+    },
+    "resume": {
+        "canary": "the gate may pass again at its next poll; its deadline moves by the time it was paused",
+        "blue_green": "the bake may end again at its next poll; its deadline moves by the time it was paused",
+    },
+    "abort": {
+        "canary": "the gate (or the next step) fails with the reason at its next poll; the run's rollback puts 100 % "
+                  "back on the stable slot",
+        "blue_green": "the bake (or the next step) fails with the reason; the run's rollback switches back",
+        "rolling": "the rollout wait (or the next step) fails with the reason; the run's rollback restores the "
+                   "previous revision",
+    },
+}
+
+
+def effect(action: str, owner: str) -> str:
+    """What the deployment will do about the action (for the control run's messages)."""
+    return EFFECTS.get(action, {}).get(strategy_of_owner(owner) or "", "")

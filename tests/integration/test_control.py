@@ -1,0 +1,144 @@
+"""latticedb_control on real runs: a canary mid-step (its own process, as on a second scheduler) is
+promoted, paused and resumed, or aborted by a control run; with nothing in flight the control run
+fails and changes nothing."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import pytest
+
+from tests.envs import ENV
+from tests.integration.background import BackgroundRun, lock_item, wait_until
+from tests.integration.helpers import image, run_dag_run
+
+pytestmark = pytest.mark.integration
+CANARY = "latticedb_deploy_canary"
+CONTROL = "latticedb_control"
+
+
+def _canary(interval: int) -> BackgroundRun:
+    return BackgroundRun(CANARY, {
+        "image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [25, 50, 100], "interval_seconds": interval,
+    }).start()
+
+
+def _control(dagbag, action: str, reason: str):
+    """A latticedb_control run. Its required params get the run's values as defaults for the run: under
+    dag.test() the DAG-level failure callback validates the DAG's params without the run's conf."""
+    conf = {"environment": ENV.name, "action": action, "reason": reason}
+    dag = dagbag.dags[CONTROL]
+    original = copy.deepcopy(dag.params)
+    try:
+        for key, value in conf.items():
+            dag.params[key] = value
+        return run_dag_run(dagbag, CONTROL, conf)
+    finally:
+        dag.params = original
+
+
+# A gate waiting: `airflow dags test` runs its trigger in process, the task instance `queued` meanwhile.
+WAITING = ("queued", "running", "deferred")
+
+
+def _at_25(local, canary: BackgroundRun) -> None:
+    wait_until(lambda: local.weights().get(ENV.green_tg) == 25 and canary.task_states().get("deploy.gate_25pct")
+               in WAITING, 240, "the canary's 25% gate")
+
+
+def _states(dr) -> dict:
+    return {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def test_promote_mid_step_goes_to_100pct_and_skips_the_rest(local, dagbag):
+    canary = _canary(interval=60)
+    try:
+        _at_25(local, canary)
+        dr = _control(dagbag, "promote", "CHG-1 metrics look great")
+        assert dr.state == "success", _states(dr)
+        code = canary.wait(180)
+    finally:
+        canary.stop()
+    states = canary.task_states()
+    assert code == 0, canary.output[-3000:]
+    assert states["deploy.gate_25pct"] == "success", states
+    for task in ("shift_traffic_to_50pct", "gate_50pct", "shift_traffic_to_100pct", "gate_100pct"):
+        assert states[f"deploy.{task}"] == "skipped", (task, states)
+    assert states["deploy.retire_old_stable"] == states["verify.smoke_tests"] == "success", states
+    assert states["cleanup.deregister_old_revisions"] == "success", states
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
+    assert local.service()["desiredCount"] == 0  # the old stable slot retired as usual
+    texts = local.message_texts()
+    assert any("promoted by dag_test" in t and "CHG-1" in t for t in texts), texts
+    assert any("Promoted: 100% on the new version" in t for t in texts), texts
+    assert "promoted by dag_test: CHG-1 metrics look great" in canary.output  # the skipped steps say why
+
+
+def test_pause_holds_past_the_interval_until_resume(local, dagbag):
+    interval = 8
+    canary = _canary(interval=interval)
+    try:
+        # Paused as soon as the canary holds the environment (a control run takes seconds to start under
+        # dag.test()): its 25% gate starts paused, evaluates, and holds past its interval.
+        wait_until(lambda: (lock_item(local) or {}).get("owner", "").startswith(CANARY), 240, "the canary's lease")
+        assert _control(dagbag, "pause", "CHG-2 looking at a dashboard").state == "success"
+        assert canary.task_states().get("deploy.gate_25pct") in (None, "scheduled", *WAITING)
+        _at_25(local, canary)
+        gate_seen = time.time()
+        time.sleep(interval + 4)  # past the gate's interval, plus two polls
+        assert local.weights().get(ENV.green_tg) == 25
+        assert canary.task_states()["deploy.gate_25pct"] in WAITING
+        assert '"action": "pause"' in lock_item(local)["control"]
+        assert _control(dagbag, "resume", "CHG-2 all good").state == "success"
+        code = canary.wait(180)
+    finally:
+        canary.stop()
+    states = canary.task_states()
+    assert code == 0, canary.output[-3000:]
+    assert states["deploy.gate_50pct"] == states["deploy.gate_100pct"] == "success", states
+    assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
+    assert time.time() - gate_seen > interval + 4
+    assert "[held: paused by dag_test: CHG-2 looking at a dashboard]" in canary.output  # the gate's log
+    texts = local.message_texts()
+    assert any("Deployment paused by dag_test" in t and "CHG-2 looking" in t for t in texts), texts
+    assert any("Deployment resumed by dag_test" in t and "CHG-2 all good" in t for t in texts), texts
+
+
+def test_abort_mid_step_rolls_back_with_the_reason(local, dagbag):
+    v1 = local.service()["taskDefinition"]
+    canary = _canary(interval=60)
+    try:
+        _at_25(local, canary)
+        dr = _control(dagbag, "abort", "INC-9 replication lag")
+        assert dr.state == "success", _states(dr)
+        code = canary.wait(180)
+    finally:
+        canary.stop()
+    states = canary.task_states()
+    assert code != 0, canary.output[-3000:]
+    assert states["deploy.gate_25pct"] == "failed", states
+    assert states["deploy.shift_traffic_to_50pct"] != "success", states
+    assert states["rollback.restore_previous_revision"] == "success", states
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
+    assert local.service()["taskDefinition"] == v1
+    texts = local.message_texts()
+    for title in ("Deployment failed at deploy.gate_25pct", "Rollback started", "Rollback finished"):
+        hits = [t for t in texts if title in t]
+        assert hits and all("aborted by dag_test: INC-9 replication lag" in t for t in hits), (title, texts)
+
+
+def test_no_deployment_in_flight_fails_and_changes_nothing(local, dagbag):
+    before = (local.weights(), local.service()["taskDefinition"], lock_item(local))
+    dr = _control(dagbag, "promote", "CHG-3 nothing running")
+    assert dr.state == "failed"
+    assert _states(dr)["apply"] == "failed"
+    assert (local.weights(), local.service()["taskDefinition"], lock_item(local)) == before
+    assert any("no deployment in flight" in t and "refused" in t for t in local.message_texts()), local.message_texts()
+
+
+def test_an_unknown_action_is_refused_when_the_run_is_created(dagbag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="action"):
+        run_dag_run(dagbag, CONTROL, {"environment": ENV.name, "action": "skip", "reason": "CHG-4"})

@@ -76,17 +76,19 @@ def test_promote_mid_step_goes_to_100pct_and_skips_the_rest(local, dagbag):
 
 
 def test_pause_holds_past_the_interval_until_resume(local, dagbag):
-    interval = 8
-    canary = _canary(interval=interval)
+    interval = 20  # room for the pause's control run to start while the 25% gate is in its interval
+    canary = BackgroundRun(CANARY, {
+        "image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [25, 100], "interval_seconds": interval,
+    }).start()
     try:
-        # Paused as soon as the canary holds the environment (a control run takes seconds to start under
-        # dag.test()): its 25% gate starts paused, evaluates, and holds past its interval.
-        wait_until(lambda: (lock_item(local) or {}).get("owner", "").startswith(CANARY), 240, "the canary's lease")
-        assert _control(dagbag, "pause", "CHG-2 looking at a dashboard").state == "success"
-        assert canary.task_states().get("deploy.gate_25pct") in (None, "scheduled", *WAITING)
+        # Warm-up while the canary starts: the first dag.test() of a DAG also writes it to the DB. Whatever it
+        # finds (nothing in flight, or nothing paused), a resume is refused and changes nothing.
+        assert _control(dagbag, "resume", "CHG-2 warm-up").state == "failed"
         _at_25(local, canary)
-        gate_seen = time.time()
-        time.sleep(interval + 4)  # past the gate's interval, plus two polls
+        at_25 = time.time()
+        assert _control(dagbag, "pause", "CHG-2 looking at a dashboard").state == "success"
+        assert time.time() - at_25 < interval, "the pause landed after the gate's interval: this machine is too slow"
+        time.sleep(max(0.0, at_25 + interval + 4 - time.time()))  # past the gate's interval, plus two polls
         assert local.weights().get(ENV.green_tg) == 25
         assert canary.task_states()["deploy.gate_25pct"] in WAITING
         assert '"action": "pause"' in lock_item(local)["control"]
@@ -96,9 +98,8 @@ def test_pause_holds_past_the_interval_until_resume(local, dagbag):
         canary.stop()
     states = canary.task_states()
     assert code == 0, canary.output[-3000:]
-    assert states["deploy.gate_50pct"] == states["deploy.gate_100pct"] == "success", states
+    assert states["deploy.gate_25pct"] == states["deploy.gate_100pct"] == "success", states
     assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
-    assert time.time() - gate_seen > interval + 4
     assert "[held: paused by dag_test: CHG-2 looking at a dashboard]" in canary.output  # the gate's log
     texts = local.message_texts()
     assert any("Deployment paused by dag_test" in t and "CHG-2 looking" in t for t in texts), texts

@@ -89,3 +89,30 @@ def test_promote_passes_the_gate_at_once(run_gate):
     event, polls = run_gate([_signal(None, "promote", time.time())], [FAIL])
     assert event["passed"] is True and event["control"]["action"] == "promote" and polls == 0
     assert event["reason"] == "promoted by alice: CHG promote"
+
+
+def test_a_paused_shift_waits_deferred_until_the_pause_is_lifted(monkeypatch):
+    from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
+
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))
+    now = time.time()
+    pause = _signal(None, "pause", now)
+    script = iter([pause, pause, _signal(pause, "resume", now + 5)])
+
+    class FakeKeeper:
+        def __init__(self, environment, owner, log):
+            self.signal = None
+
+        async def check(self):
+            self.signal = next(script)
+            return None
+
+    monkeypatch.setattr(lease_module, "LeaseKeeper", FakeKeeper)
+
+    async def first():
+        async for event in ControlHoldTrigger(environment="local", owner=OWNER, poll_seconds=2).run():
+            return event.payload
+
+    event = asyncio.run(first())
+    assert event["released"]["action"] == "resume" and event["released"]["paused_by"] == "alice"

@@ -122,7 +122,10 @@ def test_outside_the_window_a_strict_run_fails(local, dagbag, outside_window):
     assert result["status"] == "fail" and "outside the deployment windows" in result["reason"], result
     assert "strict" in result["reason"]
     assert _snapshot(local) == before
-    assert not outside_window.exists()
+    # Every outcome is logged (issue 18), this one as a run that changed nothing, naming the check.
+    entry = outside_window.read_text()
+    assert "failed before change: failed at preflight.check_deployment_window" in entry, entry
+    assert entry.count("## ") == 1, entry
 
 
 def test_outside_the_window_a_non_strict_run_warns_and_deploys(local, dagbag, outside_window):

@@ -27,16 +27,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _worker(percent: int, kill: str, baseline: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.faults.shift_worker", str(percent), kill, json.dumps(baseline)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=os.environ,
+        # One pipe, read to the end: a second, unread stderr pipe fills with the worker's log lines and
+        # blocks it before it ever reaches the kill point (a hang, not a failure).
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=os.environ,
     )
 
 
 def _kill_when_frozen(proc: subprocess.Popen) -> None:
+    seen: list[str] = []
     for line in proc.stdout:  # log lines first; FREEZE once the worker sits at the chosen point
         if line.strip() == "FREEZE":
             break
+        seen.append(line)
     else:
-        raise AssertionError(f"worker ended without reaching the kill point: {proc.wait()} {proc.stderr.read()}")
+        raise AssertionError(f"worker ended without reaching the kill point: {proc.wait()} {''.join(seen[-50:])}")
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(10) == -signal.SIGKILL
 

@@ -30,9 +30,11 @@ def test_concurrent_deployments_to_one_environment_never_interleave(local, dagba
     env = {**os.environ, "AIRFLOW_HOME": home}
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     conf = {"image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [50, 100], "interval_seconds": 8}
+    # Its output goes to a file: a pipe nobody reads while run B runs fills up and stalls run A.
+    out_file = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed with the test
     run_a = subprocess.Popen(
         [sys.executable, "-m", "airflow", "dags", "test", "latticedb_deploy_canary", "-c", json.dumps(conf)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=out_file, stderr=subprocess.STDOUT, text=True,
     )
     try:
         deadline = time.time() + 120
@@ -51,10 +53,13 @@ def test_concurrent_deployments_to_one_environment_never_interleave(local, dagba
         refused = [t for t in local.message_texts() if "acquire_environment" in t]
         assert refused and holder_a in refused[0], local.message_texts()
 
-        out, _ = run_a.communicate(timeout=300)
+        run_a.wait(timeout=300)
     finally:
         if run_a.poll() is None:
             run_a.kill()
+        out_file.seek(0)
+        out = out_file.read()
+        out_file.close()
     assert run_a.returncode == 0, out[-3000:]
     # A finished undisturbed and let go of the environment.
     assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}

@@ -1,0 +1,60 @@
+"""CPU per boto3 client: the provider's plain AwsBaseHook vs `latticedb_deploy.aws.boto_client`.
+
+Every task and every trigger poll builds a few clients (lease, ECS, ELBv2, CloudWatch). A plain
+AwsBaseHook makes a fresh boto3 session per client, which re-reads botocore's JSON models, and walks
+the stack with inspect.stack() for its user agent; `boto_client` shares one model loader and walks
+frames instead. Process CPU time (not wall time) over ROUNDS x 4 services, after one warm-up each.
+No AWS call is made (clients are only built). Measured, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from benchmarks.common import median, table
+
+ROUNDS = int(os.environ.get("BENCH_CLIENT_ROUNDS", "10"))
+SERVICES = ("ecs", "elbv2", "dynamodb", "cloudwatch")
+
+
+def main() -> None:
+    os.environ.setdefault("AIRFLOW_CONN_BENCH_AWS", json.dumps({
+        "conn_type": "aws", "login": "bench", "password": "bench",
+        "extra": {"region_name": "us-east-1", "endpoint_url": "http://127.0.0.1:9"},
+    }))
+    import dataclasses
+    import logging
+
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    from latticedb_deploy.aws import boto_client
+    from latticedb_deploy.config import load_config
+
+    logging.disable(logging.INFO)
+    env = dataclasses.replace(load_config().environment("local"), aws_conn_id="bench_aws")
+
+    def plain(service: str):
+        return AwsBaseHook(aws_conn_id=env.aws_conn_id, client_type=service, region_name=env.region).conn
+
+    def shared(service: str):
+        return boto_client(env, service)
+
+    rows = []
+    for name, build in (("AwsBaseHook(...).conn", plain), ("boto_client (shared model loader)", shared)):
+        for s in SERVICES:
+            build(s)  # warm-up: imports, first model load
+        per_round = []
+        for _ in range(ROUNDS):
+            t = time.process_time()
+            for s in SERVICES:
+                build(s)
+            per_round.append((time.process_time() - t) / len(SERVICES) * 1000)
+        rows.append([name, f"{median(per_round):.1f}", f"{min(per_round):.1f}", f"{max(per_round):.1f}"])
+    table(f"CPU ms per boto3 client ({ROUNDS} rounds x {len(SERVICES)} services)",
+          ["how", "median ms", "min ms", "max ms"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,7 @@
 """latticedb_control's rules (latticedb_deploy.control, pure) and its store on the lease item."""
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from latticedb_deploy.aws.locks import EnvironmentLock
 from latticedb_deploy.config import load_config
 from latticedb_deploy.control import (
     ControlRefused,
@@ -112,20 +109,6 @@ def test_a_held_gate_only_ends_on_a_failure():
     assert not decide([ev(PASS)] * 5, criteria=criteria, now=1e9, interval_end=inf, deadline=inf).done
     failed = decide([ev(PASS), ev(FAIL)], criteria=criteria, now=1e9, interval_end=inf, deadline=inf)
     assert failed.done and failed.passed is False
-
-
-@pytest.fixture
-def lock():
-    with mock_aws():
-        env = load_config().environment("local")
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=env.lock_table,
-            KeySchema=[{"AttributeName": "environment", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "environment", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield EnvironmentLock(env, client=ddb)
 
 
 def test_the_signal_is_written_only_on_the_named_owners_lease(lock):

@@ -1,25 +1,8 @@
 """The environment lease: one holder at a time, renewable by its owner, expiring after a crash."""
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from latticedb_deploy.aws.locks import EnvironmentLock
 from latticedb_deploy.config import load_config
-
-
-@pytest.fixture
-def lock():
-    with mock_aws():
-        env = load_config().environment("local")
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=env.lock_table,
-            KeySchema=[{"AttributeName": "environment", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "environment", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield EnvironmentLock(env, client=ddb)
 
 
 def test_second_owner_is_told_who_holds_it(lock):

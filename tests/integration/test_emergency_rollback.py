@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.envs import ENV
-from tests.integration.helpers import image, run_dag
+from tests.integration.helpers import history, image, run_dag
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_rollback"
@@ -148,6 +148,9 @@ def test_rolls_the_live_service_back_to_the_previous_revision(local, dagbag):
     texts = local.message_texts()
     assert any(f"Emergency rollback started in {ENV.name}" in t and "INC-1" in t for t in texts), texts
     assert any(f"Emergency rollback finished in {ENV.name}" in t for t in texts), texts
+    record, deployed = history(limit=2)  # the rollback is a record of its own, after v2.0.0's
+    assert (record.dag_id, record.strategy, record.outcome) == ("latticedb_rollback", "emergency_rollback", "succeeded"), record
+    assert "INC-1" in (record.reason or "") and deployed.version == "v2.0.0", (record, deployed)
 
 
 def test_switches_the_listener_back_when_the_old_colour_is_warm(local, dagbag):

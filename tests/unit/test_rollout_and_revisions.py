@@ -40,3 +40,43 @@ def test_verdict_strict_turns_warnings_into_failures():
     ok, lines = verdict(results, strict=True)
     assert ok is False and lines == ["✓ a: ok", "⚠ b: meh"]
     assert verdict([CheckResult("c", FAIL, "no")])[0] is False
+
+
+def _record(n, outcome, digest, dag_id="latticedb_deploy_canary", minute=0, **extra):
+    from latticedb_deploy.history import DeploymentRecord
+
+    at = f"2026-12-01T10:{minute:02d}:00+00:00"
+    return DeploymentRecord(environment="local", dag_id=dag_id, run_id=f"r{n}", strategy="canary", started=at,
+                            finished=at, outcome=outcome, image=None, version=None, digest=digest, triggered_by="a", **extra)
+
+
+def test_the_history_marks_images_good_or_bad_by_their_newest_deployment():
+    from latticedb_deploy.revisions import image_verdicts
+
+    records = [  # newest first
+        _record(5, "succeeded", None, dag_id="latticedb_rollback", minute=5),  # the emergency rollback of r4
+        _record(4, "succeeded", "sha256:d", minute=4),
+        _record(3, "rejected", "sha256:c", minute=3),
+        _record(2, "rolled_back", "sha256:b", minute=2),
+        _record(1, "succeeded", "sha256:a", minute=1),
+        _record(0, "rolled_back", "sha256:a", minute=0),  # older than its success: the success decides
+    ]
+    assert image_verdicts(records) == {"sha256:d": False, "sha256:b": False, "sha256:a": True}
+
+
+def test_an_emergency_rollback_never_goes_to_a_failed_image_or_the_one_in_service():
+    from latticedb_deploy.revisions import rollback_target
+
+    rev = {n: f"arn:aws:ecs:us-east-1:1:task-definition/f:{n}" for n in range(1, 6)}
+    digests = {rev[1]: "sha256:v1", rev[2]: "sha256:bad", rev[3]: "sha256:v2", rev[4]: "sha256:v2", rev[5]: "sha256:v2"}
+    older = [rev[4], rev[3], rev[2], rev[1]]  # live: rev 5 (v2)
+    # Known bad rev 2 and v2 itself passed over; rev 1 is not known either way: the newest not known bad.
+    target, skipped = rollback_target(older, digests.get, "sha256:v2", {"sha256:bad": False})
+    assert target == rev[1] and len(skipped) == 3, skipped
+    # A known-good revision wins over a newer unknown one.
+    digests[rev[3]] = "sha256:unknown"
+    assert rollback_target(older, digests.get, "sha256:v2", {"sha256:v1": True})[0] == rev[1]
+    assert rollback_target(older, digests.get, "sha256:v2", {})[0] == rev[3]
+    # Nothing but known-bad and the image in service: no target (the operator refuses, naming why).
+    assert rollback_target([rev[4], rev[2]], digests.get, "sha256:v2", {"sha256:bad": False}) == (None, [
+        "f:4: the image in service", "f:2: a deployment of its image failed or was reverted"])

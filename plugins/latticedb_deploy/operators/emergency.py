@@ -42,21 +42,27 @@ def is_warm(service: dict, other_task_definition: str) -> bool:
     )
 
 
+def older_revisions(active_newest_first: list[str], current: str) -> list[str]:
+    """The ACTIVE revisions of the family older than the one in service, newest first."""
+    return sorted((a for a in active_newest_first if revision_of(a) < revision_of(current)), key=revision_of, reverse=True)
+
+
 def previous_revision(active_newest_first: list[str], current: str) -> str | None:
     """The newest ACTIVE revision of the family older than the one in service."""
-    older = [a for a in active_newest_first if revision_of(a) < revision_of(current)]
-    return max(older, key=revision_of) if older else None
+    older = older_revisions(active_newest_first, current)
+    return older[0] if older else None
 
 
 def choose(
-    *, live: dict, idle: dict, live_weight: int, requested: str | None, active: list[str]
+    *, live: dict, idle: dict, live_weight: int, requested: str | None, active: list[str], previous=previous_revision
 ) -> dict:
     """Decide how to roll back. `requested` is a resolved ARN or None (= the previous one).
 
     Default target: the warm old colour's revision when the idle colour is warm and takes no
     traffic (a blue/green switch still baking); the live colour's own revision when traffic is
     split (a canary in flight: all traffic back to the stable colour); otherwise the newest
-    ACTIVE revision older than the one in service.
+    ACTIVE revision older than the one in service, as `previous(active, live)` picks it (the
+    operator's pick skips revisions whose image the deployment history knows failed).
     """
     live_td, idle_td = live["taskDefinition"], idle["taskDefinition"]
     warm = live_weight == 100 and is_warm(idle, live_td)
@@ -66,11 +72,12 @@ def choose(
         elif live_weight < 100:
             target = live_td
         else:
-            target = previous_revision(active, live_td)
+            target = previous(active, live_td)
         if target is None:
             raise AirflowFailException(
-                f"no revision to roll back to: {short(live_td)} is the oldest ACTIVE revision and the idle "
-                "colour is not warm; name target_revision explicitly"
+                f"no revision to roll back to: none older than {short(live_td)} is ACTIVE and not known bad "
+                "(a deployment of its image failed, or it runs the image in service), and the idle colour is "
+                "not warm; name target_revision explicitly"
             )
     else:
         target = requested
@@ -110,6 +117,23 @@ class PlanRollbackOperator(LatticeDBOperator):
             raise AirflowFailException(f"target_revision {short(td['taskDefinitionArn'])} is {td.get('status')}, not ACTIVE")
         return td["taskDefinitionArn"]
 
+    def _previous_good(self, ecs: Any, active: list[str], live_td: str) -> tuple[str | None, list[str]]:
+        """The newest older revision that is not known bad (latticedb_deploy.revisions.rollback_target):
+        "the previous revision" may be a canary that was rolled back, or the image being rolled back from."""
+        from latticedb_deploy.aws.history import HistoryStore
+        from latticedb_deploy.revisions import image_digest, image_verdicts, rollback_target
+
+        try:
+            verdicts = image_verdicts(HistoryStore(self.env).query(limit=200))
+        except Exception as exc:  # noqa: BLE001 - no history: the same rule without what it knows
+            self.log.warning("deployment history unavailable (%s): choosing the rollback target without it", exc)
+            verdicts = {}
+
+        def digest_of(arn: str) -> str | None:
+            return image_digest(ecs.container_image(ecs.describe_task_definition(arn)))
+
+        return rollback_target(older_revisions(active, live_td), digest_of, digest_of(live_td), verdicts)
+
     def execute(self, context: Any) -> dict:
         from latticedb_deploy import notify
         from latticedb_deploy.aws.ecs import EcsClient
@@ -119,13 +143,24 @@ class PlanRollbackOperator(LatticeDBOperator):
         ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
         live_slot, idle_slot, weights = traffic.live_and_idle()
         live, idle = ecs.describe_service(live_slot.service), ecs.describe_service(idle_slot.service)
+        passed_over: list[str] = []
+
+        def previous(active: list[str], live_td: str) -> str | None:
+            target, skipped = self._previous_good(ecs, active, live_td)
+            passed_over.extend(skipped)
+            return target
+
         decision = choose(
             live=live,
             idle=idle,
             live_weight=weights.get(live_slot.target_group_arn, 0),
             requested=self._resolve(ecs),
             active=ecs.list_revisions(),
+            previous=previous,
         )
+        for why in passed_over:
+            self.log.warning("Not rolling back to %s", why)
+        decision["passed_over"] = passed_over
         plan = {
             **decision,
             "started_at": started,
@@ -159,6 +194,7 @@ class PlanRollbackOperator(LatticeDBOperator):
                     "From": short(live["taskDefinition"]),
                     "To": short(decision["target_task_definition"]),
                     "How": how,
+                    **({"Passed over": "; ".join(passed_over)} if passed_over else {}),
                     "Run": context["run_id"],
                 },
                 notify.run_link(context),

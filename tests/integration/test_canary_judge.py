@@ -2,7 +2,9 @@
 
 The subtle images hide under every fixed threshold (scenarios.yaml): with `judge.mode: both` (local's
 default) the relative judge rolls them back at the first gate with its reason; with `absolute` they are
-promoted, so the difference is the judge. A healthy release is promoted under `both`.
+promoted, so the difference is the judge. A healthy release is promoted under `both`, its 100 % step
+judged too (against the stable slot's window before the shift), and the blue/green bake judges the new
+colour against the old one.
 """
 
 from __future__ import annotations
@@ -89,9 +91,52 @@ def test_healthy_release_is_promoted_under_both(local, dagbag):
     dr, tasks = _run(dagbag, "v2.0.0")
     assert dr.state == "success", tasks
     assert local.weights() == {LB.green_target_group: 100, LB.blue_target_group: 0}
-    for percent in (25, 50):
+    # At 100 % the baseline serves nothing: it is judged on its last window before the shift.
+    for percent in (25, 50, 100):
         judged = [r["relative"] for r in _gate_records(dr, percent) if "relative" in r]
-        assert judged and judged[-1]["verdict"] == "pass", judged
+        assert judged and judged[-1]["verdict"] == "pass", (percent, judged)
         assert all(m["classification"] in ("Pass", "Low") for m in judged[-1]["metrics"])
-    # At 100 % the baseline serves nothing: the thresholds decide.
-    assert all("relative" not in r for r in _gate_records(dr, 100))
+
+
+def _old_colour_has_served(local, periods: int) -> None:
+    """Wait until the blue slot (live after the fixture's reset) has `periods` periods of traffic: a freshly
+    reset environment's tasks take a while to start, and the bake judges the old colour on its history."""
+    import time
+    from datetime import UTC, datetime
+
+    from latticedb_deploy.aws.cloudwatch import MetricsClient
+    from latticedb_deploy.aws.elbv2 import TrafficClient
+    from tests.integration.background import wait_until
+
+    traffic, metrics, since = TrafficClient(ENV), MetricsClient(ENV), time.time() - 600
+
+    def served() -> bool:
+        blue = traffic.slots()[0]
+        got = metrics.target_group_samples(
+            target_group_arns={"blue": blue.target_group_arn}, load_balancer_arn=traffic.load_balancer_arn(),
+            start=datetime.fromtimestamp(since, UTC), end=datetime.now(UTC),
+            statistic=ENV.metrics.latency_statistic, period=ENV.judge_period_seconds)["blue"]
+        return len(got["error_rate"]) >= periods
+
+    wait_until(served, 120, f"{periods} periods of traffic on blue", interval=1)
+
+
+def test_blue_green_bake_judges_the_new_colour_against_the_old_one(local, dagbag):
+    """The bake compares the new colour with the old one (kept warm, judged on its window before the
+    switch): a subtle regression fails the bake and the listener goes back to the old colour."""
+    dag_id = "latticedb_deploy_blue_green"
+    _old_colour_has_served(local, ENV.judge.min_samples + 2)  # a judge needs the old colour's history
+    dr = run_dag_run(dagbag, dag_id, {"image_uri": image("v2.5.0-subtle-errors"), "environment": ENV.name,
+                                      "bake_seconds": 10, "require_approval": False})
+    tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "failed", tasks
+    assert tasks["deploy.switch_traffic"] == "success" and tasks["deploy.bake"] == "failed", tasks
+    assert local.weights() == {LB.blue_target_group: 100, LB.green_target_group: 0}
+    records = xcom(dag_id, dr.run_id, "deploy.bake", key="evaluations") or []
+    failed = [r for r in records if r["verdict"] == "fail"]
+    assert failed and failed[-1]["relative"]["verdict"] == "fail", records
+    judged = {m["metric"]: m for m in failed[-1]["relative"]["metrics"]}
+    assert judged["error_rate"]["classification"] == "High", judged
+    assert failed[-1]["error_rate"] < ENV.thresholds.max_error_rate  # under the threshold: the judge's call alone
+    rollback = [m for m in local.message_texts() if "Rollback started" in m]
+    assert rollback and "relative judge" in rollback[0] and "error rate high" in rollback[0], local.message_texts()

@@ -82,6 +82,70 @@ def test_gate_defers_with_its_step_and_skips_steps_outside_the_plan(gate):
         gate.execute(context)
 
 
+def test_gates_where_the_stable_slot_serves_nothing_judge_it_on_its_window_before_the_switch(gate):
+    """Below 100 % both slots take traffic in the gate's own window; at 100 % (and in the blue/green bake)
+    the old slot is judged on its last window before the switch, at least min_samples periods long."""
+    import time
+
+    from latticedb_deploy.config import load_config
+
+    env = load_config().environment("local")
+    need = env.judge.min_samples * env.judge_period_seconds
+    context = {"params": {"traffic_steps": [25, 100], "interval_seconds": 4}, "ti": FakeTI()}
+    with pytest.raises(TaskDeferred) as deferred:
+        gate.execute(context)
+    assert (deferred.value.trigger.baseline_target_group_arn, deferred.value.trigger.baseline_window) == ("arn:blue", None)
+
+    gate.percent = 100
+    before = time.time()
+    with pytest.raises(TaskDeferred) as deferred:
+        gate.execute(context)
+    trigger = deferred.value.trigger
+    start, end = trigger.baseline_window
+    assert trigger.baseline_target_group_arn == "arn:blue" and trigger.target_group_arn == "arn:green"
+    assert before <= end <= time.time() and end - start >= max(4, need)
+    assert trigger.baseline_periods == env.judge.min_samples  # 4 s of 1 s periods is fewer than min_samples
+    assert _roundtrip(trigger).baseline_window == [start, end]
+
+    bake = MetricGateSensor(task_id="bake", percent=100, interval_seconds="30")
+    bake.environment, bake.tolerated_failures = "local", 0
+    with pytest.raises(TaskDeferred) as deferred:
+        bake.execute({"params": {}, "ti": FakeTI()})
+    start, end = deferred.value.trigger.baseline_window
+    assert deferred.value.trigger.baseline_target_group_arn == "arn:blue" and end - start >= max(30, need)
+    assert deferred.value.trigger.baseline_periods == max(30 // env.judge_period_seconds, env.judge.min_samples)
+
+
+def test_the_judge_reads_each_side_from_its_own_window(monkeypatch):
+    """With a baseline window the baseline's samples come from it and the canary's from the gate's window."""
+    from latticedb_deploy.aws.cloudwatch import MetricsClient
+
+    calls = []
+
+    def samples(self, *, target_group_arns, start, end, **kw):
+        calls.append((dict(target_group_arns), start.timestamp(), end.timestamp()))
+        if "baseline" in target_group_arns:  # 30 periods, of which the newest 12 were before the switch
+            return {"baseline": {"error_rate": [0.5] * 18 + [0.002] * 12, "success_rate": [0.5] * 18 + [0.998] * 12,
+                                 "latency": [900.0] * 18 + [110.0] * 12}}
+        return {label: {"error_rate": [0.002] * 12, "success_rate": [0.998] * 12, "latency": [110.0] * 12}
+                for label in target_group_arns}
+
+    monkeypatch.setattr(MetricsClient, "__init__", lambda self, env, client=None: None)
+    monkeypatch.setattr(MetricsClient, "target_group_samples", samples)
+    trigger = MetricGateTrigger(
+        environment="local", step=100, target_group_arn="arn:green", load_balancer_arn="arn:lb",
+        started_at=2000.0, interval_seconds=10, deadline=2100.0, baseline_target_group_arn="arn:blue",
+        baseline_window=[1980.0, 1999.0], baseline_periods=12,
+    )
+    from latticedb_deploy.config import load_config
+
+    verdict = trigger._judge(load_config().environment("local"))
+    assert calls[0][:1] == ({"baseline": "arn:blue"},) and calls[0][1:] == (1980.0, 1999.0)
+    assert calls[1][0] == {"canary": "arn:green"} and calls[1][1] == 2000.0
+    assert verdict.verdict == "pass"  # judged on the newest 12 baseline periods only
+    assert all(m.baseline_n == 12 for m in verdict.results)
+
+
 def test_gate_resumes_and_decides(gate):
     ti = FakeTI()
     record = {"step": 25, "verdict": "pass", "requests": 120}
@@ -116,3 +180,35 @@ def test_trigger_fires_once_with_the_verdict(monkeypatch, verdicts, passed):
 
     payload = asyncio.run(first_event())
     assert payload["passed"] is passed and payload["step"] == 25 and payload["evaluations"]
+
+
+def test_an_old_slot_with_too_little_history_leaves_the_gate_to_the_thresholds(monkeypatch):
+    """A past baseline window cannot grow by waiting: with too few periods in it the relative judge says it
+    does not apply (in the XCom record) and the thresholds decide, instead of a gate that can only time out."""
+    import time
+
+    from latticedb_deploy.aws.cloudwatch import MetricsClient
+    from latticedb_deploy.config import load_config
+    from latticedb_deploy.judge import GateCriteria
+
+    def samples(self, *, target_group_arns, **kw):
+        n = 6 if "baseline" in target_group_arns else 12
+        return {label: {"error_rate": [0.002] * n, "success_rate": [0.998] * n, "latency": [110.0] * n}
+                for label in target_group_arns}
+
+    monkeypatch.setattr(MetricsClient, "__init__", lambda self, env, client=None: None)
+    monkeypatch.setattr(MetricsClient, "target_group_samples", samples)
+    now = time.time()
+    trigger = MetricGateTrigger(
+        environment="local", step=100, target_group_arn="arn:green", load_balancer_arn="arn:lb",
+        started_at=now - 12, interval_seconds=10, deadline=now + 30, baseline_target_group_arn="arn:blue",
+        baseline_window=[now - 400, now - 12], baseline_periods=10,
+    )
+    monkeypatch.setattr(trigger, "_evaluate", lambda env, criteria: _evaluation(PASS))
+    env = load_config().environment("local")
+    ev, record = trigger._evaluate_with_judge(env, GateCriteria.for_gate(env), "both", now - 2)
+    assert ev.verdict == PASS and "served 6 periods before the switch (need 10)" in record["relative_skipped"]
+    # The same short history over the gate's own window (both slots serving) is NoData: never a pass.
+    trigger.baseline_window = None
+    ev, record = trigger._evaluate_with_judge(env, GateCriteria.for_gate(env), "both", now - 2)
+    assert ev.verdict != PASS and "relative_skipped" not in record

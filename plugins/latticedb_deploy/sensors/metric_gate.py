@@ -10,6 +10,9 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from latticedb_deploy.operators.base import LatticeDBOperator, control_signal, owner_or_none
 from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
 
+# How far before a 100 % gate (or the bake) to look for the stable slot's last periods with traffic.
+BASELINE_LOOKBACK_SECONDS = 300
+
 
 class MetricGateSensor(LatticeDBOperator):
     """Defers to MetricGateTrigger (no worker slot held); pushes every evaluation to XCom."""
@@ -61,6 +64,16 @@ class MetricGateSensor(LatticeDBOperator):
         baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
         traffic = TrafficClient(self.env)
         now = time.time()
+        # The relative judge (judge.mode) compares the new slot with the stable one. Below 100 % both take
+        # traffic over the same window; at a canary's 100 % step and in the blue/green bake the stable slot
+        # (the old colour, kept warm) serves nothing, so it is judged on its last window before the switch.
+        # Its newest `span` worth of periods with traffic count (the switch may be some tasks behind this one).
+        sole = self.interval_seconds is not None or step.percent >= 100
+        baseline_window, baseline_periods = None, None
+        if sole:
+            period = self.env.judge_period_seconds
+            baseline_periods = max(-(-int(step.interval_seconds) // period), self.env.judge.min_samples)
+            baseline_window = [now - baseline_periods * period - BASELINE_LOOKBACK_SECONDS, now]
         trigger = MetricGateTrigger(
             environment=self.env.name,
             step=step.percent,
@@ -71,11 +84,9 @@ class MetricGateSensor(LatticeDBOperator):
             deadline=now + step.interval_seconds + max(step.interval_seconds, 30),
             tolerated_failures=int(self.tolerated_failures or 0),
             owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
-            # The relative judge (judge.mode) compares with the stable slot while it still takes traffic:
-            # a canary step below 100 %, not the blue/green bake (the old colour serves nothing then).
-            baseline_target_group_arn=(
-                baseline["target_group_arn"] if self.interval_seconds is None and step.percent < 100 else None
-            ),
+            baseline_target_group_arn=baseline["target_group_arn"],
+            baseline_window=baseline_window,
+            baseline_periods=baseline_periods,
         )
         self.log.info("Watching %d%% for %ss", step.percent, step.interval_seconds)
         self.defer(trigger=trigger, method_name="execute_complete")

@@ -24,6 +24,11 @@ class MetricGateTrigger(BaseTrigger):
     judge looks once the interval is over (the full window, so one comparison per gate unless it is
     marginal or short of samples, when it looks again at every poll until the deadline).
 
+    `baseline_window` ([start, end) epoch seconds) and `baseline_periods`: where the baseline slot no
+    longer takes traffic (the blue/green bake, a canary's 100 % step), its samples are its newest
+    `baseline_periods` periods with traffic in that window (the last ones before the switch), instead
+    of the gate's own window.
+
     A person's control signal (latticedb_control; read from the lease item at every renewal,
     latticedb_deploy.control.for_gate): abort fires {"passed": False, "control": ...} with the reason,
     promote fires {"passed": True, "control": ...}; pause keeps evaluating (a failure still fails) but
@@ -44,6 +49,8 @@ class MetricGateTrigger(BaseTrigger):
         tolerated_failures: int = 0,
         owner: str | None = None,
         baseline_target_group_arn: str | None = None,
+        baseline_window: list[float] | tuple[float, float] | None = None,
+        baseline_periods: int | None = None,
     ):
         super().__init__()
         self.environment = environment
@@ -56,6 +63,8 @@ class MetricGateTrigger(BaseTrigger):
         self.tolerated_failures = tolerated_failures
         self.owner = owner
         self.baseline_target_group_arn = baseline_target_group_arn
+        self.baseline_window = list(baseline_window) if baseline_window else None
+        self.baseline_periods = baseline_periods
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -71,6 +80,8 @@ class MetricGateTrigger(BaseTrigger):
                 "tolerated_failures": self.tolerated_failures,
                 "owner": self.owner,
                 "baseline_target_group_arn": self.baseline_target_group_arn,
+                "baseline_window": self.baseline_window,
+                "baseline_periods": self.baseline_periods,
             },
         )
 
@@ -99,15 +110,37 @@ class MetricGateTrigger(BaseTrigger):
         from latticedb_deploy.aws.cloudwatch import MetricsClient
         from latticedb_deploy.relative_judge import judge
 
-        samples = MetricsClient(env).target_group_samples(
-            target_group_arns={"baseline": self.baseline_target_group_arn, "canary": self.target_group_arn},
-            load_balancer_arn=self.load_balancer_arn,
-            start=datetime.fromtimestamp(self.started_at, UTC),
-            end=datetime.now(UTC),
-            statistic=env.metrics.latency_statistic,
-            period=env.judge_period_seconds,
-        )
-        return judge(samples["baseline"], samples["canary"], env.judge.settings())
+        metrics = MetricsClient(env)
+
+        def samples(arns: dict[str, str], start: float, end: float) -> dict:
+            return metrics.target_group_samples(
+                target_group_arns=arns, load_balancer_arn=self.load_balancer_arn,
+                start=datetime.fromtimestamp(start, UTC), end=datetime.fromtimestamp(end, UTC),
+                statistic=env.metrics.latency_statistic, period=env.judge_period_seconds,
+            )
+
+        now = time.time()
+        if self.baseline_window:  # the baseline served nothing during this gate: its last window before it
+            baseline = samples({"baseline": self.baseline_target_group_arn}, *self.baseline_window)["baseline"]
+            if self.baseline_periods:
+                baseline = {metric: values[-self.baseline_periods:] for metric, values in baseline.items()}
+            canary = samples({"canary": self.target_group_arn}, self.started_at, now)["canary"]
+        else:
+            both = samples({"baseline": self.baseline_target_group_arn, "canary": self.target_group_arn},
+                           self.started_at, now)
+            baseline, canary = both["baseline"], both["canary"]
+        return judge(baseline, canary, env.judge.settings())
+
+    def _baseline_history_too_short(self, verdict, min_samples: int) -> str | None:
+        """With a past baseline window (the old slot serves nothing now): too few periods of it for any
+        metric to be judged, e.g. a service that had served for seconds when it was replaced."""
+        if not self.baseline_window or not verdict.results:
+            return None
+        most = max(r.baseline_n for r in verdict.results)
+        if most >= min_samples:
+            return None
+        return (f"relative judge not applicable: the old slot served {most} periods before the switch "
+                f"(need {min_samples}); the thresholds decide")
 
     def _evaluate_with_judge(self, env, criteria, mode: str, interval_end: float):
         """One poll: (the Evaluation decide() reads, its XCom record)."""
@@ -122,6 +155,12 @@ class MetricGateTrigger(BaseTrigger):
             return ev, {**ev.to_dict(), "judge_mode": mode}
         verdict = self._judge(env)
         self.log.info("gate %d%% relative judge (%s):\n%s", self.step, verdict.verdict, verdict.table)
+        short = self._baseline_history_too_short(verdict, env.judge.min_samples)
+        if short:
+            # The old slot's history before the switch is fixed: waiting cannot add to it. Say so, and let
+            # the thresholds decide (in `relative` mode too: nothing else can judge this gate).
+            self.log.warning("gate %d%%: %s", self.step, short)
+            return ev, {**ev.to_dict(), "judge_mode": mode, "relative_skipped": short, "relative": verdict.to_dict()}
         rel = {"pass": PASS, "fail": FAIL}.get(verdict.verdict, INCONCLUSIVE)
         rel_reasons = () if rel == PASS else (verdict.reason,)
         if mode == "relative":

@@ -77,7 +77,48 @@ def _records(env: Any, *, days: int | None = None, limit: int | None = None) -> 
     return HistoryStore(env).query(since=since, limit=limit)
 
 
-def environment_state(env: Any) -> dict:
+_ACTIVE = ("running", "deferred", "up_for_reschedule", "queued", "up_for_retry")
+_GATE_PREFIXES = ("deploy.gate_", "deploy.bake", "verify.post_deployment_checks")
+
+
+def run_progress(dag_id: str, run_id: str, session: Any = None) -> dict:
+    """Where a run is: its current step (the task running or waiting in the triggerer) and its last
+    gate verdict (the newest finished gate, bake or post-deployment check: passed or the failure's
+    reason), read from Airflow's metadata DB (the api-server's own; `session` for another)."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    from latticedb_deploy.operators.history import FAILURE_KEY
+
+    def read(s: Any) -> dict:
+        rows = s.execute(select(TI.task_id, TI.state, TI.start_date, TI.end_date)
+                         .where(TI.dag_id == dag_id, TI.run_id == run_id)).all()
+        active = sorted((r for r in rows if r.state in _ACTIVE and not r.task_id.endswith("release_environment")),
+                        key=lambda r: (r.state not in ("running", "deferred"), -(r.start_date.timestamp() if r.start_date else 0)))
+        gates = sorted((r for r in rows if r.task_id.startswith(_GATE_PREFIXES) and r.state in ("success", "failed")
+                        and r.end_date is not None), key=lambda r: r.end_date)
+        last = None
+        if gates:
+            g = gates[-1]
+            key = "return_value" if g.state == "success" else FAILURE_KEY
+            row = s.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=g.task_id, key=key)).first()
+            value = XComModel.deserialize_value(row) if row is not None else None
+            reason = value.get("reason") if isinstance(value, dict) else None
+            last = {"task_id": g.task_id, "passed": g.state == "success", "reason": reason,
+                    "finished": g.end_date.isoformat(timespec="seconds")}
+        return {"current_step": active[0].task_id if active else None,
+                "current_state": active[0].state if active else None, "last_gate": last}
+
+    if session is not None:
+        return read(session)
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        return read(s)
+
+
+def environment_state(env: Any, session: Any = None) -> dict:
     """What serves now (newest good record + the live listener), and the deployment in flight (the lease)."""
     state: dict[str, Any] = {"environment": env.name}
     try:
@@ -109,6 +150,11 @@ def environment_state(env: Any) -> dict:
                                   "run_link": _run_link(dag_id, run_id), "blocked": holder.blocked}
     except Exception as exc:  # noqa: BLE001
         state["lease_error"] = str(exc)[:300]
+    if state.get("in_flight"):
+        try:
+            state["in_flight"].update(run_progress(state["in_flight"]["dag_id"], state["in_flight"]["run_id"], session))
+        except Exception as exc:  # noqa: BLE001 - the run's progress is a nicety: the lease already says what is in flight
+            state["in_flight"]["progress_error"] = str(exc)[:300]
     return state
 
 
@@ -215,6 +261,18 @@ def _chart(daily: list[dict]) -> str:
     return "".join(parts)
 
 
+def _progress_html(flight: dict) -> str:
+    parts = []
+    if flight.get("current_step"):
+        parts.append(f'<div>step: <b>{_e(flight["current_step"])}</b> <span class="muted">{_e(flight.get("current_state"))}</span></div>')
+    gate = flight.get("last_gate")
+    if gate:
+        verdict = "passed" if gate["passed"] else "failed"
+        parts.append(f'<div>last gate: {_e(gate["task_id"])} {verdict}'
+                     f'<div class="muted">{_e((gate.get("reason") or "")[:200])}</div></div>')
+    return "".join(parts)
+
+
 def render_page(environments: list[Any], days: int = 30) -> str:
     body = [f"<h1>LatticeDB deployments</h1><p class='muted'>DORA over the last {days} days "
             f"(<a href='?days=7'>7</a> · <a href='?days=30'>30</a> · <a href='?days=90'>90</a>); bands: 2023 State of DevOps Report.</p>"]
@@ -227,7 +285,7 @@ def render_page(environments: list[Any], days: int = 30) -> str:
         traffic = ", ".join(f"{c} {w} %" for c, w in (s.get("traffic") or {}).items()) or _e(s.get("traffic_error", "unknown"))
         flight = s.get("in_flight")
         flight_html = (f'<a href="{_e(flight["run_link"])}">{_e(flight["dag_id"])}</a> {_e(flight["run_id"])}'
-                       if flight else "none")
+                       + _progress_html(flight) if flight else "none")
         body.append(f'<div class="card"><h2 style="margin-top:0">{_e(name)}</h2>'
                     f'<div>serving <b>{_e(serving.get("version") or "unknown")}</b> '
                     f'<span class="muted">{_e((serving.get("digest") or "")[:19])}</span></div>'

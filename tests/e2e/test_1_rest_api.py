@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from tests.integration.helpers import image
 
@@ -141,3 +142,11 @@ def test_blue_green_approval_answered_through_the_hitl_api(api, local, answer):
         assert states["deploy.switch_traffic"] == "skipped", states
         assert (tg, live_image) == (before_tg, before_image)
         assert any("rejected" in t.lower() for t in local.message_texts()), local.message_texts()
+    # The Deployments page's JSON (the plugin on the api-server) has this run, with its outcome.
+    page = f"{api.base_url}/latticedb/api/deployments?environment=local"
+    assert requests.get(page, timeout=10).status_code == 401  # anonymous: refused, no redirect
+    deployments = api.session.get(page, timeout=30).json()["deployments"]
+    mine = [d for d in deployments if d["run_id"] == run_id]
+    wanted = ("succeeded", None) if answer == "Approve" else ("rejected", "deploy.approve_switch")
+    assert [(d["outcome"], d["failed_step"]) for d in mine] == [wanted], deployments
+    assert mine[0]["strategy"] == "blue_green" and mine[0]["version"] == "v2.0.0", mine

@@ -94,3 +94,19 @@ def test_graph_view_of_a_finished_run_renders_the_phase_groups(logged_in, api, s
     finally:
         b.screenshot(SHOTS / "04-canary-run-graph.png")
     assert run_id in text or CANARY in text
+
+
+def test_deployments_page_shows_the_environment_and_its_history(logged_in, api, stack):
+    """The plugin's page (/latticedb/) in the browser, with the UI's own session: the environment's card,
+    the DORA tiles, and the runs recorded so far (the REST tests above left at least one)."""
+    b = logged_in
+    recorded = api.session.get(f"{api.base_url}/latticedb/api/deployments?environment=local", timeout=30).json()
+    b.get(f"{stack.api_url}/latticedb/")
+    try:
+        text = b.wait_text("LatticeDB deployments", "Deployment frequency", "Change failure rate", "traffic:", timeout=60)
+    finally:
+        b.screenshot(SHOTS / "05-deployments-page.png")
+    assert "/auth/login" not in b.current_url()
+    assert "local" in text and "serving" in text
+    for d in recorded["deployments"][:20]:
+        assert d["run_id"] in text and d["outcome"] in text, (d, text[:3000])

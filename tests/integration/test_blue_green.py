@@ -6,13 +6,19 @@ import threading
 import time
 from pathlib import Path
 
+import airflow.api_fastapi.core_api.routes.public.hitl  # noqa: F401 - see below
+import airflow.models
 import pytest
 import yaml
 
 from tests.envs import ENV
-from tests.integration.helpers import image, run_dag, run_dag_run, xcom
+from tests.integration.helpers import history, image, run_dag, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
+# The HITL API and Airflow's models are imported here, in the main thread, before any test starts the
+# person's thread (_answer_when_asked): that thread importing them on first use can deadlock on the
+# import lock with dag.test() importing the models in the main thread (seen: both stuck for minutes).
+airflow.models.import_all_models()
 DAG_ID = "latticedb_deploy_blue_green"
 BLUE, GREEN = ENV.service, ENV.green_service
 CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
@@ -149,6 +155,13 @@ def test_approval_decides_the_switch(local, dagbag, answer, switched):
         assert local.service(GREEN)["desiredCount"] == 0
         assert any("Deployment rejected: not deployed" in t for t in texts), texts
         assert not any("failed" in t.lower() or "Rollback" in t or "succeeded" in t for t in texts), texts
+    [record] = history(limit=1)  # the history (and the Deployments page) says what happened, either way
+    assert (record.run_id, record.strategy) == (dr.run_id, "blue_green"), record
+    if switched:
+        assert (record.outcome, record.approved_by) == ("succeeded", "On-call engineer"), record
+    else:
+        assert (record.outcome, record.failed_step) == ("rejected", "deploy.approve_switch"), record
+        assert record.reason == "rejected by On-call engineer" and record.time_to_restore_seconds is None, record
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from tests.envs import ENV
 from tests.integration.background import BackgroundRun, lock_item, wait_until
-from tests.integration.helpers import image, run_dag_run
+from tests.integration.helpers import history, image, run_dag_run
 
 pytestmark = pytest.mark.integration
 CANARY = "latticedb_deploy_canary"
@@ -45,6 +45,24 @@ WAITING = ("queued", "running", "deferred")
 def _at_25(local, canary: BackgroundRun) -> None:
     wait_until(lambda: local.weights().get(ENV.green_tg) == 25 and canary.task_states().get("deploy.gate_25pct")
                in WAITING, 240, "the canary's 25% gate")
+
+
+def _progress(canary: BackgroundRun, state: bool = False) -> dict:
+    """What the Deployments page shows of the canary (its run lives in its own Airflow home's DB)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from latticedb_deploy import page
+    from latticedb_deploy.config import load_config
+
+    engine = create_engine(f"sqlite:///{canary.home / 'airflow.db'}")
+    try:
+        with Session(engine) as session:
+            if state:
+                return page.environment_state(load_config().environment(ENV.name), session)
+            return page.run_progress(CANARY, canary.run_id(), session)
+    finally:
+        engine.dispose()
 
 
 def _states(dr) -> dict:
@@ -92,6 +110,9 @@ def test_pause_holds_past_the_interval_until_resume(local, dagbag):
         assert local.weights().get(ENV.green_tg) == 25
         assert canary.task_states()["deploy.gate_25pct"] in WAITING
         assert '"action": "pause"' in lock_item(local)["control"]
+        flight = _progress(canary, state=True)["in_flight"]  # the Deployments page's card
+        assert (flight["dag_id"], flight["run_id"]) == (CANARY, canary.run_id()), flight
+        assert (flight["current_step"], flight["last_gate"]) == ("deploy.gate_25pct", None), flight
         assert _control(dagbag, "resume", "CHG-2 all good").state == "success"
         code = canary.wait(180)
     finally:
@@ -101,6 +122,9 @@ def test_pause_holds_past_the_interval_until_resume(local, dagbag):
     assert states["deploy.gate_25pct"] == states["deploy.gate_100pct"] == "success", states
     assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
     assert "[held: paused by dag_test: CHG-2 looking at a dashboard]" in canary.output  # the gate's log
+    done = _progress(canary)
+    assert done["current_step"] is None and done["last_gate"]["passed"] is True, done
+    assert done["last_gate"]["task_id"] == "verify.post_deployment_checks", done
     texts = local.message_texts()
     assert any("Deployment paused by dag_test" in t and "CHG-2 looking" in t for t in texts), texts
     assert any("Deployment resumed by dag_test" in t and "CHG-2 all good" in t for t in texts), texts
@@ -123,6 +147,12 @@ def test_abort_mid_step_rolls_back_with_the_reason(local, dagbag):
     assert states["rollback.restore_previous_revision"] == "success", states
     assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     assert local.service()["taskDefinition"] == v1
+    last_gate = _progress(canary)["last_gate"]  # what the Deployments page shows of the run
+    assert (last_gate["task_id"], last_gate["passed"]) == ("deploy.gate_25pct", False), last_gate
+    assert "aborted by dag_test: INC-9 replication lag" in last_gate["reason"], last_gate
+    [record] = history(limit=1)
+    assert (record.outcome, record.failed_step, record.run_id) == ("aborted", "deploy.gate_25pct", canary.run_id())
+    assert "INC-9 replication lag" in record.reason and record.time_to_restore_seconds is not None, record
     texts = local.message_texts()
     for title in ("Deployment failed at deploy.gate_25pct", "Rollback started", "Rollback finished"):
         hits = [t for t in texts if title in t]

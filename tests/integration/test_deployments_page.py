@@ -102,3 +102,58 @@ def test_the_plugin_registers_the_app_and_the_nav_entry():
     assert LatticeDBDeploymentsPlugin.fastapi_apps[0]["url_prefix"] == "/latticedb"
     [view] = LatticeDBDeploymentsPlugin.external_views
     assert view["name"] == "Deployments" and view["href"] == "/latticedb/"
+
+
+def test_a_sequence_of_real_runs_is_what_the_page_shows(local, dagbag, client, token):
+    """A canary rolled back, a rejected blue/green, a success and its emergency rollback, all real runs:
+    the JSON and the page show each with its outcome, and DORA counts them as a person would."""
+    import threading
+
+    from tests.integration.helpers import image, run_dag_run
+    from tests.integration.test_blue_green import _answer_when_asked
+    from tests.integration.test_emergency_rollback import _rollback_run
+
+    canary = run_dag_run(dagbag, "latticedb_deploy_canary", {
+        "image_uri": image("v2.1.0-errors"), "environment": ENV.name, "traffic_steps": [25, 100], "interval_seconds": 6,
+    })
+    stop = threading.Event()
+    person = threading.Thread(target=_answer_when_asked, args=("latticedb_deploy_blue_green", "Reject", stop), daemon=True)
+    person.start()
+    try:
+        rejected = run_dag_run(dagbag, "latticedb_deploy_blue_green", {
+            "image_uri": image("v2.0.0"), "environment": ENV.name, "bake_seconds": 2, "require_approval": True,
+        })
+    finally:
+        stop.set()
+        person.join(5)
+    deployed = run_dag_run(dagbag, "latticedb_deploy_rolling", {"image_uri": image("v2.0.0"), "environment": ENV.name})
+    emergency = _rollback_run(dagbag, reason="INC-5 v2.0.0 leaks connections")
+    assert [canary.state, rejected.state, deployed.state, emergency.state] == ["failed", "failed", "success", "success"]
+
+    http, _ = client
+    http.headers["Authorization"] = f"Bearer {token}"
+    body = http.get(f"/api/deployments?environment={ENV.name}").json()
+    seen = [(d["run_id"], d["outcome"], d["failed_step"]) for d in body["deployments"]]
+    assert seen == [  # newest first
+        (emergency.run_id, "succeeded", None),
+        (deployed.run_id, "succeeded", None),
+        (rejected.run_id, "rejected", "deploy.approve_switch"),
+        (canary.run_id, "rolled_back", "deploy.gate_25pct"),
+    ], seen
+    by_run = {d["run_id"]: d for d in body["deployments"]}
+    assert by_run[emergency.run_id]["dag_id"] == "latticedb_rollback" and by_run[deployed.run_id]["version"] == "v2.0.0"
+    restores = sorted(by_run[r.run_id]["time_to_restore_seconds"] for r in (canary, emergency))
+    assert all(0 <= s < 120 for s in restores), restores  # a canary at 25 % is restored in one listener call
+
+    dora = http.get(f"/api/dora?environment={ENV.name}&days=7").json()
+    # By hand: one successful deployment (the rolling one; the rollback is not a deployment). Changed
+    # production: the canary (rolled back) and the rolling deployment (then reverted by the emergency
+    # rollback): both failed, so 2 of 2. Time to restore: the canary's and the emergency rollback's.
+    assert (dora["successful_deployments"], dora["deployments_that_changed_production"], dora["failed_changes"]) == (1, 2, 2), dora
+    assert dora["change_failure_rate"] == 1.0 and dora["bands"]["change_failure_rate"] == "low", dora
+    assert dora["time_to_restore_seconds"]["median"] == pytest.approx((restores[0] + restores[1]) / 2, abs=0.051), dora
+
+    html = http.get("/?days=7").text
+    for text in ("rolled_back", "rejected", "deploy.gate_25pct", "deploy.approve_switch", "latticedb_rollback",
+                 canary.run_id, emergency.run_id, "Change failure rate"):
+        assert text in html, text

@@ -17,7 +17,7 @@ import pytest
 from tests.envs import ENV
 from tests.faults.driver import faults
 from tests.integration.background import lock_item, wait_until
-from tests.integration.helpers import image, run_dag, run_dag_run
+from tests.integration.helpers import history, image, run_dag, run_dag_run
 
 pytestmark = pytest.mark.integration
 GREEN, BLUE = ENV.green_tg, ENV.blue_tg
@@ -86,6 +86,8 @@ def test_a_failed_canary_rollback_is_an_incident_and_keeps_the_environment_locke
         revision = svc["taskDefinition"].split("/")[-1]
         assert f"{colour} slot: {svc['serviceName']}: {revision}, {svc['runningCount']}/" in text, text
     assert "Deployment failed at rollback." not in "\n".join(local.message_texts())  # not an ordinary failure
+    [record] = history(limit=1)
+    assert (record.run_id, record.outcome) == (dr.run_id, "rollback_failed") and record.failed_step.startswith("rollback."), record
     _locked_until_a_person_clears_it(local, dagbag, "latticedb_deploy_canary/")
 
 
@@ -100,4 +102,6 @@ def test_a_failed_emergency_rollback_is_an_incident_too(local, dagbag):
     assert dr.state == "failed" and states["update_service"] == "failed", states
     text = _incident(local)
     assert "latticedb_rollback" in text and "update_service" in text and "Listener weights: blue 100% / green 0%" in text, text
+    [record] = history(limit=1)
+    assert (record.dag_id, record.outcome, record.failed_step) == ("latticedb_rollback", "rollback_failed", "update_service"), record
     _locked_until_a_person_clears_it(local, dagbag, "latticedb_rollback/")

@@ -400,7 +400,9 @@ class DeploymentOutcomeOperator(NotifyOperator):
 
                 record_outcome(  # a timed-out approval is a rejection too: nothing was deployed
                     self.env, context, "rejected", logger=self.log, failed_step=APPROVAL_TASK_ID,
-                    reason=f"{approval.get('outcome', 'rejected')}: {approval.get('reason')}",
+                    # "rejected by <who>" says it all; a timeout says so ("timed out: no answer within 3600s").
+                    reason=(approval.get("reason") if approval.get("outcome", "rejected") == "rejected"
+                            else f"{str(approval.get('outcome')).replace('_', ' ')}: {approval.get('reason')}"),
                 )
                 raise AirflowFailException(f"{approval.get('outcome', 'rejected')}: not deployed: {approval.get('reason')}")
             raise AirflowSkipException("nothing was deployed")

@@ -88,8 +88,11 @@ def serve(dag_ids: list[str], max_runs: int, timeout: float) -> list[tuple[str, 
 
 
 @contextlib.contextmanager
-def executing_triggered_runs(dag_ids: list[str], max_runs: int = 1, timeout: float = 600):
-    """Context manager for tests: a child process serving triggered runs; yields a dict filled on exit."""
+def executing_triggered_runs(dag_ids: list[str], max_runs: int = 1, timeout: float = 600, finish_timeout: float = 120):
+    """Context manager for tests: a child process serving triggered runs; yields a dict filled on exit.
+
+    On exit the child gets `finish_timeout` seconds to finish the runs it serves (a run that was
+    not waited for, like the post-deployment watch, may still be mid-way on a loaded machine)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), str(ROOT), env.get("PYTHONPATH", "")])
     log = tempfile.NamedTemporaryFile("w+", prefix="triggered-runs-", suffix=".log", delete=False)  # noqa: SIM115
@@ -102,7 +105,7 @@ def executing_triggered_runs(dag_ids: list[str], max_runs: int = 1, timeout: flo
         yield result
     finally:
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=finish_timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -42,3 +42,19 @@ def test_the_user_agent_names_the_operator_that_made_the_call(monkeypatch):
 
     assert "Caller/ShiftTrafficLikeOperator" in ShiftTrafficLikeOperator().execute().meta.config.user_agent_extra
     assert "Caller/Unknown" in boto_client(env, "elbv2").meta.config.user_agent_extra
+
+
+def test_a_client_is_reused_for_the_same_connection_and_caller_only(monkeypatch):
+    env = _conn(monkeypatch, "t_aws_reuse", "AKIARRRR", 5105)
+    first, again = boto_client(env, "ecs"), boto_client(env, "ecs")
+    assert first is again  # a trigger's every poll, a task's every call: one client
+
+    class SomeOperator:
+        def execute(self):
+            return boto_client(env, "ecs")
+
+    theirs = SomeOperator().execute()
+    assert theirs is not first and "Caller/SomeOperator" in theirs.meta.config.user_agent_extra
+    assert boto_client(env, "elbv2") is not first
+    rotated = _conn(monkeypatch, "t_aws_reuse", "AKIASSSS", 5105)  # the secret rotated: a new client at once
+    assert boto_client(rotated, "ecs")._request_signer._credentials.access_key == "AKIASSSS"

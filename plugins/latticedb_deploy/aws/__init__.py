@@ -6,8 +6,11 @@ boto3 call shapes, so operators and checks read as deployment steps.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import threading
+import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +21,51 @@ _LOADER_LOCK = threading.Lock()
 _shared_loader: Any = None
 
 
+_CLIENTS_LOCK = threading.Lock()
+_clients: dict[tuple, tuple[float, Any]] = {}
+CLIENT_REUSE_SECONDS = 300.0
+
+
 def boto_client(env: Environment, service: str) -> Any:
-    """A boto3 client for `service` built from the environment's Airflow AWS connection."""
-    return _hook_class()(aws_conn_id=env.aws_conn_id, client_type=service, region_name=env.region).conn
+    """A boto3 client for `service` built from the environment's Airflow AWS connection.
+
+    A client is reused within the process for CLIENT_REUSE_SECONDS while the connection (its
+    conn_type, login, secret, host and extras, compared by digest) and the calling operator (the
+    user agent's Caller/) are the same: a trigger polling every 2 s, or a task making ten calls,
+    built a client each time (about 12 ms of CPU each). A changed connection gets a new client at
+    once; boto3 clients are thread-safe, and refreshable (assumed-role) credentials refresh inside
+    the client as before.
+    """
+    hook = _hook_class()(aws_conn_id=env.aws_conn_id, client_type=service, region_name=env.region)
+    try:
+        key = (env.aws_conn_id, service, env.region, _connection_digest(hook), _caller_for_user_agent())
+    except Exception:  # noqa: BLE001 - no connection to fingerprint: let the hook say what is wrong
+        return hook.conn
+    now = time.monotonic()
+    with _CLIENTS_LOCK:
+        hit = _clients.get(key)
+        if hit is not None and now - hit[0] < CLIENT_REUSE_SECONDS:
+            return hit[1]
+    client = hook.conn
+    with _CLIENTS_LOCK:
+        _clients[key] = (now, client)
+        if len(_clients) > 256:  # many connections or callers: forget the oldest
+            for old in sorted(_clients, key=lambda k: _clients[k][0])[:64]:
+                del _clients[old]
+    return client
+
+
+def _connection_digest(hook: Any) -> str:
+    conn = hook.get_connection(hook.aws_conn_id)
+    parts = [conn.conn_type, conn.login, conn.password, conn.host, conn.schema, conn.port, conn.extra]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def _caller_for_user_agent() -> str:
+    caller = _calling_class("execute")
+    if caller == "BaseSensorOperator":
+        caller = _calling_class("poke")
+    return caller or "Unknown"
 
 
 def _share_loader(botocore_session: Any) -> None:
@@ -68,9 +113,8 @@ def _hook_class() -> type:
             """The provider's answer for the user agent's Caller/ (the class whose `execute`, or a
             sensor's `poke`, made this call), found by walking frames: the provider's inspect.stack()
             reads every frame's source file and was a seventh of a task's CPU."""
-            caller = _calling_class(target_function_name)
-            if caller == "BaseSensorOperator":
-                caller = _calling_class("poke")
-            return caller or "Unknown"
+            if target_function_name == "execute":
+                return _caller_for_user_agent()
+            return _calling_class(target_function_name) or "Unknown"
 
     return SharedModelsAwsHook

@@ -4,13 +4,13 @@ A canary of v2.0.0 ([25, 50, 100], 60 s intervals) runs in its own process (`air
 a second scheduler). Once its 25 % gate is waiting, a latticedb_control run (dag.test(), in this
 process) promotes or aborts it. A thread polls the production listener every 50 ms.
 
-- t0: the control run starts (dag.test() called) -- the issue's measure;
+- t0: dag.test() is called; t_run: the control run starts (its DagRun.start_date) -- the issue's measure;
 - t_signal: the control task wrote the signal on the lease item (its XCom `at`);
 - t1: the listener is at 100 % on the new slot (promote) or on the stable slot (abort).
 
 Reported in seconds and in gate poll intervals (metrics.poll_seconds, 2 s for `local`); target:
-at most 1 poll interval + 5 s. t0 -> t_signal is the control run's own start-up under dag.test()
-(parsing, serializing, the DB); on a real Airflow it is the scheduler's latency instead.
+at most 1 poll interval + 5 s. t0 -> t_run is dag.test() writing the DAG to the metadata DB (a real
+Airflow does that when it parses the file); both are reported.
 Results are merged into artifacts/bench/results.json (keys `control.*`). Measured, never asserted.
 """
 
@@ -107,11 +107,15 @@ def one(bag, local, action: str, poll: float) -> list:
         canary.stop()
         watch.stop()
     t_signal = signal.get("at")
-    total = (t1 - t0) if t1 else None
+    # The run's start as Airflow records it (DagRun.start_date): under dag.test() that is after the DAG
+    # was serialized and written to the DB, which a real Airflow does at parse time, not per trigger.
+    t_run = dr.start_date.timestamp() if dr.start_date else t0
+    total = (t1 - t_run) if t1 else None
+    called = (t1 - t0) if t1 else None
     after = (t1 - t_signal) if t1 and t_signal else None
-    return [action, dr.state, f"{total:.1f}" if total else "-", f"{total / poll:.1f}" if total else "-",
-            f"{t_signal - t0:.1f}" if t_signal else "-", f"{after:.1f}" if after else "-",
-            f"{after / poll:.1f}" if after else "-"], total, after
+    return [action, dr.state, f"{called:.1f}" if called else "-", f"{total:.1f}" if total else "-",
+            f"{total / poll:.1f}" if total else "-", f"{t_signal - t_run:.1f}" if t_signal else "-",
+            f"{after:.1f}" if after else "-", f"{after / poll:.1f}" if after else "-"], total, after, called
 
 
 def main() -> None:
@@ -130,26 +134,31 @@ def main() -> None:
         local.reset()
         _control(bag, "abort", "bench: warm-up, nothing in flight")
         for action in ("promote", "abort"):
-            totals, afters = [], []
+            totals, afters, calls = [], [], []
             for _ in range(REPEATS):
-                row, total, after = one(bag, local, action, poll)
+                row, total, after, called = one(bag, local, action, poll)
                 rows.append(row)
                 totals += [total] if total else []
                 afters += [after] if after else []
+                calls += [called] if called else []
             if totals:
                 results[f"control.{action}_seconds"] = round(median(totals), 2)
                 results[f"control.{action}_poll_intervals"] = round(median(totals) / poll, 2)
+            if calls:
+                results[f"control.{action}_from_dag_test_call_seconds"] = round(median(calls), 2)
             if afters:
                 results[f"control.{action}_from_signal_seconds"] = round(median(afters), 2)
     results["control.poll_seconds"] = poll
     table(
         "latticedb_control: action-to-effect latency (canary mid-step at 25 %)",
-        ["action", "control run", "run start→effect s", "in polls", "run start→signal s", "signal→effect s",
-         "in polls"],
+        ["action", "control run", "dag.test() call→effect s", "run start→effect s", "in polls", "run start→signal s",
+         "signal→effect s", "in polls"],
         rows,
         [f"effect: the listener at 100 % on the new slot (promote) or the stable slot (abort), polled every 50 ms; "
          f"metrics.poll_seconds = {poll:g} s; target <= 1 poll + 5 s",
-         "run start→signal: the control run's own start-up under dag.test() (a scheduler's latency on a real Airflow)",
+         "run start: the control run's DagRun.start_date (the issue's measure); dag.test() call: adds writing the "
+         "DAG to the metadata DB, which a real Airflow does when it parses the file, not per run",
+         "run start→signal: the control task starting and writing the signal on the lease item",
          f"{REPEATS} run(s) per action (BENCH_CONTROL_REPEATS)"],
     )
     merge_results(results)

@@ -88,11 +88,12 @@ def serve(dag_ids: list[str], max_runs: int, timeout: float) -> list[tuple[str, 
 
 
 @contextlib.contextmanager
-def executing_triggered_runs(dag_ids: list[str], max_runs: int = 1, timeout: float = 600, finish_timeout: float = 120):
+def executing_triggered_runs(dag_ids: list[str], max_runs: int = 1, timeout: float = 600, finish_timeout: float = 30):
     """Context manager for tests: a child process serving triggered runs; yields a dict filled on exit.
 
-    On exit the child gets `finish_timeout` seconds to finish the runs it serves (a run that was
-    not waited for, like the post-deployment watch, may still be mid-way on a loaded machine)."""
+    On exit the child gets `finish_timeout` seconds to finish the runs it serves, or to stop waiting for
+    runs that will never be triggered; a run nobody waited for (the post-deployment watch) may still be
+    mid-way on a loaded machine, so its test gives it longer."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), str(ROOT), env.get("PYTHONPATH", "")])
     log = tempfile.NamedTemporaryFile("w+", prefix="triggered-runs-", suffix=".log", delete=False)  # noqa: SIM115

@@ -36,6 +36,13 @@ def _serving(local, target: str) -> bool:
     )
 
 
+def _healthy_targets(local, target_group: str) -> int:
+    elb = local.client("elbv2")
+    arn = elb.describe_target_groups(Names=[target_group])["TargetGroups"][0]["TargetGroupArn"]
+    health = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return sum(1 for t in health if t["TargetHealth"]["State"] == "healthy")
+
+
 class Stopwatch:
     """Started just before the trigger; records the first moment `_serving(target)` holds."""
 
@@ -162,8 +169,8 @@ def test_switches_the_listener_back_when_the_old_colour_is_warm(local, dagbag):
     deadline = time.time() + 30
     while time.time() < deadline:
         green = local.service(ENV.green_service)
-        if green["runningCount"] == 2 and len(green["deployments"]) == 1:
-            break
+        if green["runningCount"] == 2 and len(green["deployments"]) == 1 and _healthy_targets(local, ENV.green_tg) == 2:
+            break  # warm: running and passing the target group's health checks (they lag the tasks' start)
         time.sleep(0.2)
     with Stopwatch(local, v1) as watch:
         state, tasks = _rollback(dagbag, reason="INC-2: v2.0.0 latency")

@@ -43,12 +43,14 @@ def data_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def outside_window(tmp_path, monkeypatch):
-    """A copy of the config whose `local` environment may deploy any day but today (UTC)."""
+    """A copy of the config whose `local` environment may deploy any day but today and tomorrow (UTC):
+    a run that starts just before midnight is still outside the window when its check runs."""
     raw = yaml.safe_load(CONFIG.read_text())
-    today = DAYS[datetime.now(UTC).weekday()]
+    weekday = datetime.now(UTC).weekday()
+    closed = {DAYS[weekday], DAYS[(weekday + 1) % 7]}
     raw["environments"]["local"]["deployment_windows"] = {
         "timezone": "UTC",
-        "allowed": [{"days": [d for d in DAYS if d != today], "start": "00:00", "end": "24:00"}],
+        "allowed": [{"days": [d for d in DAYS if d not in closed], "start": "00:00", "end": "24:00"}],
     }
     raw["environments"]["local"]["deployment_log"] = str(tmp_path / "docs" / "DEPLOYMENT_LOG.md")
     path = tmp_path / "latticedb.yaml"

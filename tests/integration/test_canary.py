@@ -58,7 +58,8 @@ def test_errors_fail_the_first_gate_and_roll_back(local, dagbag):
     assert rollback and "25%" in rollback[0] and "error" in rollback[0].lower(), local.message_texts()
     [record] = history()
     assert (record.outcome, record.version, record.failed_step) == ("rolled_back", "v2.1.0-errors", "deploy.gate_25pct")
-    assert "error" in record.reason.lower() and 0 < record.time_to_restore_seconds < 60, record
+    # measured and short: one listener call at 25 % can be under 0.05 s, which the record rounds to 0.0
+    assert "error" in record.reason.lower() and 0 <= record.time_to_restore_seconds < 60, record
 
 
 def test_slow_version_fails_on_latency(local, dagbag):

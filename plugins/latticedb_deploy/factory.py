@@ -154,6 +154,19 @@ _WAITS = {
 }
 
 
+# Steps that change nothing in AWS: the rollback's "was anything changed?" starts after them.
+_READ_ONLY_STEPS = ("plan_traffic_steps",)
+
+
+def _slot_task_ids(strategy: Strategy) -> dict[int, list[str]]:
+    """percent -> the deploy-group task ids of that traffic slot (its shift and its gate)."""
+    slots: dict[int, list[str]] = {}
+    for s in strategy.deploy:
+        if s.kind in ("shift_traffic", "gate") and s.percent is not None:
+            slots.setdefault(s.percent, []).append(f"deploy.{s.task_id}")
+    return slots
+
+
 def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str], gate_task_ids: list[str]) -> Any:
     """The operator for one strategy step (deploy or rollback)."""
     from latticedb_deploy.operators.blue_green import SmokeTestIdleColourOperator, SwitchApprovalOperator
@@ -168,16 +181,21 @@ def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str],
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
     kind, task_id = step.kind, step.task_id
+    if kind == "plan_traffic_steps":
+        from latticedb_deploy.operators.plan import PlanTrafficStepsOperator
+
+        return PlanTrafficStepsOperator(task_id=task_id, slot_task_ids=_slot_task_ids(strategy))
     if kind in _WAITS:
         return EcsRolloutSensor(task_id=task_id, service_from=_WAITS[kind], task_definition_from=_WAITS[kind])
     if kind == "update_service":
         return UpdateServiceOperator(task_id=task_id)
     if kind in ("deploy_canary_service", "deploy_idle_colour"):
         return DeployIdleSlotOperator(task_id=task_id)
-    if kind == "shift_traffic":  # canary slots outside a run's plan skip themselves: none_failed keeps the chain
+    if kind == "shift_traffic":  # slots outside the plan are skipped ahead (operators/plan.py): none_failed keeps the chain
         return ShiftTrafficOperator(task_id=task_id, percent=step.percent, trigger_rule="none_failed")
     if kind == "gate":
-        return MetricGateSensor(task_id=task_id, percent=step.percent, trigger_rule="none_failed")
+        return MetricGateSensor(task_id=task_id, percent=step.percent, trigger_rule="none_failed",
+                                slot_task_ids=_slot_task_ids(strategy))
     if kind == "retire_old_stable":  # after a promote (latticedb_control) the last canary gate skips: still retire
         return RetireOldSlotOperator(task_id=task_id, trigger_rule="none_failed")
     if kind == "scale_down_old_colour":
@@ -286,7 +304,7 @@ def build_deployment_dag(
         )
 
         with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
-            mutations = [deploy[0].task_id]
+            mutations = [next(t.task_id for s, t in zip(strategy.deploy, deploy, strict=True) if s.kind not in _READ_ONLY_STEPS)]
             gates = [t.task_id for t in deploy if isinstance(t, MetricGateSensor)]
             rollback = [_step_operator(s, strategy, mutations, gates) for s in strategy.rollback]
             notify_rollback = RollbackFinishedOperator(task_id="notify_rollback")  # verifies, then notifies

@@ -59,8 +59,10 @@ CANARY = Strategy(
         # initial percentage's threshold of trust (0 % of production): a failure ends the run with
         # no production traffic ever shifted.
         Step("smoke_test_canary"),
-        # One shift/gate pair per possible step: Airflow's graph is fixed at parse time, so steps
-        # that are not in a run's plan skip themselves (see latticedb_deploy.canary.plan_for).
+        # One shift/gate pair per possible step: Airflow's graph is fixed at parse time, so the slots
+        # that are not in a run's plan are skipped ahead, block by block (operators/plan.py): the
+        # plan step skips the ones before the first step, each passing gate the ones up to the next.
+        Step("plan_traffic_steps"),
         *(step for p in SLOT_PERCENTS for step in (Step("shift_traffic", p), Step("gate", p))),
         Step("retire_old_stable"),
     ),

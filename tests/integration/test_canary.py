@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.envs import ENV
-from tests.integration.helpers import history, image, run_dag
+from tests.integration.helpers import history, image, run_dag, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_canary"
@@ -14,8 +14,21 @@ FAST = {"traffic_steps": [25, 50, 100], "interval_seconds": 6}
 
 def test_v2_is_promoted_to_100pct_and_the_old_slot_scaled_to_zero(local, dagbag):
     before = local.service()
-    state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name, **FAST})
+    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name, **FAST})
+    tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+    state, tasks = dr.state, {t: ti.state for t, ti in tis.items()}
     assert state == "success", tasks
+    # The slots outside the plan were skipped ahead, never started in a worker (operators/plan.py) ...
+    unused = [t for t in tis if t.startswith(("deploy.shift_traffic_to_", "deploy.gate_"))
+              and int(t.rsplit("_", 1)[1].removesuffix("pct")) not in (25, 50, 100)]
+    assert len(unused) == 34 and all(tis[t].state == "skipped" and tis[t].try_number == 0 for t in unused), \
+        {t: (tis[t].state, tis[t].try_number) for t in unused}
+    # ... and the plan's steps still ran one after the other: no shift before the previous gate passed.
+    order = ["deploy.plan_traffic_steps"] + [f"deploy.{k}_{p}pct" for p in (25, 50, 100) for k in ("shift_traffic_to", "gate")]
+    for earlier, later in zip(order, order[1:], strict=False):
+        assert tis[later].start_date >= tis[earlier].end_date, (earlier, later)
+    assert xcom(DAG_ID, dr.run_id, "deploy.plan_traffic_steps")["plan"] == [
+        {"percent": p, "interval_seconds": 6} for p in (25, 50, 100)]
     assert local.weights() == {ENV.green_tg: 100, ENV.blue_tg: 0}
     green, blue = local.service(ENV.green_service), local.service()
     assert local.task_definition_image(green["taskDefinition"]).endswith(local.digest("v2.0.0"))

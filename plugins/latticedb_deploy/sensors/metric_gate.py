@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from airflow.sdk.bases.skipmixin import SkipMixin
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.operators.base import LatticeDBOperator, control_signal, owner_or_none
@@ -14,8 +15,12 @@ from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
 BASELINE_LOOKBACK_SECONDS = 300
 
 
-class MetricGateSensor(LatticeDBOperator):
-    """Defers to MetricGateTrigger (no worker slot held); pushes every evaluation to XCom."""
+class MetricGateSensor(LatticeDBOperator, SkipMixin):
+    """Defers to MetricGateTrigger (no worker slot held); pushes every evaluation to XCom.
+
+    A canary gate that passes skips the slots between its step and the plan's next one
+    (`slot_task_ids`, see operators/plan.py), so no worker starts them only to skip.
+    """
 
     template_fields = (*LatticeDBOperator.template_fields, "percent", "tolerated_failures", "interval_seconds")
 
@@ -25,10 +30,12 @@ class MetricGateSensor(LatticeDBOperator):
         percent: int,
         tolerated_failures: Any = "{{ params.get('tolerated_failures', 0) }}",
         interval_seconds: Any = None,
+        slot_task_ids: dict[int, list[str]] | None = None,
         **kwargs: Any,
     ):
         """`interval_seconds` set (blue/green bake): watch that long, regardless of any canary plan."""
         super().__init__(**kwargs)
+        self.slot_task_ids = slot_task_ids
         self.percent = percent
         self.tolerated_failures = tolerated_failures
         self.interval_seconds = interval_seconds
@@ -114,7 +121,14 @@ class MetricGateSensor(LatticeDBOperator):
         self.log.info("gate %s%% passed: %s", event["step"], event["reason"])
         if self.interval_seconds is not None:  # the blue/green bake, not a canary step
             self.send(context, "stage", "Baked: the new colour held its metrics", {"Verdict": event["reason"]})
-        return {"step": event["step"], "passed": True, "reason": event["reason"], "last": (event["evaluations"] or [None])[-1]}
+        result = {"step": event["step"], "passed": True, "reason": event["reason"], "last": (event["evaluations"] or [None])[-1]}
+        if self.slot_task_ids:
+            from latticedb_deploy.canary import plan_for
+            from latticedb_deploy.operators.plan import skip_unused_slots
+
+            ti.xcom_push(key="return_value", value=result)  # skipping ends the task: push the result first
+            skip_unused_slots(self, context, [s.percent for s in plan_for(self.env, context["params"])], int(self.percent))
+        return result
 
     def _promoted(self, context: Any, event: dict[str, Any]) -> dict:
         """latticedb_control's promote reached this gate: a canary goes to 100 % now, a bake ends."""
@@ -129,5 +143,11 @@ class MetricGateSensor(LatticeDBOperator):
             if signal is None or signal.action != "promote":
                 raise AirflowFailException(f"gate {event['step']}%: the promote signal is gone from the lease; nothing changed")
             promote_to_full(self, context, signal)
-        return {"step": event["step"], "passed": True, "promoted": True, "reason": event["reason"], "control": control,
-                "last": (event["evaluations"] or [None])[-1]}
+        result = {"step": event["step"], "passed": True, "promoted": True, "reason": event["reason"], "control": control,
+                  "last": (event["evaluations"] or [None])[-1]}
+        if self.interval_seconds is None and self.slot_task_ids:  # at 100 % now: every later slot is moot
+            from latticedb_deploy.operators.plan import skip_unused_slots
+
+            context["ti"].xcom_push(key="return_value", value=result)  # skipping ends the task: push the result first
+            skip_unused_slots(self, context, [], int(self.percent))
+        return result

@@ -56,35 +56,40 @@ class Router:
         self._images.clear()
 
     def slots(self, listener_arn: str) -> list[Slot]:
-        elb, ecs = self._moto.client("elbv2"), self._moto.client("ecs")
-        listener = elb.describe_listeners(ListenerArns=[listener_arn])["Listeners"][0]
+        """The listener's target groups by weight, and the service deployment serving each.
+
+        Read from moto's ELBv2 and ECS backends in this process (what DescribeListeners and
+        DescribeServices would answer, without a signed HTTP round trip: the simulator asks every
+        second for every environment, and the stand-in on every request)."""
+        [listener] = self._moto.elbv2_backend().describe_listeners(None, [listener_arn])
         weights: dict[str, int] = {}
-        for action in listener.get("DefaultActions", []):
-            if action.get("Type") != "forward":
+        for action in list(listener.default_actions):
+            data = action.data
+            if data.get("Type") != "forward":
                 continue
-            groups = (action.get("ForwardConfig") or {}).get("TargetGroups")
+            groups = (data.get("ForwardConfig") or {}).get("TargetGroups")
             if groups:
                 for g in groups:
                     weights[g["TargetGroupArn"]] = int(g.get("Weight", 1))
-            elif action.get("TargetGroupArn"):
-                weights[action["TargetGroupArn"]] = 100
-        services = ecs.describe_services(cluster=self._env.cluster, services=list(self._env.services))["services"]
-        by_tg = {lb["targetGroupArn"]: s for s in services for lb in s.get("loadBalancers", [])}
+            elif data.get("TargetGroupArn"):
+                weights[data["TargetGroupArn"]] = 100
+        services, _ = self._moto.ecs_backend().describe_services(self._env.cluster, list(self._env.services))
+        by_tg = {lb["targetGroupArn"]: s for s in services for lb in list(s.load_balancers or [])}
         slots = []
         for tg, weight in weights.items():
             svc = by_tg.get(tg)
-            dep = serving_deployment(svc.get("deployments", [])) if svc else None
+            dep = serving_deployment([dict(d) for d in svc.deployments or []]) if svc else None
             if not dep:
-                slots.append(Slot(tg, weight, service=svc and svc["serviceName"]))
+                slots.append(Slot(tg, weight, service=svc and svc.name))
                 continue
             td = dep["taskDefinition"]
-            image = self._image_of(ecs, td)
+            image = self._image_of(self._moto.client("ecs"), td)
             tag = self._resolver.tag_of(image)
             slots.append(
                 Slot(
                     tg,
                     weight,
-                    svc["serviceName"],
+                    svc.name,
                     td,
                     image,
                     tag,

@@ -138,6 +138,7 @@ def check_image(env: Environment, image_uri: str, params: dict) -> CheckResult:
 def check_current_deployment(env: Environment, image_uri: str, params: dict) -> CheckResult:
     from latticedb_deploy.aws.ecs import EcsClient
     from latticedb_deploy.aws.elbv2 import TrafficClient
+    from latticedb_deploy.readiness import unsettled
 
     name = "Current deployment healthy"
     live, idle, weights = TrafficClient(env).live_and_idle()
@@ -145,11 +146,9 @@ def check_current_deployment(env: Environment, image_uri: str, params: dict) -> 
         split = ", ".join(f"{s.colour} {weights.get(s.target_group_arn, 0)}%" for s in (live, idle))
         return CheckResult(name, FAIL, f"traffic is split ({split}): an unfinished deployment is in progress")
     svc = EcsClient(env).describe_service(live.service)
-    deployments = svc.get("deployments", [])
-    if len(deployments) != 1 or deployments[0].get("rolloutState", "COMPLETED") != "COMPLETED":
-        return CheckResult(name, FAIL, f"{live.service} has {len(deployments)} deployment(s) not yet completed")
-    if svc["runningCount"] != svc["desiredCount"]:
-        return CheckResult(name, FAIL, f"{live.service} runs {svc['runningCount']}/{svc['desiredCount']} tasks")
+    why = unsettled(svc, live.service)
+    if why:
+        return CheckResult(name, FAIL, why)
     healthy, unhealthy = target_health(env, live.target_group_arn)
     if unhealthy or len(healthy) < svc["desiredCount"]:
         bad = ", ".join(unhealthy) or "none registered"

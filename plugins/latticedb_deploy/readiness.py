@@ -31,6 +31,25 @@ def _short(arn: str | None) -> str:
     return (arn or "?").split("/")[-1]
 
 
+def unsettled(service: dict, name: str | None = None) -> str | None:
+    """Why an ECS service is not settled, or None: one deployment, PRIMARY and COMPLETED, with every
+    desired task running (and at least one). The one answer to "is this service settled?" that the
+    weight guard, pre-flight, the post-deployment checks and the emergency rollback all ask."""
+    name = name or service.get("serviceName") or "the service"
+    deployments = service.get("deployments") or []
+    if len(deployments) > 1 or any(
+        d.get("status") != "PRIMARY" or d.get("rolloutState", "COMPLETED") != "COMPLETED" for d in deployments
+    ):
+        states = ", ".join(f"{d.get('status')}/{d.get('rolloutState')}" for d in deployments)
+        return f"{name} is not settled (deployments: {states})"
+    running, desired = service.get("runningCount", 0), service.get("desiredCount", 0)
+    if desired <= 0:
+        return f"{name} wants no tasks"
+    if running != desired:
+        return f"{name} has {running}/{desired} tasks running"
+    return None
+
+
 def slot_problems(service: dict, expected: SlotExpectation, healthy_targets: int) -> list[str]:
     """Why `service` may not take traffic yet; empty when it runs the expected revision, settled, at the
     expected size, with as many healthy targets as tasks."""
@@ -43,15 +62,10 @@ def slot_problems(service: dict, expected: SlotExpectation, healthy_targets: int
         problems.append(f"{name}: expected size is {expected.desired_count}; a slot with no tasks cannot take traffic")
     elif desired != expected.desired_count:
         problems.append(f"{name} wants {desired} tasks, expected {expected.desired_count}")
-    deployments = service.get("deployments") or []
-    unsettled = [d for d in deployments if d.get("status") != "PRIMARY" or d.get("rolloutState", "COMPLETED") != "COMPLETED"]
-    if len(deployments) > 1 or unsettled:
-        states = ", ".join(f"{d.get('status')}/{d.get('rolloutState')}" for d in deployments)
-        problems.append(f"{name} is not settled (deployments: {states})")
-    running = service.get("runningCount", 0)
+    why = unsettled(service, name)
+    if why and not (desired <= 0 < expected.desired_count):  # a slot scaled to zero is said above
+        problems.append(why)
     want = max(expected.desired_count, 1)
-    if running < want:
-        problems.append(f"{name} has {running}/{want} tasks running")
     if healthy_targets < want:
         problems.append(f"{name} has {healthy_targets}/{want} healthy targets")
     return problems

@@ -28,7 +28,10 @@ class RolloutStatus:
 
 
 def rollout_status(service: dict, task_definition_arn: str) -> RolloutStatus:
-    """Where the rollout of `task_definition_arn` on `service` stands right now."""
+    """Where the rollout of `task_definition_arn` on `service` stands right now: completed once the
+    service is settled (latticedb_deploy.readiness.unsettled) on it."""
+    from latticedb_deploy.readiness import unsettled
+
     deployments = service.get("deployments") or []
     ours = [d for d in deployments if d.get("taskDefinition") == task_definition_arn]
     failed = [d for d in ours if d.get("rolloutState") == "FAILED"]
@@ -52,12 +55,7 @@ def rollout_status(service: dict, task_definition_arn: str) -> RolloutStatus:
     primary = next((d for d in ours if d.get("status") == "PRIMARY"), ours[0])
     running, desired = primary.get("runningCount", 0), primary.get("desiredCount", 0)
     failed_tasks = primary.get("failedTasks", 0)
-    done = (
-        primary.get("status") == "PRIMARY"
-        and primary.get("rolloutState", "COMPLETED") == "COMPLETED"
-        and running == desired
-        and len(deployments) == 1
-    )
+    done = primary.get("status") == "PRIMARY" and unsettled(service) is None
     if done:
         return RolloutStatus(COMPLETED, f"{running}/{desired} tasks running, deployment completed", running, desired)
     return RolloutStatus(

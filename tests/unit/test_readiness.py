@@ -56,3 +56,30 @@ def test_expectations_come_from_the_recorded_baseline_and_the_new_revision():
     }
     assert last_good_slot(baseline) == EXPECT
     assert new_slot(baseline, {"task_definition": TD2}) == SlotExpectation("green", "arn:tg/green", TD2, 2)
+
+
+@pytest.mark.parametrize(
+    ("svc", "says"),
+    [
+        (service(), None),
+        (service(running=1), "1/2 tasks running"),
+        (service(desired=0, running=0), "wants no tasks"),
+        (service(deployments=[{"status": "PRIMARY", "rolloutState": "IN_PROGRESS"}]), "is not settled"),
+        (service(deployments=[{"status": "PRIMARY", "rolloutState": "COMPLETED"},
+                              {"status": "ACTIVE", "rolloutState": "COMPLETED"}]), "is not settled"),
+        (service(deployments=[{"status": "ACTIVE", "rolloutState": "COMPLETED"}]), "is not settled"),
+    ],
+)
+def test_one_answer_to_is_this_service_settled(svc, says):
+    """readiness.unsettled: what the weight guard, pre-flight, post-deployment checks, rollout waits and
+    the emergency rollback all ask; each of them agrees with it."""
+    from latticedb_deploy.operators.emergency import is_warm
+    from latticedb_deploy.readiness import unsettled
+    from latticedb_deploy.rollout import COMPLETED, rollout_status
+
+    why = unsettled(svc, "blue")
+    assert (why is None) is (says is None) and (says is None or says in why), why
+    assert is_warm(svc, TD2) is (says is None)
+    assert (rollout_status({**svc, "deployments": [{"taskDefinition": TD1, **d} for d in svc["deployments"]]}, TD1).state
+            == COMPLETED) is (says is None)
+    assert (slot_problems(svc, EXPECT, healthy_targets=2) == []) is (says is None)

@@ -15,10 +15,17 @@ def test_rollout_in_progress_while_old_deployment_drains():
     assert rollout_status(svc, NEW).state == IN_PROGRESS
 
 
+def service(td, *deployments):
+    """A DescribeServices payload: the service's counts are its deployments' sums, as ECS reports them."""
+    return {"taskDefinition": td, "deployments": list(deployments), "desiredCount": deployments[0]["desiredCount"],
+            "runningCount": sum(d["runningCount"] for d in deployments)}
+
+
 def test_rollout_completed_only_with_a_single_completed_primary():
-    assert rollout_status({"taskDefinition": NEW, "deployments": [dep(NEW)]}, NEW).state == COMPLETED
-    svc = {"taskDefinition": NEW, "deployments": [dep(NEW), dep(OLD, status="ACTIVE")]}
-    assert rollout_status(svc, NEW).state == IN_PROGRESS
+    assert rollout_status(service(NEW, dep(NEW)), NEW).state == COMPLETED
+    assert rollout_status(service(NEW, dep(NEW), dep(OLD, status="ACTIVE")), NEW).state == IN_PROGRESS
+    assert rollout_status(service(NEW, dep(NEW, running=1)), NEW).state == IN_PROGRESS  # a task still starting
+    assert rollout_status(service(NEW, dep(NEW, state="IN_PROGRESS")), NEW).state == IN_PROGRESS
 
 
 def test_rollout_failed_by_circuit_breaker_or_replaced():

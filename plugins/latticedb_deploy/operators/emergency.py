@@ -15,6 +15,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.readiness import unsettled
 
 PLAN_TASK_ID = "plan"
 SWITCH = "switch_listener"
@@ -32,14 +33,7 @@ def short(arn: str | None) -> str:
 
 def is_warm(service: dict, other_task_definition: str) -> bool:
     """The idle colour still runs a full, settled fleet of a different revision."""
-    deployments = service.get("deployments") or []
-    return (
-        service.get("desiredCount", 0) > 0
-        and service.get("runningCount", 0) == service.get("desiredCount")
-        and service.get("taskDefinition") != other_task_definition
-        and len(deployments) <= 1
-        and all(d.get("rolloutState", "COMPLETED") == "COMPLETED" for d in deployments)
-    )
+    return unsettled(service) is None and service.get("taskDefinition") != other_task_definition
 
 
 def older_revisions(active_newest_first: list[str], current: str) -> list[str]:
@@ -277,8 +271,9 @@ class VerifyRollbackOperator(LatticeDBOperator):
             problems.append(f"listener weights are {weights}")
         if svc["taskDefinition"] != target:
             problems.append(f"{live_slot.service} runs {short(svc['taskDefinition'])}, not {short(target)}")
-        if svc["runningCount"] != svc["desiredCount"] or svc["desiredCount"] == 0:
-            problems.append(f"{live_slot.service} has {svc['runningCount']}/{svc['desiredCount']} tasks running")
+        why = unsettled(svc, live_slot.service)
+        if why:
+            problems.append(why)
         if problems:
             raise RuntimeError("rollback not complete: " + "; ".join(problems))
         elapsed = round(time.time() - plan["started_at"], 1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DagRunTriggerException
@@ -59,23 +58,17 @@ class SmokeTestOperator(LatticeDBOperator):
         return {**data, "report_path": str(path)}
 
 
-def post_deployment_criteria(env: Any) -> Any:
-    """Every SLO metric (error rate, P95, P99, availability) where the environment has an SLO, never
-    looser than its thresholds; else its thresholds."""
-    from latticedb_deploy.judge import GateCriteria
-
-    return GateCriteria.for_post_deployment(env)
-
-
 class PostDeploymentChecksOperator(LatticeDBOperator):
     """The runbook's post-deployment-checks.sh --timeout 600: poll until every check passes or time runs out.
 
     Service steady (running = desired, one deployment, 100 % of traffic), targets healthy,
     metrics within the SLO/thresholds over the last `post_deployment.window_seconds`, and
     no alarm in ALARM that was not already in ALARM at pre-flight (a new alarm fails at once).
-    Metrics that stay inconclusive (too little traffic) for a whole window pass with a warning.
-    A verdict fails with AirflowFailException (no retry: the timeout is the budget); errors
-    reaching AWS still get the task's retries.
+    Metrics that stay inconclusive (too little traffic) for a whole window pass with a warning
+    (latticedb_deploy.post_deployment). The wait is deferred: the rounds run in the triggerer
+    (PostDeploymentChecksTrigger), no worker slot is held. A verdict fails with
+    AirflowFailException (no retry: the timeout is the budget); a round that cannot reach AWS
+    is tried again at the next poll until the timeout.
     """
 
     ui_color = "#e6f4ea"
@@ -85,112 +78,34 @@ class PostDeploymentChecksOperator(LatticeDBOperator):
         self.timeout_seconds = timeout_seconds
         self.poll_seconds = poll_seconds
 
-    def _round(self, baseline_alarms: set[str], since: datetime) -> list[dict]:
-        from latticedb_deploy.aws.cloudwatch import MetricsClient
-        from latticedb_deploy.aws.ecs import EcsClient
-        from latticedb_deploy.aws.elbv2 import TrafficClient
-        from latticedb_deploy.checks import target_health
-        from latticedb_deploy.judge import PASS, evaluate
+    def execute(self, context: Any) -> None:
+        from latticedb_deploy.operators.base import owner_or_none
+        from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
 
-        env = self.env
-        out: list[dict] = []
-
-        def check(name: str, ok: bool, detail: str, **extra: Any) -> None:
-            out.append({"check": name, "passed": ok, "detail": detail, **extra})
-
-        traffic = TrafficClient(env)
-        live, _, weights = traffic.live_and_idle()
-        svc = EcsClient(env).describe_service(live.service)
-        deployments = svc.get("deployments", [])
-        rollout = deployments[0].get("rolloutState", "COMPLETED") if len(deployments) == 1 else None
-        steady = (
-            svc["runningCount"] == svc["desiredCount"] > 0
-            and rollout == "COMPLETED"
-            and weights.get(live.target_group_arn, 0) == 100
-        )
-        check(
-            "service steady",
-            steady,
-            f"{live.service} ({live.colour}) runs {svc['runningCount']}/{svc['desiredCount']} tasks, "
-            f"{len(deployments)} deployment(s) ({rollout or 'not settled'}), {weights.get(live.target_group_arn, 0)}% of traffic",
-        )
-        healthy, unhealthy = target_health(env, live.target_group_arn)
-        check(
-            "targets healthy",
-            not unhealthy and len(healthy) >= svc["desiredCount"],
-            f"{len(healthy)}/{svc['desiredCount']} healthy" + (f"; {', '.join(unhealthy)}" if unhealthy else ""),
-        )
-        metrics = MetricsClient(env)
-        end = datetime.now(UTC)
-        # Only traffic served after the rollout counts: the window starts when these checks began.
-        span = env.post_deployment.window_seconds
-        watched = (end - since).total_seconds()
-        criteria = post_deployment_criteria(env)
-        window = metrics.target_group_window(
-            target_group_arn=live.target_group_arn,
-            load_balancer_arn=traffic.load_balancer_arn(),
-            start=max(since, end - timedelta(seconds=span)),
-            end=end,
-            statistic=criteria.latency_statistic,
-            period=env.metrics.period_seconds,
-            p99_statistic=criteria.p99_statistic if criteria.max_p99_ms is not None else None,
-        )
-        ev = evaluate(100, window, criteria)
-        limits = "SLO" if env.slo else "thresholds"
-        seen = f"last {span}s" if watched >= span else f"watching {watched:.0f}/{span}s"
-        check(
-            f"metrics within {limits}",
-            ev.verdict == PASS and watched >= span,
-            f"{seen}: {ev.summary}" + (f" ({'; '.join(ev.reasons)})" if ev.reasons and ev.verdict == "fail" else ""),
-            evaluation=ev.to_dict(),
-        )
-        alarms = set(metrics.alarms_in_alarm(env.alarm_prefix))
-        new = sorted(alarms - baseline_alarms)
-        check(
-            "no new alarms",
-            not new,
-            f"newly in ALARM since pre-flight: {', '.join(new)}" if new else f"{len(alarms)} in ALARM, none new since pre-flight",
-            alarms=sorted(alarms),
-        )
-        return out
-
-    def execute(self, context: Any) -> dict:
-        ti = context["ti"]
-        pd = self.env.post_deployment
-        timeout = float(self.timeout_seconds or pd.timeout_seconds)
+        preflight = context["ti"].xcom_pull(task_ids=INCIDENTS_TASK_ID) or {}
+        timeout = float(self.timeout_seconds or self.env.post_deployment.timeout_seconds)
         poll = float(self.poll_seconds or self.env.metrics.poll_seconds)
-        preflight = ti.xcom_pull(task_ids=INCIDENTS_TASK_ID) or {}
-        baseline_alarms = set((preflight.get("data") or {}).get("alarms") or [])
-        started, since = time.monotonic(), datetime.now(UTC)
-        rounds = 0
-        while True:
-            rounds += 1
-            checks = self._round(baseline_alarms, since)
-            failed = [c for c in checks if not c["passed"]]
-            elapsed = round(time.monotonic() - started, 1)
-            report = {
-                "passed": not failed, "checks": checks, "rounds": rounds, "elapsed_seconds": elapsed,
-                "timeout_seconds": timeout, "warnings": [],
-            }
-            # Too little traffic to judge is not evidence of failure: once a whole window has been
-            # watched with everything else healthy, pass and say so (the deployment log records it).
-            quiet = [c for c in failed if c.get("evaluation", {}).get("verdict") == "inconclusive"]
-            if failed and failed == quiet and elapsed >= pd.window_seconds:
-                report.update(passed=True, warnings=[f"{c['check']}: inconclusive: {c['detail']}" for c in quiet])
-                failed = []
-            if not failed:
-                for c in checks:
-                    self.log.info("%s %s: %s", "✓" if c["passed"] else "⚠", c["check"], c["detail"])
-                return report
-            self.log.info("round %d (%.0fs): %s", rounds, elapsed, "; ".join(f"✗ {c['check']}: {c['detail']}" for c in failed))
-            new_alarm = next((c for c in failed if c["check"] == "no new alarms"), None)
-            if new_alarm is not None or time.monotonic() - started + poll > timeout:
-                ti.xcom_push(key="return_value", value=report)
-                why = new_alarm["detail"] if new_alarm else f"not healthy after {elapsed:.0f}s (timeout {timeout:.0f}s)"
-                raise AirflowFailException(
-                    f"post-deployment checks failed: {why}: " + "; ".join(f"{c['check']}: {c['detail']}" for c in failed)
-                )
-            time.sleep(poll)
+        self.log.info("Watching the live slot for %ss (timeout %.0fs, a round every %.0fs)",
+                      self.env.post_deployment.window_seconds, timeout, poll)
+        self.defer(
+            trigger=PostDeploymentChecksTrigger(
+                environment=self.env.name, since=time.time(),
+                baseline_alarms=sorted((preflight.get("data") or {}).get("alarms") or []),
+                timeout_seconds=timeout, poll_seconds=poll, owner=owner_or_none(context),
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        if event.get("lease_lost"):
+            self.lease_lost(context, event["reason"])
+        report = event["report"]
+        for c in report.get("checks") or []:
+            self.log.info("%s %s: %s", "✓" if c["passed"] else ("⚠" if report["passed"] else "✗"), c["check"], c["detail"])
+        if event.get("failure"):
+            context["ti"].xcom_push(key="return_value", value=report)
+            raise AirflowFailException(event["failure"])
+        return report
 
 
 class BestEffortMixin:

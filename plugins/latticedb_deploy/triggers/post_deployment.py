@@ -1,0 +1,75 @@
+"""verify.post_deployment_checks' wait, in the triggerer: a round of checks every poll until a verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class PostDeploymentChecksTrigger(BaseTrigger):
+    """Fires {"passed", "report", "failure"} (latticedb_deploy.post_deployment.verdict), or
+    {"lease_lost": True, "reason"} when the run lost its environment (the lease is renewed every poll,
+    as the metric gate's trigger does). A round that cannot reach AWS is logged and tried again at the
+    next poll; at the timeout the last error is the failure."""
+
+    def __init__(self, *, environment: str, since: float, baseline_alarms: list[str], timeout_seconds: float,
+                 poll_seconds: float, owner: str | None = None, rounds: int = 0):
+        super().__init__()
+        self.environment = environment
+        self.since = since
+        self.baseline_alarms = list(baseline_alarms)
+        self.timeout_seconds = timeout_seconds
+        self.poll_seconds = poll_seconds
+        self.owner = owner
+        self.rounds = rounds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "latticedb_deploy.triggers.post_deployment.PostDeploymentChecksTrigger",
+            {"environment": self.environment, "since": self.since, "baseline_alarms": self.baseline_alarms,
+             "timeout_seconds": self.timeout_seconds, "poll_seconds": self.poll_seconds, "owner": self.owner,
+             "rounds": self.rounds},
+        )
+
+    def _env(self) -> Any:
+        from latticedb_deploy.config import load_config
+
+        return load_config().environment(self.environment)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from latticedb_deploy.post_deployment import checks_round, verdict
+        from latticedb_deploy.triggers.lease import LeaseKeeper
+
+        env = await asyncio.to_thread(self._env)
+        lease = LeaseKeeper(self.environment, self.owner, self.log)
+        since = datetime.fromtimestamp(self.since, UTC)
+        alarms, rounds = set(self.baseline_alarms), self.rounds
+        while True:
+            lost = await lease.check()
+            if lost:
+                yield TriggerEvent({"lease_lost": True, "reason": lost})
+                return
+            rounds += 1
+            elapsed = time.time() - self.since
+            try:
+                checks = await asyncio.to_thread(checks_round, env, alarms, since)
+            except Exception as exc:  # noqa: BLE001 - AWS unreachable is not a verdict on the deployment
+                self.log.warning("post-deployment checks round %d could not read AWS (will retry): %s", rounds, exc)
+                if elapsed + self.poll_seconds > self.timeout_seconds:
+                    yield TriggerEvent({"passed": False, "report": {"passed": False, "rounds": rounds, "checks": []},
+                                        "failure": f"post-deployment checks failed: AWS unreachable at the timeout: {exc}"})
+                    return
+            else:
+                v = verdict(checks, rounds=rounds, elapsed=elapsed, window_seconds=env.post_deployment.window_seconds,
+                            timeout=self.timeout_seconds, poll=self.poll_seconds)
+                if v.done:
+                    yield TriggerEvent({"passed": v.failure is None, "report": v.report, "failure": v.failure})
+                    return
+                self.log.info("round %d (%.0fs): %s", rounds, elapsed,
+                              "; ".join(f"✗ {c['check']}: {c['detail']}" for c in v.failed))
+            await asyncio.sleep(self.poll_seconds)

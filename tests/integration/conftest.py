@@ -82,21 +82,38 @@ def redis_server(tmp_path_factory):
     binary = shutil.which("redis-server")
     if not binary:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port, workdir = _free_port(), tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
+    def start() -> tuple[subprocess.Popen, redis.Redis] | None:
+        """One redis-server on a free port, or None if that port went to someone else first: between
+        _free_port() closing its socket and redis binding it, another worker can take it, and a ping
+        would then reach *that* worker's redis (its kill switch in our pre-flight). Ours is the one
+        whose `dir` is our own temp dir."""
+        port, workdir = _free_port(), tmp_path_factory.mktemp("redis")
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        for _ in range(100):
+            if proc.poll() is not None:  # could not bind: the port is taken
+                return None
+            try:
+                if os.path.realpath(client.config_get("dir").get("dir", "")) == os.path.realpath(workdir):
+                    return proc, client
+                break  # someone else's redis answers on this port
+            except redis.ConnectionError:
+                time.sleep(0.05)
         proc.kill()
-        pytest.fail("redis-server did not start")
+        proc.wait(timeout=10)
+        return None
+
+    for _ in range(5):
+        started = start()
+        if started:
+            break
+    else:
+        pytest.fail("redis-server did not start on a port of its own")
+    proc, client = started
+    port = client.connection_pool.connection_kwargs["port"]
     os.environ[ENV.conn_var(ENV.redis_conn_id)] = f"redis://127.0.0.1:{port}/0"
     yield client
     proc.terminate()

@@ -17,14 +17,26 @@ from tests.envs import ENV
 GREEN, BLUE = ENV.green_tg, ENV.blue_tg
 
 
+def _loopback() -> requests.Session:
+    """A session for the local stack's loopback endpoints that never reads proxy settings: requests
+    iterates os.environ for them, and dag.test() adds and removes a variable
+    (__AIRFLOW_SUPERVISOR_FD) from another thread, so a helper thread's call could die on a KeyError
+    (seen: the failure matrix's fault-clearing thread, which left 50 % errors on during a rollback)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
 def faults(local, **toggles) -> dict:
-    r = requests.post(f"{local.service_url}/_local/faults", json=toggles, timeout=5)
+    with _loopback() as session:
+        r = session.post(f"{local.service_url}/_local/faults", json=toggles, timeout=5)
     r.raise_for_status()
     return r.json()
 
 
 def aws_stats(local) -> dict:
-    return requests.get(f"{local.service_url}/_local/faults", timeout=5).json()["aws_stats"]
+    with _loopback() as session:
+        return session.get(f"{local.service_url}/_local/faults", timeout=5).json()["aws_stats"]
 
 
 class WeightWatcher:

@@ -154,10 +154,6 @@ _WAITS = {
 }
 
 
-# Steps that change nothing in AWS: the rollback's "was anything changed?" starts after them.
-_READ_ONLY_STEPS = ("plan_traffic_steps",)
-
-
 def _slot_task_ids(strategy: Strategy) -> dict[int, list[str]]:
     """percent -> the deploy-group task ids of that traffic slot (its shift and its gate)."""
     slots: dict[int, list[str]] = {}
@@ -304,7 +300,7 @@ def build_deployment_dag(
         )
 
         with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
-            mutations = [next(t.task_id for s, t in zip(strategy.deploy, deploy, strict=True) if s.kind not in _READ_ONLY_STEPS)]
+            mutations = [deploy[0].task_id]
             gates = [t.task_id for t in deploy if isinstance(t, MetricGateSensor)]
             rollback = [_step_operator(s, strategy, mutations, gates) for s in strategy.rollback]
             notify_rollback = RollbackFinishedOperator(task_id="notify_rollback")  # verifies, then notifies

@@ -24,13 +24,15 @@ def unused_slots(slot_task_ids: dict[int, list[str]], plan: list[int], after: in
     return [t for p, ids in sorted(slot_task_ids.items()) if lower < p < upper for t in ids]
 
 
-def skip_unused_slots(operator: Any, context: Any, plan: list[int], after: int | None) -> list[str]:
-    """Mark the unused slots up to the next step skipped, in one call (SkipMixin), and log them."""
+def skip_unused_slots(operator: Any, context: Any, plan: list[int], after: int | None, result: Any) -> Any:
+    """Mark the unused slots up to the next step skipped, in one call (SkipMixin), and log them.
+    Skipping ends the task, so `result` (the task's return value) is pushed to XCom first."""
     unused = unused_slots(operator.slot_task_ids or {}, plan, after)
     if unused:
         operator.log.info("not in this run's plan %s, skipped: %s", plan, ", ".join(unused))
+        context["ti"].xcom_push(key="return_value", value=result)
         operator.skip(context["ti"], [operator.dag.get_task(t) for t in unused])
-    return unused
+    return result
 
 
 class PlanTrafficStepsOperator(LatticeDBOperator, SkipMixin):
@@ -47,6 +49,4 @@ class PlanTrafficStepsOperator(LatticeDBOperator, SkipMixin):
         percents = [s.percent for s in plan]
         result = {"plan": [s.to_dict() for s in plan]}
         self.log.info("Plan: %s, %ss per step", " -> ".join(f"{p}%" for p in percents), plan[0].interval_seconds)
-        context["ti"].xcom_push(key="return_value", value=result)  # skipping ends execute: push the result first
-        skip_unused_slots(self, context, percents, after=None)
-        return result
+        return skip_unused_slots(self, context, percents, None, result)

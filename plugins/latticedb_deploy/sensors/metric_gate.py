@@ -126,8 +126,8 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
             from latticedb_deploy.canary import plan_for
             from latticedb_deploy.operators.plan import skip_unused_slots
 
-            ti.xcom_push(key="return_value", value=result)  # skipping ends the task: push the result first
-            skip_unused_slots(self, context, [s.percent for s in plan_for(self.env, context["params"])], int(self.percent))
+            return skip_unused_slots(self, context, [s.percent for s in plan_for(self.env, context["params"])],
+                                     int(self.percent), result)
         return result
 
     def _promoted(self, context: Any, event: dict[str, Any]) -> dict:
@@ -148,6 +148,5 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
         if self.interval_seconds is None and self.slot_task_ids:  # at 100 % now: every later slot is moot
             from latticedb_deploy.operators.plan import skip_unused_slots
 
-            context["ti"].xcom_push(key="return_value", value=result)  # skipping ends the task: push the result first
-            skip_unused_slots(self, context, [], int(self.percent))
+            return skip_unused_slots(self, context, [], int(self.percent), result)
         return result

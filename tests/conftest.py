@@ -36,6 +36,37 @@ from tests.security.ledger_session import (  # noqa: E402,F401 - session hooks: 
 )
 
 
+def pytest_configure(config) -> None:
+    """Per process: the Param schema-check memo (tests/integration/helpers.py), and with
+    LATTICEDB_RECORD_DURATIONS=<file> a recorder of every test's duration (tests/schedule.py)."""
+    from tests.integration.helpers import quick_param_schema_checks
+
+    quick_param_schema_checks()
+    path = os.environ.get("LATTICEDB_RECORD_DURATIONS")
+    if path and not hasattr(config, "workerinput"):
+        from tests.schedule import DurationRecorder
+
+        recorder = DurationRecorder(path)
+
+        class _Record:
+            @staticmethod
+            def pytest_runtest_logreport(report) -> None:
+                recorder.add(report)
+
+            @staticmethod
+            def pytest_sessionfinish(session) -> None:
+                recorder.write()
+
+        config.pluginmanager.register(_Record(), "latticedb-durations")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Long tests first, dealt across the xdist workers by expected duration (tests/schedule.py)."""
+    from tests.schedule import reorder, workers_from_environment
+
+    reorder(items, workers_from_environment())
+
+
 def pytest_unconfigure(config) -> None:
     """The controlling process (or the only one) stops the session's shared local stack (tests/stack.py)."""
     if hasattr(config, "workerinput"):
@@ -60,6 +91,9 @@ def airflow_db(tmp_path_factory) -> Path:
 
     root = session_root(tmp_path_factory)
     template = root / "airflow-template.db"
+    from tests.integration.background import MIGRATED_DB_TEMPLATE_VAR
+
+    os.environ[MIGRATED_DB_TEMPLATE_VAR] = str(template)  # background runs copy it (new_airflow_home)
     with open(root / "airflow-template.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not template.exists():

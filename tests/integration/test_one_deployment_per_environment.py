@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -12,6 +11,7 @@ import time
 import pytest
 
 from tests.envs import ENV
+from tests.integration.background import new_airflow_home
 from tests.integration.helpers import image, run_dag
 
 pytestmark = pytest.mark.integration
@@ -26,9 +26,7 @@ def _holder(local) -> str | None:
 
 def test_concurrent_deployments_to_one_environment_never_interleave(local, dagbag):
     # Run A: a canary in its own process (its own Airflow home), as a second scheduler would run it.
-    home = tempfile.mkdtemp(prefix="latticedb-airflow-a-")
-    env = {**os.environ, "AIRFLOW_HOME": home}
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    env = new_airflow_home("latticedb-airflow-a-")
     conf = {"image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [50, 100], "interval_seconds": 8}
     # Its output goes to a file: a pipe nobody reads while run B runs fills up and stalls run A.
     out_file = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed with the test

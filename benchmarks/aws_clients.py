@@ -9,7 +9,6 @@ No AWS call is made (clients are only built). Measured, never asserted.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -20,20 +19,22 @@ SERVICES = ("ecs", "elbv2", "dynamodb", "cloudwatch")
 
 
 def main() -> None:
-    os.environ.setdefault("AIRFLOW_CONN_BENCH_AWS", json.dumps({
-        "conn_type": "aws", "login": "bench", "password": "bench",
-        "extra": {"region_name": "us-east-1", "endpoint_url": "http://127.0.0.1:9"},
-    }))
     import dataclasses
     import logging
+
+    from harness import airflow_connections, conn_var
+    from latticedb_deploy.config import load_config
+
+    # The local AWS connection under its own id, pointing at a closed port: clients are only built.
+    env = dataclasses.replace(load_config().environment("local"), aws_conn_id="bench_aws")
+    nowhere = "http://127.0.0.1:9"
+    os.environ.setdefault(conn_var(env.aws_conn_id), airflow_connections(env, nowhere, nowhere)[conn_var(env.aws_conn_id)])
 
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
     from latticedb_deploy.aws import boto_client
-    from latticedb_deploy.config import load_config
 
     logging.disable(logging.INFO)
-    env = dataclasses.replace(load_config().environment("local"), aws_conn_id="bench_aws")
 
     def plain(service: str):
         return AwsBaseHook(aws_conn_id=env.aws_conn_id, client_type=service, region_name=env.region).conn

@@ -5,7 +5,6 @@ Benchmarks measure; they never assert. Each script prints one table.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
@@ -77,6 +76,8 @@ class LocalEnvironment:
     """include/local on free ports, with the two Airflow connections pointing at it."""
 
     def __enter__(self):
+        from harness import airflow_connections
+        from latticedb_deploy.config import load_config
         from tests.integration.helpers import LocalEnv
 
         ports = {name: free_port() for name in ("MOTO", "SERVICE", "SLACK", "TEST")}
@@ -84,13 +85,8 @@ class LocalEnvironment:
             os.environ[f"LATTICEDB_LOCAL_{name}_PORT"] = str(port)
         os.environ["LATTICEDB_LOCAL_STATE_DIR"] = tempfile.mkdtemp(prefix="latticedb-bench-local-")
         moto = f"http://127.0.0.1:{ports['MOTO']}"
-        os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_AWS"] = json.dumps({
-            "conn_type": "aws", "login": "testing", "password": "testing",
-            "extra": {"region_name": "us-east-1", "endpoint_url": moto, "service_config": {"sts": {"endpoint_url": moto}}},
-        })
-        os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK"] = json.dumps(
-            {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports['SLACK']}/services/T000/B000/BENCH"}
-        )
+        os.environ.update(airflow_connections(load_config().environment("local"), moto,
+                                              f"http://127.0.0.1:{ports['SLACK']}", label="BENCH"))
         up = subprocess.run([PY, str(CTL), "up"], capture_output=True, text=True, env=os.environ)
         if up.returncode != 0:
             raise RuntimeError(f"local environment did not start:\n{up.stdout}\n{up.stderr}")

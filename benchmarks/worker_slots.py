@@ -1,6 +1,6 @@
 """(d) Worker slots during bakes: N concurrent canaries on a running, distributed Airflow.
 
-tests/e2e/stack.py's Stack (Postgres, Redis, api-server, scheduler, dag-processor, triggerer, Celery
+harness/airflow_stack.py's Stack (Postgres, Redis, api-server, scheduler, dag-processor, triggerer, Celery
 worker), with the worker's concurrency cut to WORKER_SLOTS, and one local stack hosting N
 environments (`local`, `local-2`, ... `local-<N>`: copies of `local`, include/config/latticedb.yaml
 local_copies), each with its own cluster, services, listener, target groups, ECR repository and lease.
@@ -16,7 +16,6 @@ must hold no worker slot (it defers to the triggerer).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -52,14 +51,12 @@ def port_variable(name: str, kind: str) -> str:
 
 def main() -> None:
     import subprocess
-
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "plugins"))
     import tempfile
 
+    from harness import airflow_connections
+    from harness.airflow_stack import CTL, PY, Stack
+    from harness.api import ApiClient
     from latticedb_deploy.config import load_config
-    from tests.e2e.api import ApiClient
-    from tests.e2e.stack import CTL, PY, Stack
 
     names = environments()
     ports = {name: {k: free_port() for k in KINDS} for name in names}
@@ -90,15 +87,10 @@ def main() -> None:
             env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(WORKER_SLOTS)
             for n in names:
-                e, moto = config.environment(n), f"http://127.0.0.1:{ports[n]['moto']}"
                 env.update({port_variable(n, k): str(p) for k, p in ports[n].items()})
-                env[f"AIRFLOW_CONN_{e.aws_conn_id.upper()}"] = json.dumps({
-                    "conn_type": "aws", "login": "testing", "password": "testing",
-                    "extra": {"region_name": e.region, "endpoint_url": moto, "service_config": {"sts": {"endpoint_url": moto}}},
-                })
-                env[f"AIRFLOW_CONN_{e.notifications.slack_conn_id.upper()}"] = json.dumps(
-                    {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports[n]['slack']}/services/T000/B000/BENCH"})
-                env[f"AIRFLOW_CONN_{e.redis_conn_id.upper()}"] = f"redis://127.0.0.1:{self.ports['redis']}/1"
+                env.update(airflow_connections(
+                    config.environment(n), f"http://127.0.0.1:{ports[n]['moto']}", f"http://127.0.0.1:{ports[n]['slack']}",
+                    redis_url=f"redis://127.0.0.1:{self.ports['redis']}/1", label="BENCH"))
             return env
 
         def _spawn(self, name, argv, env=None, **kw):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from benchmarks.common import median, table
+from benchmarks.common import median, merge_results, table
 
 ROUNDS = int(os.environ.get("BENCH_CLIENT_ROUNDS", "10"))
 SERVICES = ("ecs", "elbv2", "dynamodb", "cloudwatch")
@@ -42,8 +42,9 @@ def main() -> None:
     def shared(service: str):
         return boto_client(env, service)
 
-    rows = []
-    for name, build in (("AwsBaseHook(...).conn", plain), ("boto_client (shared model loader)", shared)):
+    rows, results = [], {}
+    for key, name, build in (("aws_base_hook", "AwsBaseHook(...).conn", plain),
+                             ("boto_client", "boto_client (shared model loader)", shared)):
         for s in SERVICES:
             build(s)  # warm-up: imports, first model load
         per_round = []
@@ -53,8 +54,10 @@ def main() -> None:
                 build(s)
             per_round.append((time.process_time() - t) / len(SERVICES) * 1000)
         rows.append([name, f"{median(per_round):.1f}", f"{min(per_round):.1f}", f"{max(per_round):.1f}"])
+        results[f"aws_clients.{key}.median_cpu_ms"] = round(median(per_round), 2)
     table(f"CPU ms per boto3 client ({ROUNDS} rounds x {len(SERVICES)} services)",
           ["how", "median ms", "min ms", "max ms"], rows)
+    merge_results(results)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""Shared plumbing for the benchmarks: the machine, tables, a throwaway Airflow + local environment.
+"""Shared plumbing for the benchmarks: the machine, tables, the results file, a throwaway Airflow + local environment.
 
-Benchmarks measure; they never assert. Each script prints one table.
+Benchmarks measure; they never assert. Each script prints one table and merges its figures into
+artifacts/bench/results.json (`merge_results`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import math
 import os
 import platform
 import socket
@@ -17,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CTL = ROOT / "include" / "local" / "ctl.py"
+RESULTS = ROOT / "artifacts" / "bench" / "results.json"
 
 
 def machine() -> str:
@@ -37,6 +42,38 @@ def table(title: str, headers: list[str], rows: list[list], notes: list[str] = (
     text = "\n".join(out)
     print(text, flush=True)
     return text
+
+
+def merge_results(values: dict[str, float], path: Path | None = None) -> Path:
+    """Merge one benchmark's figures into the results file (default artifacts/bench/results.json).
+
+    The file is one flat JSON object, `<benchmark>.<figure>` -> number, shared by every benchmark:
+    read, update with `values`, write back (under a lock, replaced atomically), so a benchmark run
+    alone keeps the other benchmarks' figures from earlier runs. Values must be finite numbers.
+    """
+    path = Path(path or os.environ.get("BENCH_RESULTS") or RESULTS)
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"results.json holds numbers only: {key} = {value!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            current = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            current = {}
+        if not isinstance(current, dict):
+            current = {}
+        current.update(values)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+    try:
+        shown = path.relative_to(ROOT)
+    except ValueError:
+        shown = path
+    print(f"\nwrote {len(values)} figure(s) to {shown}: {', '.join(sorted(values))}", flush=True)
+    return path
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from benchmarks.common import LocalEnvironment, airflow_home, quiet_airflow_logs, table
+from benchmarks.common import LocalEnvironment, airflow_home, median, merge_results, quiet_airflow_logs, table
 
 REPEATS = int(os.environ.get("BENCH_ROLLBACK_REPEATS", "3"))
 POLL = 2.0  # include/config/latticedb.yaml: environments.local.metrics.poll_seconds
@@ -75,6 +75,8 @@ def main() -> None:
          "gate failed→100 % stable includes Airflow scheduling the rollback task under dag.test() and its "
          "Slack 'Rollback started' post"],
     )
+    merge_results({"rollback.median_seconds": round(median(total), 2),
+                   "rollback.median_poll_intervals": round(median(total) / POLL, 2), "rollback.runs": len(total)})
 
 
 if __name__ == "__main__":

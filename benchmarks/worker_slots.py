@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, free_port, table
+from benchmarks.common import ROOT, free_port, merge_results, table
 
 N = int(os.environ.get("BENCH_SLOTS_RUNS", "8"))  # environments: local + local-2 ... local-9 at most
 WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
@@ -141,6 +141,12 @@ def main() -> None:
             max(s["deferred"] for s in samples), f"{mean('deferred'):.1f}",
             max(s["queued"] for s in samples), f"{serial}",
         ]]
+        results = {
+            "slots.mean_running_while_waiting": round(mean("running"), 2),
+            "slots.mean_deferred_while_waiting": round(mean("deferred"), 2),
+            "slots.max_running": max(s["running"] for s in samples), "slots.worker_slots": WORKER_SLOTS,
+            "slots.runs": N, "slots.runs_succeeded": succeeded, "slots.wall_seconds": round(wall, 1),
+        }
     except BaseException:
         print(stack.log_tails(40))
         raise
@@ -156,6 +162,7 @@ def main() -> None:
          "50 % and 100 % with a gate each, promotion, cleanup) in its own environment of one local stack",
          "last column: ceil(canaries / slots) x gates x bake — the floor if a waiting gate occupied a worker slot"],
     )
+    merge_results(results)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ def drive_run(dag, run_id: str, *, timeout: float | None = None, mark_started: b
     A task that fails is recorded in its state, as in dag.test(); its error is printed to stderr.
     """
     from airflow.models.dagrun import DagRun
+    from airflow.sdk import timezone
     from airflow.sdk.definitions.dag import _run_task
     from airflow.serialization.serialized_objects import DagSerialization
     from airflow.settings import Session
-    from airflow.utils import timezone
     from airflow.utils.state import DagRunState, TaskInstanceState
     from sqlalchemy import select
 

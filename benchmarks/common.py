@@ -115,6 +115,7 @@ class LocalEnvironment:
     def __enter__(self):
         from harness import airflow_connections
         from latticedb_deploy.config import load_config
+        from tests.envs import EnvNames
         from tests.integration.helpers import LocalEnv
 
         ports = {name: free_port() for name in ("MOTO", "SERVICE", "SLACK", "TEST")}
@@ -127,7 +128,9 @@ class LocalEnvironment:
         up = subprocess.run([PY, str(CTL), "up"], capture_output=True, text=True, env=os.environ)
         if up.returncode != 0:
             raise RuntimeError(f"local environment did not start:\n{up.stdout}\n{up.stderr}")
-        self.env = LocalEnv(moto, f"http://127.0.0.1:{ports['SERVICE']}", f"http://127.0.0.1:{ports['SLACK']}")
+        # `local`'s names (not the test worker's environment, local-2, that LocalEnv defaults to).
+        self.env = LocalEnv(moto, f"http://127.0.0.1:{ports['SERVICE']}", f"http://127.0.0.1:{ports['SLACK']}",
+                            names=EnvNames("local"))
         return self.env
 
     def __exit__(self, *exc):

@@ -80,15 +80,15 @@ def main() -> None:
     assert not bag.import_errors, bag.import_errors
     assert importlib.util.find_spec("latticedb_deploy")
 
-    from tests.integration.helpers import image, xcom
+    from tests.integration.helpers import xcom
 
     rows, notes, results = [], [], {}
     with LocalEnvironment() as local:
         cases = [
             ("canary, 5 steps, interval 0", "latticedb_deploy_canary", "bench_shape_canary",
-             {"image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": CANARY_STEPS, "interval_seconds": 0}),
+             {"image_uri": local.image("v2.0.0"), "environment": "local", "traffic_steps": CANARY_STEPS, "interval_seconds": 0}),
             ("rolling", "latticedb_deploy_rolling", "bench_shape_rolling",
-             {"image_uri": image("v2.0.0"), "environment": "local"}),
+             {"image_uri": local.image("v2.0.0"), "environment": "local"}),
         ]
         for label, dag_id, shape_id, conf in cases:
             key = "overhead." + dag_id.removeprefix("latticedb_deploy_")

@@ -26,7 +26,7 @@ def main() -> None:
     quiet_airflow_logs()
     from airflow.dag_processing.dagbag import DagBag
 
-    from tests.integration.helpers import image, run_dag_run, xcom
+    from tests.integration.helpers import run_dag_run, xcom
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     rows, total = [], []
@@ -49,7 +49,7 @@ def main() -> None:
             th = threading.Thread(target=watch, daemon=True)
             th.start()
             dr = run_dag_run(bag, "latticedb_deploy_canary",
-                             {"image_uri": image("v2.1.0-errors"), "environment": "local", **STEPS})
+                             {"image_uri": local.image("v2.1.0-errors"), "environment": "local", **STEPS})
             stop.set()
             th.join()
             t0 = next(t for t, g in seen if g > 0)

@@ -114,8 +114,7 @@ class LocalEnvironment:
 
     def __enter__(self):
         from harness import airflow_connections
-        from latticedb_deploy.config import load_config
-        from tests.envs import EnvNames
+        from harness.names import EnvNames
         from tests.integration.helpers import LocalEnv
 
         ports = {name: free_port() for name in ("MOTO", "SERVICE", "SLACK", "TEST")}
@@ -123,7 +122,7 @@ class LocalEnvironment:
             os.environ[f"LATTICEDB_LOCAL_{name}_PORT"] = str(port)
         os.environ["LATTICEDB_LOCAL_STATE_DIR"] = tempfile.mkdtemp(prefix="latticedb-bench-local-")
         moto = f"http://127.0.0.1:{ports['MOTO']}"
-        os.environ.update(airflow_connections(load_config().environment("local"), moto,
+        os.environ.update(airflow_connections(EnvNames("local").config, moto,
                                               f"http://127.0.0.1:{ports['SLACK']}", label="BENCH"))
         up = subprocess.run([PY, str(CTL), "up"], capture_output=True, text=True, env=os.environ)
         if up.returncode != 0:

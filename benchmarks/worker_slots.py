@@ -34,7 +34,6 @@ from latticedb_deploy.strategies import CANARY
 
 dag = build_deployment_dag(CANARY, dag_id="{dag_id}", extra_params=canary_params(), tags=["benchmark"])
 """
-ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 KINDS = ("moto", "service", "slack", "test")
 
 
@@ -56,6 +55,7 @@ def main() -> None:
     from harness import airflow_connections
     from harness.airflow_stack import CTL, PY, Stack
     from harness.api import ApiClient
+    from harness.names import EnvNames
     from latticedb_deploy.config import load_config
 
     names = environments()
@@ -110,7 +110,7 @@ def main() -> None:
         t0 = time.monotonic()
         runs = []
         for dag_id, n in zip(dag_ids, names, strict=True):
-            conf = {"image_uri": f"{ECR_HOST}/{config.environment(n).ecr_repository}:v2.0.0", "environment": n,
+            conf = {"image_uri": EnvNames(n).image("v2.0.0"), "environment": n,
                     "traffic_steps": [50, 100], "interval_seconds": BAKE}
             r = api.trigger(dag_id, conf)
             assert r.status_code == 200, r.text

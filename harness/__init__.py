@@ -2,6 +2,7 @@
 
 - `airflow_connections`: the Airflow connections for one environment of the local stack
   (include/local/latticedb_local/connections.py, re-exported here);
+- `harness.names`: an environment's names (cluster, services, target groups, images) from the config;
 - `harness.scheduler`: the mini-scheduler that drives an existing DAG run in-process, as
   `dag.test()` drives its own;
 - `harness.airflow_stack`, `harness.api`: a running distributed Airflow (Postgres, Redis,

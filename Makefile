@@ -46,7 +46,7 @@ iam-policy: install ## print the deployer's IAM policy for ENVIRONMENT (committe
 	@$(ENVSH); $(PY) -m latticedb_deploy.iam_policy "$(ENVIRONMENT)"
 
 lint: install ## ruff with Airflow's AIR rules
-	$(VENV)/bin/ruff check dags plugins include tests scripts benchmarks
+	$(VENV)/bin/ruff check dags plugins include tests scripts benchmarks harness
 
 test: install lint ## install and run the whole test suite
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \

@@ -9,31 +9,32 @@ No AWS call is made (clients are only built). Measured, never asserted.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
-from benchmarks.common import median, table
+from benchmarks.common import median, merge_results, table
 
 ROUNDS = int(os.environ.get("BENCH_CLIENT_ROUNDS", "10"))
 SERVICES = ("ecs", "elbv2", "dynamodb", "cloudwatch")
 
 
 def main() -> None:
-    os.environ.setdefault("AIRFLOW_CONN_BENCH_AWS", json.dumps({
-        "conn_type": "aws", "login": "bench", "password": "bench",
-        "extra": {"region_name": "us-east-1", "endpoint_url": "http://127.0.0.1:9"},
-    }))
     import dataclasses
     import logging
+
+    from harness import airflow_connections, conn_var
+    from latticedb_deploy.config import load_config
+
+    # The local AWS connection under its own id, pointing at a closed port: clients are only built.
+    env = dataclasses.replace(load_config().environment("local"), aws_conn_id="bench_aws")
+    nowhere = "http://127.0.0.1:9"
+    os.environ.setdefault(conn_var(env.aws_conn_id), airflow_connections(env, nowhere, nowhere)[conn_var(env.aws_conn_id)])
 
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
     from latticedb_deploy.aws import boto_client
-    from latticedb_deploy.config import load_config
 
     logging.disable(logging.INFO)
-    env = dataclasses.replace(load_config().environment("local"), aws_conn_id="bench_aws")
 
     def plain(service: str):
         return AwsBaseHook(aws_conn_id=env.aws_conn_id, client_type=service, region_name=env.region).conn
@@ -41,8 +42,9 @@ def main() -> None:
     def shared(service: str):
         return boto_client(env, service)
 
-    rows = []
-    for name, build in (("AwsBaseHook(...).conn", plain), ("boto_client (shared model loader)", shared)):
+    rows, results = [], {}
+    for key, name, build in (("aws_base_hook", "AwsBaseHook(...).conn", plain),
+                             ("boto_client", "boto_client (shared model loader)", shared)):
         for s in SERVICES:
             build(s)  # warm-up: imports, first model load
         per_round = []
@@ -52,8 +54,10 @@ def main() -> None:
                 build(s)
             per_round.append((time.process_time() - t) / len(SERVICES) * 1000)
         rows.append([name, f"{median(per_round):.1f}", f"{min(per_round):.1f}", f"{max(per_round):.1f}"])
+        results[f"aws_clients.{key}.median_cpu_ms"] = round(median(per_round), 2)
     table(f"CPU ms per boto3 client ({ROUNDS} rounds x {len(SERVICES)} services)",
           ["how", "median ms", "min ms", "max ms"], rows)
+    merge_results(results)
 
 
 if __name__ == "__main__":

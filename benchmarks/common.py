@@ -1,11 +1,14 @@
-"""Shared plumbing for the benchmarks: the machine, tables, a throwaway Airflow + local environment.
+"""Shared plumbing for the benchmarks: the machine, tables, the results file, a throwaway Airflow + local environment.
 
-Benchmarks measure; they never assert. Each script prints one table.
+Benchmarks measure; they never assert. Each script prints one table and merges its figures into
+artifacts/bench/results.json (`merge_results`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 import platform
 import socket
@@ -18,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CTL = ROOT / "include" / "local" / "ctl.py"
+RESULTS = ROOT / "artifacts" / "bench" / "results.json"
 
 
 def machine() -> str:
@@ -38,6 +42,38 @@ def table(title: str, headers: list[str], rows: list[list], notes: list[str] = (
     text = "\n".join(out)
     print(text, flush=True)
     return text
+
+
+def merge_results(values: dict[str, float], path: Path | None = None) -> Path:
+    """Merge one benchmark's figures into the results file (default artifacts/bench/results.json).
+
+    The file is one flat JSON object, `<benchmark>.<figure>` -> number, shared by every benchmark:
+    read, update with `values`, write back (under a lock, replaced atomically), so a benchmark run
+    alone keeps the other benchmarks' figures from earlier runs. Values must be finite numbers.
+    """
+    path = Path(path or os.environ.get("BENCH_RESULTS") or RESULTS)
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"results.json holds numbers only: {key} = {value!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            current = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            current = {}
+        if not isinstance(current, dict):
+            current = {}
+        current.update(values)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+    try:
+        shown = path.relative_to(ROOT)
+    except ValueError:
+        shown = path
+    print(f"\nwrote {len(values)} figure(s) to {shown}: {', '.join(sorted(values))}", flush=True)
+    return path
 
 
 def free_port() -> int:
@@ -77,6 +113,8 @@ class LocalEnvironment:
     """include/local on free ports, with the two Airflow connections pointing at it."""
 
     def __enter__(self):
+        from harness import airflow_connections
+        from harness.names import EnvNames
         from tests.integration.helpers import LocalEnv
 
         ports = {name: free_port() for name in ("MOTO", "SERVICE", "SLACK", "TEST")}
@@ -84,17 +122,14 @@ class LocalEnvironment:
             os.environ[f"LATTICEDB_LOCAL_{name}_PORT"] = str(port)
         os.environ["LATTICEDB_LOCAL_STATE_DIR"] = tempfile.mkdtemp(prefix="latticedb-bench-local-")
         moto = f"http://127.0.0.1:{ports['MOTO']}"
-        os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_AWS"] = json.dumps({
-            "conn_type": "aws", "login": "testing", "password": "testing",
-            "extra": {"region_name": "us-east-1", "endpoint_url": moto, "service_config": {"sts": {"endpoint_url": moto}}},
-        })
-        os.environ["AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK"] = json.dumps(
-            {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports['SLACK']}/services/T000/B000/BENCH"}
-        )
+        os.environ.update(airflow_connections(EnvNames("local").config, moto,
+                                              f"http://127.0.0.1:{ports['SLACK']}", label="BENCH"))
         up = subprocess.run([PY, str(CTL), "up"], capture_output=True, text=True, env=os.environ)
         if up.returncode != 0:
             raise RuntimeError(f"local environment did not start:\n{up.stdout}\n{up.stderr}")
-        self.env = LocalEnv(moto, f"http://127.0.0.1:{ports['SERVICE']}", f"http://127.0.0.1:{ports['SLACK']}")
+        # `local`'s names (not the test worker's environment, local-2, that LocalEnv defaults to).
+        self.env = LocalEnv(moto, f"http://127.0.0.1:{ports['SERVICE']}", f"http://127.0.0.1:{ports['SLACK']}",
+                            names=EnvNames("local"))
         return self.env
 
     def __exit__(self, *exc):

@@ -25,8 +25,7 @@ import time
 # The helpers from tests/ (LocalEnv's names, BackgroundRun) name the environment to use: `local`.
 os.environ.setdefault("LATTICEDB_TEST_ENVIRONMENT", "local")
 
-from benchmarks.common import LocalEnvironment, airflow_home, median, quiet_airflow_logs, table
-from benchmarks.judge import merge_results
+from benchmarks.common import LocalEnvironment, airflow_home, median, merge_results, quiet_airflow_logs, table
 
 REPEATS = int(os.environ.get("BENCH_CONTROL_REPEATS", "1"))
 CANARY = {"traffic_steps": [25, 50, 100], "interval_seconds": 60}
@@ -162,7 +161,6 @@ def main() -> None:
          f"{REPEATS} run(s) per action (BENCH_CONTROL_REPEATS)"],
     )
     merge_results(results)
-    print("\nwrote artifacts/bench/results.json (control.*)")
 
 
 if __name__ == "__main__":

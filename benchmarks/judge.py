@@ -14,13 +14,12 @@ Results are merged into artifacts/bench/results.json (keys `judge.*`).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sys
 from pathlib import Path
 
-from benchmarks.common import ROOT, table
+from benchmarks.common import ROOT, merge_results, table
 
 sys.path.insert(0, str(ROOT / "plugins"))
 sys.path.insert(0, str(ROOT / "include" / "local"))
@@ -39,7 +38,6 @@ COMPARISONS = int(os.environ.get("BENCH_JUDGE_COMPARISONS", "1000"))
 POWER_COMPARISONS = int(os.environ.get("BENCH_JUDGE_POWER_COMPARISONS", "300"))
 SUBTLE = ("v2.5.0-subtle-errors", "v2.6.0-subtle-latency")
 EFFECTS = (1.2, 1.5, 2.0, 3.0)
-RESULTS = ROOT / "artifacts" / "bench" / "results.json"
 
 
 def window(behaviour, periods: int, t0: float, rng: random.Random, *, err_x=1.0, lat_x=1.0) -> dict[str, list[float]]:
@@ -65,18 +63,6 @@ def rate(baseline, canary, n: int, periods: int, settings, rng, **shift) -> tupl
         fails += verdict == FAIL
         not_pass += verdict != PASS
     return fails / n, not_pass / n
-
-
-def merge_results(values: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        current = json.loads(RESULTS.read_text())
-        if not isinstance(current, dict):
-            current = {}
-    except (FileNotFoundError, json.JSONDecodeError):
-        current = {}
-    current.update(values)
-    RESULTS.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> None:
@@ -116,7 +102,7 @@ def main() -> None:
         lat, _ = rate(baseline, baseline, POWER_COMPARISONS, periods, settings, rng, lat_x=effect)
         power["error_rate"][f"{effect:g}x"], power["latency"][f"{effect:g}x"] = err, lat
         power_rows.append([f"{effect:g}x", f"{err:.1%}", f"{lat:.1%}"])
-    results["judge.power"] = power
+    results.update({f"judge.power.{metric}.{effect}": share for metric, shares in power.items() for effect, share in shares.items()})
     table(
         f"Relative judge power: detection (fail verdict) against effect size, confidence {settings.confidence}",
         ["effect", "error rate x effect", "latency x effect"],
@@ -126,7 +112,6 @@ def main() -> None:
          "a change within the tolerance is a Pass by design (Kayenta-style), so 1.2x is not meant to be caught"],
     )
     merge_results(results)
-    print(f"\nwrote {RESULTS.relative_to(ROOT)} (judge.*)")
 
 
 if __name__ == "__main__":

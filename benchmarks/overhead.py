@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from benchmarks.common import LocalEnvironment, airflow_home, quiet_airflow_logs, table
+from benchmarks.common import LocalEnvironment, airflow_home, merge_results, quiet_airflow_logs, table
 
 REPEATS = int(os.environ.get("BENCH_OVERHEAD_REPEATS", "2"))
 CANARY_STEPS = [20, 40, 60, 80, 100]
@@ -80,17 +80,18 @@ def main() -> None:
     assert not bag.import_errors, bag.import_errors
     assert importlib.util.find_spec("latticedb_deploy")
 
-    from tests.integration.helpers import image, xcom
+    from tests.integration.helpers import xcom
 
-    rows, notes = [], []
+    rows, notes, results = [], [], {}
     with LocalEnvironment() as local:
         cases = [
             ("canary, 5 steps, interval 0", "latticedb_deploy_canary", "bench_shape_canary",
-             {"image_uri": image("v2.0.0"), "environment": "local", "traffic_steps": CANARY_STEPS, "interval_seconds": 0}),
+             {"image_uri": local.image("v2.0.0"), "environment": "local", "traffic_steps": CANARY_STEPS, "interval_seconds": 0}),
             ("rolling", "latticedb_deploy_rolling", "bench_shape_rolling",
-             {"image_uri": image("v2.0.0"), "environment": "local"}),
+             {"image_uri": local.image("v2.0.0"), "environment": "local"}),
         ]
         for label, dag_id, shape_id, conf in cases:
+            key = "overhead." + dag_id.removeprefix("latticedb_deploy_")
             real, base = [], []
             for _ in range(REPEATS):
                 local.reset()
@@ -113,6 +114,11 @@ def main() -> None:
                 label, n, f"{wall:.1f}", f"{wall / n:.2f}", f"{waits:.1f}", f"{(wall - waits) / n:.2f}",
                 bn, f"{bwall:.1f}", f"{bwall / bn:.2f}", f"{wall / bwall:.2f}x", f"{(wall - waits) / bwall:.2f}x",
             ])
+            results.update({
+                f"{key}.ratio_excl_waits": round((wall - waits) / bwall, 2), f"{key}.ratio": round(wall / bwall, 2),
+                f"{key}.wall_seconds": round(wall, 2), f"{key}.waits_seconds": round(waits, 2),
+                f"{key}.noop_wall_seconds": round(bwall, 2), f"{key}.tasks_run": n,
+            })
     table(
         "Control-plane overhead vs a do-nothing DAG of the same shape (dag.test, local environment)",
         ["run", "tasks run", "wall s", "s/task", "in waits s", "s/task excl. waits", "baseline tasks",
@@ -124,6 +130,7 @@ def main() -> None:
          "and verify.post_deployment_checks (watches metrics for post_deployment.window_seconds = 20 s in local)",
          *notes],
     )
+    merge_results(results)
 
 
 if __name__ == "__main__":

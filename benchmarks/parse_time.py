@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import PY, ROOT, median, table
+from benchmarks.common import PY, ROOT, median, merge_results, table
 
 REPEATS = int(os.environ.get("BENCH_PARSE_REPEATS", "7"))
 
@@ -52,7 +52,7 @@ def main() -> None:
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
            "PYTHONPATH": str(ROOT / "plugins"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}
-    rows = []
+    rows, results = [], {}
     for path in sorted((ROOT / "dags").glob("*.py")):
         runs = [parse(path, env) for _ in range(REPEATS)]
         if runs[0]["errors"]:
@@ -66,6 +66,10 @@ def main() -> None:
         warm, bwarm = median([r["warm"] for r in runs]) * 1000, median([b["warm"] for b in base]) * 1000
         rows.append([path.name, runs[0]["dags"], n, f"{ms:.0f}", f"{bms:.0f}", f"{ms / bms:.1f}x",
                      f"{warm:.0f}", f"{bwarm:.0f}", f"{warm / bwarm:.1f}x"])
+        results[f"parse.{path.stem}.first_ratio"] = round(ms / bms, 2)
+        results[f"parse.{path.stem}.reparse_ratio"] = round(warm / bwarm, 2)
+        results[f"parse.{path.stem}.first_ms"] = round(ms, 1)
+        results[f"parse.{path.stem}.reparse_ms"] = round(warm, 1)
     table(
         "DAG parse time per file (median of fresh-process parses)",
         ["DAG file", "DAGs", "tasks", "parse ms", "baseline ms", "ratio", "re-parse ms", "baseline re-parse ms",
@@ -76,6 +80,12 @@ def main() -> None:
          "parse ms: first parse in the process (imports latticedb_deploy + provider modules, reads the YAML config);"
          " re-parse ms: a second DagBag of the same file in the same process (modules already imported)"],
     )
+    firsts = [v for k, v in results.items() if k.endswith(".first_ratio")]
+    reparses = [v for k, v in results.items() if k.endswith(".reparse_ratio")]
+    if firsts:
+        results["parse.max_first_ratio"], results["parse.max_reparse_ratio"] = max(firsts), max(reparses)
+    results["parse.repeats"] = REPEATS
+    merge_results(results)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from benchmarks.common import LocalEnvironment, airflow_home, quiet_airflow_logs, table
+from benchmarks.common import LocalEnvironment, airflow_home, median, merge_results, quiet_airflow_logs, table
 
 REPEATS = int(os.environ.get("BENCH_ROLLBACK_REPEATS", "3"))
 POLL = 2.0  # include/config/latticedb.yaml: environments.local.metrics.poll_seconds
@@ -26,7 +26,7 @@ def main() -> None:
     quiet_airflow_logs()
     from airflow.dag_processing.dagbag import DagBag
 
-    from tests.integration.helpers import image, run_dag_run, xcom
+    from tests.integration.helpers import run_dag_run, xcom
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     rows, total = [], []
@@ -49,7 +49,7 @@ def main() -> None:
             th = threading.Thread(target=watch, daemon=True)
             th.start()
             dr = run_dag_run(bag, "latticedb_deploy_canary",
-                             {"image_uri": image("v2.1.0-errors"), "environment": "local", **STEPS})
+                             {"image_uri": local.image("v2.1.0-errors"), "environment": "local", **STEPS})
             stop.set()
             th.join()
             t0 = next(t for t, g in seen if g > 0)
@@ -75,6 +75,8 @@ def main() -> None:
          "gate failed→100 % stable includes Airflow scheduling the rollback task under dag.test() and its "
          "Slack 'Rollback started' post"],
     )
+    merge_results({"rollback.median_seconds": round(median(total), 2),
+                   "rollback.median_poll_intervals": round(median(total) / POLL, 2), "rollback.runs": len(total)})
 
 
 if __name__ == "__main__":

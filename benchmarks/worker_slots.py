@@ -1,6 +1,6 @@
 """(d) Worker slots during bakes: N concurrent canaries on a running, distributed Airflow.
 
-tests/e2e/stack.py's Stack (Postgres, Redis, api-server, scheduler, dag-processor, triggerer, Celery
+harness/airflow_stack.py's Stack (Postgres, Redis, api-server, scheduler, dag-processor, triggerer, Celery
 worker), with the worker's concurrency cut to WORKER_SLOTS, and one local stack hosting N
 environments (`local`, `local-2`, ... `local-<N>`: copies of `local`, include/config/latticedb.yaml
 local_copies), each with its own cluster, services, listener, target groups, ECR repository and lease.
@@ -16,13 +16,12 @@ must hold no worker slot (it defers to the triggerer).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, free_port, table
+from benchmarks.common import ROOT, free_port, merge_results, table
 
 N = int(os.environ.get("BENCH_SLOTS_RUNS", "8"))  # environments: local + local-2 ... local-9 at most
 WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
@@ -35,7 +34,6 @@ from latticedb_deploy.strategies import CANARY
 
 dag = build_deployment_dag(CANARY, dag_id="{dag_id}", extra_params=canary_params(), tags=["benchmark"])
 """
-ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 KINDS = ("moto", "service", "slack", "test")
 
 
@@ -52,14 +50,13 @@ def port_variable(name: str, kind: str) -> str:
 
 def main() -> None:
     import subprocess
-
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "plugins"))
     import tempfile
 
+    from harness import airflow_connections
+    from harness.airflow_stack import CTL, PY, Stack
+    from harness.api import ApiClient
+    from harness.names import EnvNames
     from latticedb_deploy.config import load_config
-    from tests.e2e.api import ApiClient
-    from tests.e2e.stack import CTL, PY, Stack
 
     names = environments()
     ports = {name: {k: free_port() for k in KINDS} for name in names}
@@ -90,15 +87,10 @@ def main() -> None:
             env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(WORKER_SLOTS)
             for n in names:
-                e, moto = config.environment(n), f"http://127.0.0.1:{ports[n]['moto']}"
                 env.update({port_variable(n, k): str(p) for k, p in ports[n].items()})
-                env[f"AIRFLOW_CONN_{e.aws_conn_id.upper()}"] = json.dumps({
-                    "conn_type": "aws", "login": "testing", "password": "testing",
-                    "extra": {"region_name": e.region, "endpoint_url": moto, "service_config": {"sts": {"endpoint_url": moto}}},
-                })
-                env[f"AIRFLOW_CONN_{e.notifications.slack_conn_id.upper()}"] = json.dumps(
-                    {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports[n]['slack']}/services/T000/B000/BENCH"})
-                env[f"AIRFLOW_CONN_{e.redis_conn_id.upper()}"] = f"redis://127.0.0.1:{self.ports['redis']}/1"
+                env.update(airflow_connections(
+                    config.environment(n), f"http://127.0.0.1:{ports[n]['moto']}", f"http://127.0.0.1:{ports[n]['slack']}",
+                    redis_url=f"redis://127.0.0.1:{self.ports['redis']}/1", label="BENCH"))
             return env
 
         def _spawn(self, name, argv, env=None, **kw):
@@ -118,7 +110,7 @@ def main() -> None:
         t0 = time.monotonic()
         runs = []
         for dag_id, n in zip(dag_ids, names, strict=True):
-            conf = {"image_uri": f"{ECR_HOST}/{config.environment(n).ecr_repository}:v2.0.0", "environment": n,
+            conf = {"image_uri": EnvNames(n).image("v2.0.0"), "environment": n,
                     "traffic_steps": [50, 100], "interval_seconds": BAKE}
             r = api.trigger(dag_id, conf)
             assert r.status_code == 200, r.text
@@ -149,6 +141,12 @@ def main() -> None:
             max(s["deferred"] for s in samples), f"{mean('deferred'):.1f}",
             max(s["queued"] for s in samples), f"{serial}",
         ]]
+        results = {
+            "slots.mean_running_while_waiting": round(mean("running"), 2),
+            "slots.mean_deferred_while_waiting": round(mean("deferred"), 2),
+            "slots.max_running": max(s["running"] for s in samples), "slots.worker_slots": WORKER_SLOTS,
+            "slots.runs": N, "slots.runs_succeeded": succeeded, "slots.wall_seconds": round(wall, 1),
+        }
     except BaseException:
         print(stack.log_tails(40))
         raise
@@ -164,6 +162,7 @@ def main() -> None:
          "50 % and 100 % with a gate each, promotion, cleanup) in its own environment of one local stack",
          "last column: ceil(canaries / slots) x gates x bake — the floor if a waiting gate occupied a worker slot"],
     )
+    merge_results(results)
 
 
 if __name__ == "__main__":

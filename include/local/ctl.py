@@ -200,21 +200,9 @@ def reset(settings, environment: str | None = None) -> int:
 
 def connections(ports, environment) -> dict[str, str]:
     """Airflow connection URIs/JSON (AIRFLOW_CONN_* variable -> value) for one hosted environment."""
-    aws = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {
-            "region_name": environment.region,
-            "endpoint_url": ports.moto_url,
-            "service_config": {"sts": {"endpoint_url": ports.moto_url}},
-        },
-    }
-    slack = {"conn_type": "slackwebhook", "password": f"{ports.slack_url}/services/T000/B000/XXXX"}
-    return {
-        f"AIRFLOW_CONN_{environment.aws_conn_id.upper()}": json.dumps(aws),
-        f"AIRFLOW_CONN_{environment.notifications.slack_conn_id.upper()}": json.dumps(slack),
-    }
+    from latticedb_local.connections import airflow_connections
+
+    return airflow_connections(environment, ports.moto_url, ports.slack_url, label="XXXX")
 
 
 def env_cmd(settings, environment: str | None = None) -> int:

@@ -31,8 +31,8 @@ _stack = None
 @pytest.fixture(scope="session")
 def stack():
     global _stack
-    from tests.e2e.api import ApiClient
-    from tests.e2e.stack import Stack
+    from harness.airflow_stack import Stack
+    from harness.api import ApiClient
 
     for sub in ("logs", "screenshots", "local", "task-logs", "airflow-home", "reports"):
         shutil.rmtree(ARTIFACTS / sub, ignore_errors=True)
@@ -56,7 +56,7 @@ def stack():
 
 @pytest.fixture(scope="session")
 def api(stack):
-    from tests.e2e.api import ApiClient
+    from harness.api import ApiClient
 
     return ApiClient(stack.api_url)
 

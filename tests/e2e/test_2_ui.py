@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.airflow_stack import ADMIN, free_port
 from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.stack import ADMIN, free_port
 from tests.integration.helpers import image
 
 CANARY = "latticedb_deploy_canary"

@@ -1,8 +1,8 @@
 """Helpers for fault tests: fault toggles, watching the listener, and driving an existing DagRun.
 
-`continue_run` is `dag.test()`'s own loop (schedule what is ready, run it in-process, triggers
-inline) applied to a run that already exists — what a scheduler does after a worker died or a user
-cleared tasks — without `dag.test()`'s clearing of the whole run.
+`continue_run` is the mini-scheduler (harness/scheduler.py: `dag.test()`'s own loop applied to a
+run that already exists) — what a scheduler does after a worker died or a user cleared tasks —
+without `dag.test()`'s clearing of the whole run.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 
 import requests
 
+from harness.scheduler import drive_run
 from tests.envs import ENV
 
 GREEN, BLUE = ENV.green_tg, ENV.blue_tg
@@ -75,40 +76,7 @@ def listener_is_whole(local) -> bool:
 
 def continue_run(dag, run_id: str, timeout: float = 240):
     """Drive an existing DagRun to a final state the way dag.test() does; return the DagRun."""
-    from airflow.models.dagrun import DagRun
-    from airflow.sdk.definitions.dag import _run_task
-    from airflow.serialization.serialized_objects import DagSerialization
-    from airflow.settings import Session
-    from airflow.utils.state import DagRunState, TaskInstanceState
-
-    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    session = Session()
-    dr = session.query(DagRun).filter(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id).one()
-    dr.dag = scheduler_dag
-    if dr.state != DagRunState.RUNNING:
-        dr.state = DagRunState.RUNNING
-        session.commit()
-    deadline = time.monotonic() + timeout
-    while dr.state == DagRunState.RUNNING:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{run_id} still running after {timeout}s")
-        session.expire_all()
-        schedulable, _ = dr.update_state(session=session)
-        for ti in schedulable:
-            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
-                ti.try_number += 1
-            ti.state = TaskInstanceState.SCHEDULED
-        session.commit()
-        scheduled = [ti for ti in dr.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED]
-        if not scheduled:
-            time.sleep(0.5)
-        for ti in scheduled:
-            try:
-                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
-            except Exception:  # noqa: BLE001 - a failed task is recorded in its state, as in dag.test()
-                pass
-    session.close()
-    return dr
+    return drive_run(dag, run_id, timeout=timeout)
 
 
 def task_states(dr) -> dict[str, str]:

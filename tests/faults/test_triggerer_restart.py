@@ -1,6 +1,6 @@
 """The triggerer restarts while a gate is deferred: the gate resumes and decides.
 
-Needs a running, distributed Airflow (tests/e2e/stack.py: Postgres, Redis, api-server, scheduler,
+Needs a running, distributed Airflow (harness/airflow_stack.py: Postgres, Redis, api-server, scheduler,
 dag-processor, triggerer, Celery worker), so it only runs with LATTICEDB_E2E=1 (`make e2e` style):
 
     LATTICEDB_E2E=1 .venv/bin/python -m pytest -q tests/faults/test_triggerer_restart.py
@@ -27,8 +27,8 @@ GATE = "deploy.gate_50pct"
 
 @pytest.fixture(scope="module")
 def stack():
-    from tests.e2e.api import ApiClient
-    from tests.e2e.stack import Stack
+    from harness.airflow_stack import Stack
+    from harness.api import ApiClient
 
     artifacts = Path(os.environ.get("LATTICEDB_E2E_ARTIFACTS") or ROOT / "artifacts" / "e2e") / "faults"
     s = Stack(artifacts)
@@ -50,8 +50,8 @@ def _ti(api, run_id: str, task_id: str) -> dict:
 
 
 def test_gate_survives_a_triggerer_restart(stack):
-    from tests.e2e.api import ApiClient
-    from tests.e2e.stack import PY, wait_for
+    from harness.airflow_stack import PY, wait_for
+    from harness.api import ApiClient
     from tests.integration.helpers import LocalEnv, image
 
     api, local = ApiClient(stack.api_url), LocalEnv(stack.moto_url, stack.service_url, stack.slack_url)

@@ -7,7 +7,6 @@ through ordinary Airflow connections, exactly as a user's `make demo` does.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import airflow_connections
 from tests.envs import ENV
 from tests.integration.helpers import LocalEnv
 from tests.stack import ensure_stack, port_variable
@@ -42,13 +42,7 @@ def local_env(airflow_db, tmp_path_factory):
             os.environ[port_variable(name, kind)] = str(port)
     ports = state["environments"][ENV.name]
     moto = f"http://127.0.0.1:{ports['moto']}"
-    os.environ[ENV.conn_var(ENV.aws_conn_id)] = json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"region_name": "us-east-1", "endpoint_url": moto, "service_config": {"sts": {"endpoint_url": moto}}},
-    })
-    os.environ[ENV.conn_var(ENV.slack_conn_id)] = json.dumps(
-        {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{ports['slack']}/services/T000/B000/TEST"}
-    )
+    os.environ.update(airflow_connections(ENV.config, moto, f"http://127.0.0.1:{ports['slack']}", label="TEST"))
     return LocalEnv(moto, f"http://127.0.0.1:{ports['service']}", f"http://127.0.0.1:{ports['slack']}",
                     test_url=f"http://127.0.0.1:{ports['test']}", names=ENV)
 

@@ -3,7 +3,7 @@
 `dag.test()` executes one run and never picks up the runs its tasks trigger: a scheduler would.
 This module plays that part for tests, and only that: in a separate process (its own Airflow
 globals, same metadata DB) it takes each QUEUED run of the given DAGs and executes its tasks
-with the same in-process runner `dag.test()` uses, triggers inline. The parent's deferrable
+with the same in-process runner `dag.test()` uses, triggers inline (harness/scheduler.py). The parent's deferrable
 TriggerDagRunOperator then sees the run finish through its DagStateTrigger, as it would in
 production.
 
@@ -20,46 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.scheduler import drive_run
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_existing(dag, run_id: str) -> str:
     """Execute an existing (queued) run of `dag` to completion, like `dag.test()` does its own run."""
-    from airflow import settings
-    from airflow.models.dagrun import DagRun
-    from airflow.sdk.definitions.dag import _run_task
-    from airflow.serialization.serialized_objects import DagSerialization
-    from airflow.utils import timezone
-    from airflow.utils.state import DagRunState, TaskInstanceState
-    from sqlalchemy import select
-
-    session = settings.Session()
-    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id))
-    dr.dag = scheduler_dag
-    dr.state = DagRunState.RUNNING
-    dr.start_date = timezone.utcnow()
-    session.commit()
-    while dr.state == DagRunState.RUNNING:
-        session.expire_all()
-        schedulable, _ = dr.update_state(session=session)
-        for ti in schedulable:
-            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
-                ti.try_number += 1
-            ti.state = TaskInstanceState.SCHEDULED
-            ti.scheduled_dttm = timezone.utcnow()
-        session.commit()
-        scheduled = [ti for ti in dr.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED]
-        if not scheduled:
-            time.sleep(0.5)
-        for ti in scheduled:
-            try:
-                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
-            except Exception as exc:  # noqa: BLE001 - the run's state says what happened
-                print(f"task {ti.task_id} failed: {exc}", file=sys.stderr)
-    state = str(dr.state)
-    session.close()
-    return state
+    return str(drive_run(dag, run_id, mark_started=True).state)
 
 
 def serve(dag_ids: list[str], max_runs: int, timeout: float) -> list[tuple[str, str, str]]:

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from tests.e2e.stack import ADMIN
+from harness.airflow_stack import ADMIN
 
 TERMINAL = {"success", "failed"}
 

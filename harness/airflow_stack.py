@@ -24,7 +24,9 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness import airflow_connections
+
+ROOT = Path(__file__).resolve().parents[1]
 CTL = ROOT / "include" / "local" / "ctl.py"
 PY = sys.executable
 ADMIN = ("admin", "admin")
@@ -245,16 +247,11 @@ class Stack:
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "PYTHONPATH": str(ROOT / "plugins"),
             "LATTICEDB_REPORT_DIR": str(self.artifacts / "reports"),
-            "AIRFLOW_CONN_LATTICEDB_LOCAL_AWS": json.dumps({
-                "conn_type": "aws", "login": "testing", "password": "testing",
-                "extra": {"region_name": "us-east-1", "endpoint_url": self.moto_url,
-                          "service_config": {"sts": {"endpoint_url": self.moto_url}}},
-            }),
-            "AIRFLOW_CONN_LATTICEDB_LOCAL_SLACK": json.dumps(
-                {"conn_type": "slackwebhook", "password": f"{self.slack_url}/services/T000/B000/E2E"}
-            ),
-            "AIRFLOW_CONN_LATTICEDB_LOCAL_REDIS": f"redis://127.0.0.1:{self.ports['redis']}/1",
         })
+        from latticedb_deploy.config import load_config
+
+        env.update(airflow_connections(load_config().environment("local"), self.moto_url, self.slack_url,
+                                       redis_url=f"redis://127.0.0.1:{self.ports['redis']}/1", label="E2E"))
         for name in ("moto", "service", "slack", "test"):
             env[f"LATTICEDB_LOCAL_{name.upper()}_PORT"] = str(self.ports[name])
         return env

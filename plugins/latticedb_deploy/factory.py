@@ -205,7 +205,7 @@ def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str],
     if kind == "switch_traffic":
         return ShiftTrafficOperator(task_id=task_id, percent=100, follow_plan=False)
     if kind == "bake":
-        return MetricGateSensor(task_id=task_id, percent=100, interval_seconds="{{ params.bake_seconds }}")
+        return MetricGateSensor(task_id=task_id, percent=100, bake=True)
     if kind == "restore_previous_revision":
         return RestorePreviousRevisionOperator(
             task_id=task_id, mutation_task_ids=mutation_task_ids, gate_task_ids=gate_task_ids, trigger_rule="one_failed"

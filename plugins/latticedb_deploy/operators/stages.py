@@ -218,7 +218,7 @@ class StageNotifyOperator(LatticeDBOperator):
     def execute(self, context: Any) -> None:
         from latticedb_deploy import notify
 
-        if not self.notify_enabled:
+        if not self.notify_enabled(context):
             return
         notify.send(
             self.env,

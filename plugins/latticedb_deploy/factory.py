@@ -223,6 +223,7 @@ def build_deployment_dag(
     tags: list[str] | None = None,
     extra_params: dict[str, Param] | None = None,
 ) -> DAG:
+    from latticedb_deploy.operators.cleanup import CleanupImagesOperator, CleanupRevisionsOperator
     from latticedb_deploy.operators.deploy import (
         NotifyOperator,
         RecordBaselineOperator,
@@ -230,8 +231,11 @@ def build_deployment_dag(
         RollbackFinishedOperator,
     )
     from latticedb_deploy.operators.locks import AcquireEnvironmentOperator, ReleaseEnvironmentOperator
+    from latticedb_deploy.operators.outcome import DeploymentOutcomeOperator
+    from latticedb_deploy.operators.post_deployment import PostDeploymentChecksOperator
     from latticedb_deploy.operators.preflight import PreflightCheckOperator, PreflightVerdictOperator
-    from latticedb_deploy.operators.verify import CleanupRevisionsOperator, SmokeTestOperator
+    from latticedb_deploy.operators.record import RecordDeploymentOperator
+    from latticedb_deploy.operators.smoke import SmokeTestOperator
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
     with DAG(
@@ -267,13 +271,6 @@ def build_deployment_dag(
         with TaskGroup("deploy", tooltip=strategy.summary):
             deploy = [_step_operator(s, strategy, [], []) for s in strategy.deploy]
             chain(*deploy)
-
-        from latticedb_deploy.operators.verify import (
-            CleanupImagesOperator,
-            DeploymentOutcomeOperator,
-            PostDeploymentChecksOperator,
-            RecordDeploymentOperator,
-        )
 
         with TaskGroup("verify", tooltip="Smoke tests (JSON report), then post-deployment checks with a timeout"):
             smoke = SmokeTestOperator(task_id="smoke_tests")

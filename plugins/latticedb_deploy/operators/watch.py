@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.config import WATCH_DEFAULT_OFFSETS, WATCH_LABELS
 from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.operators.verify import BestEffortMixin
+from latticedb_deploy.operators.best_effort import BestEffortMixin
 from latticedb_deploy.watch_schedule import WATCH_DAG_ID
 
 DEFAULT_OFFSETS = tuple(int(o) for o in WATCH_DEFAULT_OFFSETS)

@@ -160,34 +160,3 @@ def notify_dag_failure(context: Any) -> None:
         )
     except Exception as exc:  # noqa: BLE001
         log.warning("DAG failure notification not sent: %s", exc)
-
-
-# Why a run failed, as Airflow tells a DAG-level callback (`reason`): a task failed, or no task did.
-TASK_FAILURE = "task_failure"
-
-
-def notify_deployment_run_failure(context: Any) -> None:
-    """DAG-level on_failure_callback of the deployment DAGs: notify_dag_failure, for the failures no task reported.
-
-    The operations DAGs have notify_dag_failure as their run-level notifier; the deployment DAGs get
-    the same one, but a failed deployment is already announced, once, by its tasks: every task has
-    notify_task_failure ("Deployment failed at <task>", the ROLLBACK FAILED incident, or LEASE LOST),
-    and the rollback posts its own start and finish. The two tasks without it are silent on purpose:
-    a pre-flight check (its verdict fails and posts the whole list) and notify_success when an
-    approval said no ("rejected: not deployed" is reported by the approval step, not paged). So when
-    Airflow says the run failed because a task failed (reason "task_failure"), a second "run failed"
-    message would page twice, and would page a rejection as a failure: nothing is sent. Any other
-    reason (the run timed out, "timed_out"; its tasks deadlocked, "all_tasks_deadlocked") means no task
-    said anything, and notify_dag_failure says the run failed.
-
-    A plain function, not a notifier object: a DAG-level notifier crashes under dag.test
-    (apache/airflow#64649). Never raises.
-    """
-    try:
-        if str(context.get("reason") or "") == TASK_FAILURE:
-            log.info("run failed at a task: its own failure callback has notified; no run-level message")
-            return
-    except Exception as exc:  # noqa: BLE001 - a callback must never mask the original failure
-        log.warning("DAG failure notification not sent: %s", exc)
-        return
-    notify_dag_failure(context)

@@ -410,7 +410,6 @@ def build_deployment_dag(
     extra_params: dict[str, Param] | None = None,
 ) -> DAG:
     """The strategy's DAG: the shared phases around its deploy steps (see the module docstring)."""
-    from latticedb_deploy.callbacks import notify_deployment_run_failure
     from latticedb_deploy.operators.deploy import NotifyOperator
     from latticedb_deploy.operators.locks import ReleaseEnvironmentOperator
 
@@ -423,8 +422,6 @@ def build_deployment_dag(
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
-        # the operations DAGs' run-level notifier, for the failures no task announced (see its docstring)
-        on_failure_callback=notify_deployment_run_failure,
         params=deployment_params(extra_params),
         tags=["latticedb", "deployment", strategy.name, *(tags or [])],
     ) as dag:

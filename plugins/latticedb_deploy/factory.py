@@ -409,7 +409,20 @@ def build_deployment_dag(
     tags: list[str] | None = None,
     extra_params: dict[str, Param] | None = None,
 ) -> DAG:
-    """The strategy's DAG: the shared phases around its deploy steps (see the module docstring)."""
+    """The strategy's DAG: the shared phases around its deploy steps (see the module docstring).
+
+    No DAG-level on_failure_callback (the operations DAGs have notify_dag_failure), on purpose:
+    - a failed deployment is announced once already, by the failed task's notify_task_failure
+      ("Deployment failed at <task>", ROLLBACK FAILED, LEASE LOST) and the rollback's own messages;
+      the silent tasks are silent on purpose (a pre-flight check: its verdict posts; notify_success on a
+      rejected approval: reported, not paged). A run-level "run failed" would page twice, and page a
+      rejection as a failure.
+    - Airflow 3.3 cannot build a DAG callback's context for these DAGs: DagRun.execute_dag_callbacks ->
+      get_template_context -> process_params(suppress_exception=False) raises ParamValidationError for
+      `image_uri` (required, no default) before any callback runs, and under dag.test() that exception
+      fails the run loop itself (seen with a plain-function callback: tests/integration/test_canary.py::
+      test_auto_rollback_off_leaves_traffic_as_it_is_and_says_so).
+    """
     from latticedb_deploy.operators.deploy import NotifyOperator
     from latticedb_deploy.operators.locks import ReleaseEnvironmentOperator
 

@@ -12,7 +12,8 @@ from airflow.sdk import chain
 
 from latticedb_deploy.config import load_config
 from latticedb_deploy.factory import operations_dag
-from latticedb_deploy.operators.stages import NightlySummaryOperator, ResolveNightlyImageOperator, StrategyRunOperator
+from latticedb_deploy.operators.nightly import NightlySummaryOperator, ResolveNightlyImageOperator
+from latticedb_deploy.operators.strategy_run import StrategyRunOperator
 
 nightly = load_config().nightly
 _resolved = "ti.xcom_pull(task_ids='resolve_image')"

@@ -10,7 +10,7 @@ from airflow.sdk import Param
 from latticedb_deploy.config import load_config
 from latticedb_deploy.factory import operations_dag
 from latticedb_deploy.images import IMAGE_URI_PATTERN
-from latticedb_deploy.operators.stages import build_stages
+from latticedb_deploy.operators.progressive import build_stages
 
 config = load_config()
 route = " -> ".join(f"{s.environment} ({s.strategy}{', approval' if s.require_approval else ''})" for s in config.progressive_delivery.stages)

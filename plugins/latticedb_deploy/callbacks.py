@@ -13,7 +13,13 @@ log = logging.getLogger(__name__)
 
 
 def _muted(params: Any) -> bool:
-    return str(params.get("notify", True)).lower() in ("false", "0", "no")
+    """notify=false for the run (latticedb_deploy.params); a value that is not a boolean mutes nothing."""
+    from latticedb_deploy.params import ParamError, notify_enabled
+
+    try:
+        return not notify_enabled(None, {"params": params})
+    except ParamError:
+        return False
 
 
 def _environment(context: Any) -> Any:

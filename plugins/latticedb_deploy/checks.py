@@ -19,6 +19,7 @@ from typing import Any
 
 from latticedb_deploy.config import Environment, load_config
 from latticedb_deploy.images import InvalidImageError, parse_image_uri
+from latticedb_deploy.params import notify_enabled
 from latticedb_deploy.preflight import FAIL, PASS, WARN, CheckResult
 
 # Providers every deployment DAG needs at run time (the Redis provider only serves the flag hook).
@@ -72,7 +73,7 @@ def check_required_tools(env: Environment, image_uri: str, params: dict) -> Chec
     if missing:
         return CheckResult(name, FAIL, "missing: " + "; ".join(missing))
     slack = env.notifications.slack_conn_id
-    notify = str(params.get("notify", True)).lower() not in ("false", "0", "no", "none")
+    notify = notify_enabled(None, {"params": params})
     if notify and not _connection_exists(slack):
         return CheckResult(name, WARN, f"Slack connection {slack!r} is not defined: stakeholders will not be notified")
     return CheckResult(

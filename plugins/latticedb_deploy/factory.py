@@ -8,6 +8,8 @@ rollback (the strategy's rollback steps) lights up when a deploy or verify task 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -163,56 +165,240 @@ def _slot_task_ids(strategy: Strategy) -> dict[int, list[str]]:
     return slots
 
 
-def _step_operator(step: Step, strategy: Strategy, mutation_task_ids: list[str], gate_task_ids: list[str]) -> Any:
-    """The operator for one strategy step (deploy or rollback)."""
-    from latticedb_deploy.operators.blue_green import SmokeTestIdleColourOperator, SwitchApprovalOperator
-    from latticedb_deploy.operators.deploy import (
-        RestorePreviousRevisionOperator,
-        ShiftTrafficBackOperator,
-        UpdateServiceOperator,
-    )
-    from latticedb_deploy.operators.slot_smoke import SmokeTestSlotOperator
-    from latticedb_deploy.operators.traffic import DeployIdleSlotOperator, RetireOldSlotOperator, ShiftTrafficOperator
+# Steps as data (the way Argo Rollouts reads a rollout's steps): each step kind names the function that
+# builds its task. A strategy (strategies.py) is a list of steps; adding a kind is one builder here.
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step's builder may need beyond the step itself: the strategy (its traffic slots) and,
+    for the rollback, which deploy tasks change something (`mutation_task_ids`) and which are gates."""
+
+    strategy: Strategy
+    mutation_task_ids: tuple[str, ...] = ()
+    gate_task_ids: tuple[str, ...] = ()
+
+
+StepBuilder = Callable[[Step, StepContext], Any]
+STEP_BUILDERS: dict[str, StepBuilder] = {}
+
+
+def step_builder(*kinds: str) -> Callable[[StepBuilder], StepBuilder]:
+    """Register the decorated function as the builder of these step kinds (each kind once)."""
+
+    def register(builder: StepBuilder) -> StepBuilder:
+        for kind in kinds:
+            if kind in STEP_BUILDERS:
+                raise ValueError(f"step kind {kind!r} has two builders")
+            STEP_BUILDERS[kind] = builder
+        return builder
+
+    return register
+
+
+def build_step(step: Step, ctx: StepContext) -> Any:
+    """The task for one strategy step (deploy or rollback); an unknown kind is a ValueError naming both."""
+    builder = STEP_BUILDERS.get(step.kind)
+    if builder is None:
+        raise ValueError(
+            f"strategy {ctx.strategy.name!r}: unknown step {step.kind!r} (known: {', '.join(sorted(STEP_BUILDERS))})"
+        )
+    return builder(step, ctx)
+
+
+@step_builder("plan_traffic_steps")
+def _plan_traffic_steps(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.plan import PlanTrafficStepsOperator
+
+    return PlanTrafficStepsOperator(task_id=step.task_id, slot_task_ids=_slot_task_ids(ctx.strategy))
+
+
+@step_builder(*_WAITS)
+def _wait_for_rollout(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
+
+    return EcsRolloutSensor(task_id=step.task_id, service_from=_WAITS[step.kind], task_definition_from=_WAITS[step.kind])
+
+
+@step_builder("update_service")
+def _update_service(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.deploy import UpdateServiceOperator
+
+    return UpdateServiceOperator(task_id=step.task_id)
+
+
+@step_builder("deploy_canary_service", "deploy_idle_colour")
+def _deploy_idle_slot(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.traffic import DeployIdleSlotOperator
+
+    return DeployIdleSlotOperator(task_id=step.task_id)
+
+
+@step_builder("shift_traffic")
+def _shift_traffic(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.traffic import ShiftTrafficOperator
+
+    # slots outside the plan are skipped ahead (operators/plan.py): none_failed keeps the chain
+    return ShiftTrafficOperator(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed")
+
+
+@step_builder("gate")
+def _gate(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
-    kind, task_id = step.kind, step.task_id
-    if kind == "plan_traffic_steps":
-        from latticedb_deploy.operators.plan import PlanTrafficStepsOperator
+    return MetricGateSensor(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed",
+                            slot_task_ids=_slot_task_ids(ctx.strategy))
 
-        return PlanTrafficStepsOperator(task_id=task_id, slot_task_ids=_slot_task_ids(strategy))
-    if kind in _WAITS:
-        return EcsRolloutSensor(task_id=task_id, service_from=_WAITS[kind], task_definition_from=_WAITS[kind])
-    if kind == "update_service":
-        return UpdateServiceOperator(task_id=task_id)
-    if kind in ("deploy_canary_service", "deploy_idle_colour"):
-        return DeployIdleSlotOperator(task_id=task_id)
-    if kind == "shift_traffic":  # slots outside the plan are skipped ahead (operators/plan.py): none_failed keeps the chain
-        return ShiftTrafficOperator(task_id=task_id, percent=step.percent, trigger_rule="none_failed")
-    if kind == "gate":
-        return MetricGateSensor(task_id=task_id, percent=step.percent, trigger_rule="none_failed",
-                                slot_task_ids=_slot_task_ids(strategy))
-    if kind == "retire_old_stable":  # after a promote (latticedb_control) the last canary gate skips: still retire
-        return RetireOldSlotOperator(task_id=task_id, trigger_rule="none_failed")
-    if kind == "scale_down_old_colour":
-        return RetireOldSlotOperator(task_id=task_id)
-    if kind == "smoke_test_idle_colour":
-        return SmokeTestIdleColourOperator(task_id=task_id)
-    if kind == "smoke_test_canary":  # runbook canary step 4: the canary slot, through the test listener
-        return SmokeTestSlotOperator(task_id=task_id, slot_label="canary slot")
-    if kind == "approve_switch":
-        return SwitchApprovalOperator(task_id=task_id)
-    if kind == "switch_traffic":
-        return ShiftTrafficOperator(task_id=task_id, percent=100, follow_plan=False)
-    if kind == "bake":
-        return MetricGateSensor(task_id=task_id, percent=100, interval_seconds="{{ params.bake_seconds }}")
-    if kind == "restore_previous_revision":
-        return RestorePreviousRevisionOperator(
-            task_id=task_id, mutation_task_ids=mutation_task_ids, gate_task_ids=gate_task_ids, trigger_rule="one_failed"
+
+@step_builder("retire_old_stable", "scale_down_old_colour")
+def _retire_old_slot(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.traffic import RetireOldSlotOperator
+
+    if step.kind == "retire_old_stable":  # after a promote (latticedb_control) the last canary gate skips: still retire
+        return RetireOldSlotOperator(task_id=step.task_id, trigger_rule="none_failed")
+    return RetireOldSlotOperator(task_id=step.task_id)
+
+
+@step_builder("smoke_test_idle_colour")
+def _smoke_test_idle_colour(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.blue_green import SmokeTestIdleColourOperator
+
+    return SmokeTestIdleColourOperator(task_id=step.task_id)
+
+
+@step_builder("smoke_test_canary")
+def _smoke_test_canary(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.slot_smoke import SmokeTestSlotOperator
+
+    # runbook canary step 4: the canary slot, through the test listener
+    return SmokeTestSlotOperator(task_id=step.task_id, slot_label="canary slot")
+
+
+@step_builder("approve_switch")
+def _approve_switch(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.blue_green import SwitchApprovalOperator
+
+    return SwitchApprovalOperator(task_id=step.task_id)
+
+
+@step_builder("switch_traffic")
+def _switch_traffic(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.traffic import ShiftTrafficOperator
+
+    return ShiftTrafficOperator(task_id=step.task_id, percent=100, follow_plan=False)
+
+
+@step_builder("bake")
+def _bake(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.sensors.metric_gate import MetricGateSensor
+
+    return MetricGateSensor(task_id=step.task_id, percent=100, bake=True)
+
+
+@step_builder("restore_previous_revision")
+def _restore_previous_revision(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.deploy import RestorePreviousRevisionOperator
+
+    return RestorePreviousRevisionOperator(
+        task_id=step.task_id, mutation_task_ids=list(ctx.mutation_task_ids), gate_task_ids=list(ctx.gate_task_ids),
+        trigger_rule="one_failed",
+    )
+
+
+@step_builder("shift_traffic_back")
+def _shift_traffic_back(step: Step, ctx: StepContext) -> Any:
+    from latticedb_deploy.operators.deploy import ShiftTrafficBackOperator
+
+    return ShiftTrafficBackOperator(task_id=step.task_id)
+
+
+# The phases every strategy shares, one function each; build_deployment_dag wires them.
+
+
+def _preflight(strategy: Strategy) -> tuple[Any, list[Any], Any]:
+    from latticedb_deploy.operators.locks import AcquireEnvironmentOperator
+    from latticedb_deploy.operators.preflight import PreflightCheckOperator, PreflightVerdictOperator
+
+    with TaskGroup("preflight", tooltip="The runbook's pre-flight checks; nothing changes before the verdict"):
+        hold = AcquireEnvironmentOperator(task_id="acquire_environment")  # one deployment per environment
+        names = (*PREFLIGHT_CHECKS, *strategy.checks)
+        checks = [PreflightCheckOperator(task_id=c, check=c, strategy=strategy.name, on_failure_callback=None) for c in names]
+        verdict = PreflightVerdictOperator(
+            task_id="verdict", check_task_ids=[f"preflight.{c}" for c in names], trigger_rule="all_done"
         )
-    if kind == "shift_traffic_back":
-        return ShiftTrafficBackOperator(task_id=task_id)
-    raise ValueError(f"strategy {strategy.name!r}: unknown step {kind!r}")
+        chain(checks, verdict)
+    return hold, checks, verdict
+
+
+def _prepare() -> list[Any]:
+    from latticedb_deploy.operators.deploy import RecordBaselineOperator, RegisterTaskDefinitionOperator
+
+    with TaskGroup("prepare", tooltip="Record the last good state; register the new revision pinned by digest"):
+        prepare = [RecordBaselineOperator(task_id="record_baseline"), RegisterTaskDefinitionOperator(task_id="register_task_definition")]
+        chain(*prepare)
+    return prepare
+
+
+def _deploy(strategy: Strategy) -> list[Any]:
+    with TaskGroup("deploy", tooltip=strategy.summary):
+        deploy = [build_step(s, StepContext(strategy)) for s in strategy.deploy]
+        chain(*deploy)
+    return deploy
+
+
+def _verify() -> list[Any]:
+    from latticedb_deploy.operators.post_deployment import PostDeploymentChecksOperator
+    from latticedb_deploy.operators.smoke import SmokeTestOperator
+
+    with TaskGroup("verify", tooltip="Smoke tests (JSON report), then post-deployment checks with a timeout"):
+        verify = [SmokeTestOperator(task_id="smoke_tests"), PostDeploymentChecksOperator(task_id="post_deployment_checks")]
+        chain(*verify)
+    return verify
+
+
+def _cleanup() -> list[Any]:
+    from latticedb_deploy.operators.cleanup import CleanupImagesOperator, CleanupRevisionsOperator
+
+    with TaskGroup("cleanup", tooltip="Deregister revisions beyond the newest N; delete ECR images beyond the newest M"):
+        cleanup = [CleanupRevisionsOperator(task_id="deregister_old_revisions"), CleanupImagesOperator(task_id="delete_old_images")]
+        chain(*cleanup)
+    return cleanup
+
+
+def _finish(strategy: Strategy) -> list[Any]:
+    """record_deployment -> schedule_post_deployment_watch -> notify_success (best-effort, then the outcome)."""
+    from latticedb_deploy.operators.outcome import DeploymentOutcomeOperator
+    from latticedb_deploy.operators.record import RecordDeploymentOperator
+    from latticedb_deploy.operators.watch import SchedulePostDeploymentWatchOperator
+
+    return [
+        RecordDeploymentOperator(task_id="record_deployment", strategy=strategy.name),
+        # Runbook "monitor for 24 hours": trigger latticedb_post_deployment_watch (not waited for) where
+        # the environment asks for it; skipped elsewhere, and a failure to schedule is only a warning.
+        SchedulePostDeploymentWatchOperator(task_id="schedule_post_deployment_watch", retries=1),
+        # The run's outcome: "succeeded" (with any cleanup/record warning), or, when an approval said
+        # no and everything after it was skipped, "rejected: not deployed" (fails the run, pages nobody).
+        DeploymentOutcomeOperator(
+            task_id="notify_success", event="succeeded", title=f"{strategy.name} deployment succeeded",
+            trigger_rule="none_failed", on_failure_callback=None,
+        ),
+    ]
+
+
+def _rollback(strategy: Strategy, deploy: list[Any]) -> list[Any]:
+    """The strategy's rollback steps, then notify_rollback (verifies, then notifies)."""
+    from latticedb_deploy.operators.deploy import RollbackFinishedOperator
+    from latticedb_deploy.sensors.metric_gate import MetricGateSensor
+
+    ctx = StepContext(
+        strategy,
+        mutation_task_ids=(deploy[0].task_id,),
+        gate_task_ids=tuple(t.task_id for t in deploy if isinstance(t, MetricGateSensor)),
+    )
+    with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
+        rollback = [*(build_step(s, ctx) for s in strategy.rollback), RollbackFinishedOperator(task_id="notify_rollback")]
+        chain(*rollback)
+    return rollback
 
 
 def build_deployment_dag(
@@ -223,16 +409,22 @@ def build_deployment_dag(
     tags: list[str] | None = None,
     extra_params: dict[str, Param] | None = None,
 ) -> DAG:
-    from latticedb_deploy.operators.deploy import (
-        NotifyOperator,
-        RecordBaselineOperator,
-        RegisterTaskDefinitionOperator,
-        RollbackFinishedOperator,
-    )
-    from latticedb_deploy.operators.locks import AcquireEnvironmentOperator, ReleaseEnvironmentOperator
-    from latticedb_deploy.operators.preflight import PreflightCheckOperator, PreflightVerdictOperator
-    from latticedb_deploy.operators.verify import CleanupRevisionsOperator, SmokeTestOperator
-    from latticedb_deploy.sensors.metric_gate import MetricGateSensor
+    """The strategy's DAG: the shared phases around its deploy steps (see the module docstring).
+
+    No DAG-level on_failure_callback (the operations DAGs have notify_dag_failure), on purpose:
+    - a failed deployment is announced once already, by the failed task's notify_task_failure
+      ("Deployment failed at <task>", ROLLBACK FAILED, LEASE LOST) and the rollback's own messages;
+      the silent tasks are silent on purpose (a pre-flight check: its verdict posts; notify_success on a
+      rejected approval: reported, not paged). A run-level "run failed" would page twice, and page a
+      rejection as a failure.
+    - Airflow 3.3 cannot build a DAG callback's context for these DAGs: DagRun.execute_dag_callbacks ->
+      get_template_context -> process_params(suppress_exception=False) raises ParamValidationError for
+      `image_uri` (required, no default) before any callback runs, and under dag.test() that exception
+      fails the run loop itself (seen with a plain-function callback: tests/integration/test_canary.py::
+      test_auto_rollback_off_leaves_traffic_as_it_is_and_says_so).
+    """
+    from latticedb_deploy.operators.deploy import NotifyOperator
+    from latticedb_deploy.operators.locks import ReleaseEnvironmentOperator
 
     with DAG(
         dag_id=dag_id or f"latticedb_deploy_{strategy.name}",
@@ -247,68 +439,17 @@ def build_deployment_dag(
         tags=["latticedb", "deployment", strategy.name, *(tags or [])],
     ) as dag:
         notify_start = NotifyOperator(task_id="notify_start", event="started", title=f"{strategy.name} deployment started")
-
-        with TaskGroup("preflight", tooltip="The runbook's pre-flight checks; nothing changes before the verdict"):
-            hold = AcquireEnvironmentOperator(task_id="acquire_environment")  # one deployment per environment
-            check_names = (*PREFLIGHT_CHECKS, *strategy.checks)
-            checks = [
-                PreflightCheckOperator(task_id=c, check=c, strategy=strategy.name, on_failure_callback=None)
-                for c in check_names
-            ]
-            verdict = PreflightVerdictOperator(
-                task_id="verdict", check_task_ids=[f"preflight.{c}" for c in check_names], trigger_rule="all_done"
-            )
-            chain(checks, verdict)
-
-        with TaskGroup("prepare", tooltip="Record the last good state; register the new revision pinned by digest"):
-            prepare = [RecordBaselineOperator(task_id="record_baseline"), RegisterTaskDefinitionOperator(task_id="register_task_definition")]
-            chain(*prepare)
-
-        with TaskGroup("deploy", tooltip=strategy.summary):
-            deploy = [_step_operator(s, strategy, [], []) for s in strategy.deploy]
-            chain(*deploy)
-
-        from latticedb_deploy.operators.verify import (
-            CleanupImagesOperator,
-            DeploymentOutcomeOperator,
-            PostDeploymentChecksOperator,
-            RecordDeploymentOperator,
-        )
-
-        with TaskGroup("verify", tooltip="Smoke tests (JSON report), then post-deployment checks with a timeout"):
-            smoke = SmokeTestOperator(task_id="smoke_tests")
-            post_checks = PostDeploymentChecksOperator(task_id="post_deployment_checks")
-            chain(smoke, post_checks)
-
-        with TaskGroup("cleanup", tooltip="Deregister revisions beyond the newest N; delete ECR images beyond the newest M"):
-            cleanup = CleanupRevisionsOperator(task_id="deregister_old_revisions")
-            cleanup_images = CleanupImagesOperator(task_id="delete_old_images")
-            chain(cleanup, cleanup_images)
-
-        record = RecordDeploymentOperator(task_id="record_deployment", strategy=strategy.name)
-        # Runbook "monitor for 24 hours": trigger latticedb_post_deployment_watch (not waited for) where
-        # the environment asks for it; skipped elsewhere, and a failure to schedule is only a warning.
-        from latticedb_deploy.operators.watch import SchedulePostDeploymentWatchOperator
-
-        schedule_watch = SchedulePostDeploymentWatchOperator(task_id="schedule_post_deployment_watch", retries=1)
-
-        # The run's outcome: "succeeded" (with any cleanup/record warning), or, when an approval said
-        # no and everything after it was skipped, "rejected: not deployed" (fails the run, pages nobody).
-        notify_success = DeploymentOutcomeOperator(
-            task_id="notify_success", event="succeeded", title=f"{strategy.name} deployment succeeded",
-            trigger_rule="none_failed", on_failure_callback=None,
-        )
-
-        with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
-            mutations = [deploy[0].task_id]
-            gates = [t.task_id for t in deploy if isinstance(t, MetricGateSensor)]
-            rollback = [_step_operator(s, strategy, mutations, gates) for s in strategy.rollback]
-            notify_rollback = RollbackFinishedOperator(task_id="notify_rollback")  # verifies, then notifies
-            chain(*rollback, notify_rollback)
-
+        hold, checks, verdict = _preflight(strategy)
+        prepare = _prepare()
+        deploy = _deploy(strategy)
+        verify = _verify()
+        cleanup = _cleanup()
+        finish = _finish(strategy)  # record_deployment, schedule_post_deployment_watch, notify_success
+        rollback = _rollback(strategy, deploy)  # ..., notify_rollback
         release = ReleaseEnvironmentOperator(task_id="release_environment").as_teardown(setups=hold)
-        chain([notify_success, notify_rollback], release)
-        chain(notify_start, hold, checks, verdict, prepare[0], prepare[1], deploy[0])
-        chain(deploy[-1], smoke, post_checks, cleanup, cleanup_images, record, schedule_watch, notify_success)
-        chain([*deploy, smoke, post_checks], rollback[0])
+
+        chain(notify_start, hold, checks, verdict, *prepare, deploy[0])
+        chain(deploy[-1], *verify, *cleanup, *finish)
+        chain([*deploy, *verify], rollback[0])  # any deploy or verify task that fails starts the rollback
+        chain([finish[-1], rollback[-1]], release)
     return dag

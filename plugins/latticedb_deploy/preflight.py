@@ -24,14 +24,6 @@ class CheckResult:
         return f"{_MARK[self.status]} {self.check}: {self.reason}"
 
 
-def parse_strict(value: Any, default: bool) -> bool:
-    """A rendered `strict` param: true/false, or empty/None for the environment's default."""
-    text = str(value).strip().lower() if value is not None else ""
-    if text in ("", "none", "null"):
-        return default
-    return text in ("true", "1", "yes", "on")
-
-
 def strictly(result: CheckResult, strict: bool) -> CheckResult:
     """Under strict a warning is a failure, so the check's own task turns red in the graph."""
     if strict and result.status == WARN:

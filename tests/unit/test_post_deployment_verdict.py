@@ -63,7 +63,7 @@ class _TI:
 
 
 def test_the_checks_defer_with_the_preflight_alarms_and_resume_to_a_verdict():
-    from latticedb_deploy.operators.verify import PostDeploymentChecksOperator
+    from latticedb_deploy.operators.post_deployment import PostDeploymentChecksOperator
     from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
     from tests.unit.test_deferral import _roundtrip
 

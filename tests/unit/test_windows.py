@@ -82,10 +82,12 @@ def test_check_warns_outside_and_an_override_passes_and_is_recorded():
 
 
 def test_strict_turns_the_warning_into_a_failure():
-    from latticedb_deploy.preflight import parse_strict, strictly
+    from latticedb_deploy.params import flag
+    from latticedb_deploy.preflight import strictly
 
     env = load_config().environment("production")
     warned = check_deployment_window(env, "", {}, now=at("2026-11-28 10:00"))
     assert strictly(warned, True).status == "fail" and strictly(warned, False).status == "warn"
-    assert parse_strict(None, True) is True and parse_strict("None", False) is False
-    assert parse_strict("False", True) is False and parse_strict(True, False) is True
+    # strict: given, else the run's param, else the environment's default (latticedb_deploy.params)
+    assert flag(None, {}, "strict", True) is True and flag("None", {}, "strict", False) is False
+    assert flag("False", {}, "strict", True) is False and flag(True, {}, "strict", False) is True

@@ -66,8 +66,9 @@ class DeploymentApprovalOperator(ApprovalOperator):
 
     def _notify(self, context: Any, env: Any, event: str, title: str, fields: dict[str, object]) -> None:
         from latticedb_deploy import notify
+        from latticedb_deploy.params import notify_enabled
 
-        if str(context["params"].get("notify", True)).lower() in ("false", "0", "no"):
+        if not notify_enabled(None, context):
             return
         notify.send(
             env, event, title,

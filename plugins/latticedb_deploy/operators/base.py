@@ -44,7 +44,11 @@ def control_signal(holder: Any, log: Any = None) -> Any:
 
 
 class LatticeDBOperator(BaseOperator):
-    """Resolves `environment` (templated, default the run's param) to its typed config."""
+    """Resolves `environment` (templated, default the run's param) to its typed config.
+
+    `notify` left unset (None) is the run's `notify` param (latticedb_deploy.params); a value given
+    to the constructor wins.
+    """
 
     template_fields: tuple[str, ...] = ("environment", "image_uri", "notify")
 
@@ -53,7 +57,7 @@ class LatticeDBOperator(BaseOperator):
         *,
         environment: str = "{{ params.environment }}",
         image_uri: str = "{{ params.image_uri }}",
-        notify: Any = "{{ params.notify }}",
+        notify: Any = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -67,16 +71,17 @@ class LatticeDBOperator(BaseOperator):
 
         return load_config().environment(self.environment)
 
-    @property
-    def notify_enabled(self) -> bool:
-        return str(self.notify).lower() not in ("false", "0", "no", "none")
+    def notify_enabled(self, context: Any) -> bool:
+        from latticedb_deploy.params import notify_enabled
+
+        return notify_enabled(self.notify, context)
 
     def send(
         self, context: Any, event: str, title: str, fields: dict[str, object], links: dict[str, str] | None = None
     ) -> None:
         from latticedb_deploy import notify
 
-        if not self.notify_enabled:
+        if not self.notify_enabled(context):
             self.log.info("notify=false: not sending %r", event)
             return
         fields = {"Environment": self.environment, "Image": self.image_uri, "Run": context["run_id"], **fields}

@@ -11,13 +11,6 @@ from latticedb_deploy.operators.slot_smoke import SmokeTestSlotOperator
 SMOKE_IDLE_TASK_ID = "deploy.smoke_test_idle_colour"
 
 
-def _truthy(value: Any, default: bool) -> bool:
-    text = str(value).strip().lower()
-    if text in ("", "none", "null"):
-        return default
-    return text in ("true", "1", "yes")
-
-
 class SmokeTestIdleColourOperator(SmokeTestSlotOperator):
     """Point the test listener at the idle colour and smoke-test it there: no production traffic involved.
 
@@ -30,8 +23,8 @@ class SmokeTestIdleColourOperator(SmokeTestSlotOperator):
 class SwitchApprovalOperator(DeploymentApprovalOperator):
     """Ask a person in the Airflow UI before production traffic moves; reject or timeout = not deployed.
 
-    Skipped (approved by policy) when `require_approval` is false for the run; its default comes
-    from the environment's `blue_green.require_approval` (true for production). In a four-eyes
+    Skipped (approved by policy) when `require_approval` (given, else the run's param) is false; its
+    default comes from the environment's `blue_green.require_approval` (true for production). In a four-eyes
     environment (`approval.four_eyes`) the approval is always asked, and the run's trigger cannot
     give it (latticedb_deploy.operators.approval).
 
@@ -42,7 +35,7 @@ class SwitchApprovalOperator(DeploymentApprovalOperator):
 
     template_fields = (*DeploymentApprovalOperator.template_fields, "require_approval")
 
-    def __init__(self, *, require_approval: Any = "{{ params.require_approval }}", **kwargs: Any):
+    def __init__(self, *, require_approval: Any = None, **kwargs: Any):
         kwargs.setdefault(
             "subject", "Switch {{ params.environment }} production traffic to {{ params.image_uri.split('/')[-1] }}?"
         )
@@ -58,8 +51,10 @@ class SwitchApprovalOperator(DeploymentApprovalOperator):
         self.require_approval = require_approval
 
     def execute(self, context: Any) -> Any:
+        from latticedb_deploy.params import flag
+
         env = self._env()
-        required = _truthy(self.require_approval, env.blue_green.require_approval)
+        required = flag(self.require_approval, context, "require_approval", env.blue_green.require_approval)
         if not required and env.four_eyes:
             self.log.warning("require_approval=false ignored: %s requires four eyes (approval.four_eyes)", env.name)
             required = True

@@ -80,7 +80,7 @@ class ControlDeploymentOperator(LatticeDBOperator):
 
         link = f"{airflow_base_url()}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
         title = f"Deployment {signal.message.split(' by ')[0]} by {by} in {name}"
-        if self.notify_enabled:
+        if self.notify_enabled(context):
             from latticedb_deploy import notify
 
             notify.send(self.env, "warning" if signal.action == "abort" else "stage", title,

@@ -90,7 +90,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         *,
         mutation_task_ids: list[str],
         gate_task_ids: list[str] | None = None,
-        auto_rollback: Any = "{{ params.auto_rollback }}",
+        auto_rollback: Any = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -112,6 +112,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.aws.guarded_traffic import GuardedTraffic
         from latticedb_deploy.operators.base import control_signal
+        from latticedb_deploy.params import flag
         from latticedb_deploy.readiness import last_good_slot
 
         ti = context["ti"]
@@ -143,7 +144,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         if gate:
             fields["Failed step"] = f"{gate.get('step')}%"
             fields["Metrics"] = gate.get("summary") or ", ".join(gate.get("reasons", []))
-        if str(self.auto_rollback).lower() in ("false", "0", "no"):
+        if not flag(self.auto_rollback, context, "auto_rollback", True):
             msg = (
                 f"AUTO-ROLLBACK DISABLED: traffic and services are left as they are "
                 f"(weights {weights}; {baseline['service']} on {live['taskDefinition']}). "

@@ -89,22 +89,26 @@ class PlanRollbackOperator(LatticeDBOperator):
 
     template_fields = (*LatticeDBOperator.template_fields, "target_revision", "reason")
 
-    def __init__(self, *, target_revision: Any = "{{ params.target_revision }}", reason: str = "{{ params.reason }}", **kwargs: Any):
+    def __init__(self, *, target_revision: Any = None, reason: str = "{{ params.reason }}", **kwargs: Any):
         kwargs.setdefault("image_uri", "")
         super().__init__(**kwargs)
         self.target_revision = target_revision
         self.reason = reason
 
-    def _resolve(self, ecs: Any) -> str | None:
-        ref = str(self.target_revision or "").strip()
-        if ref in ("", "None", "null"):
+    def _resolve(self, ecs: Any, context: Any) -> str | None:
+        """`target_revision` (given, else the run's param; empty: choose one) as a task definition ARN."""
+        from latticedb_deploy.params import given_or_param
+
+        given = given_or_param(self.target_revision, context, "target_revision")
+        ref = str(given or "").strip()
+        if not ref:
             return None
         if ref.isdigit():
             ref = f"{self.env.task_family}:{ref}"
         try:
             td = ecs.describe_task_definition(ref)
         except Exception as exc:  # noqa: BLE001 - a bad name is the caller's mistake: say so, don't retry
-            raise AirflowFailException(f"target_revision {self.target_revision!r} not found: {exc}") from None
+            raise AirflowFailException(f"target_revision {given!r} not found: {exc}") from None
         if td.get("family") != self.env.task_family:
             raise AirflowFailException(f"target_revision {ref!r} is not in family {self.env.task_family!r}")
         if td.get("status") not in (None, "ACTIVE"):
@@ -148,7 +152,7 @@ class PlanRollbackOperator(LatticeDBOperator):
             live=live,
             idle=idle,
             live_weight=weights.get(live_slot.target_group_arn, 0),
-            requested=self._resolve(ecs),
+            requested=self._resolve(ecs, context),
             active=ecs.list_revisions(),
             previous=previous,
         )
@@ -177,7 +181,7 @@ class PlanRollbackOperator(LatticeDBOperator):
             NOTHING: "nothing: the target revision already serves 100 % of traffic",
         }[decision["mode"]]
         self.log.info("Emergency rollback plan: %s", how)
-        if self.notify_enabled:
+        if self.notify_enabled(context):
             notify.send(
                 self.env,
                 "rollback_started",
@@ -289,7 +293,7 @@ class VerifyRollbackOperator(LatticeDBOperator):
             raise AirflowFailException(
                 f"traffic is back on {short(target)} but it is not healthy: " + "; ".join(check.problems)
             )
-        if self.notify_enabled:
+        if self.notify_enabled(context):
             notify.send(
                 self.env,
                 "rollback_finished",

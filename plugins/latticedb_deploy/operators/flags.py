@@ -46,7 +46,7 @@ class FeatureFlagOperator(LatticeDBOperator):
             raise AirflowFailException(str(exc)) from None
         summary = flags.describe(state)
         self.log.info("%s in %s:\n%s", self.action, self.environment, summary)
-        if self.action in flags.MUTATING_ACTIONS and self.notify_enabled:
+        if self.action in flags.MUTATING_ACTIONS and self.notify_enabled(context):
             notify.send(
                 self.env,
                 "warning" if self.action == "kill_switch_on" else "flags",

@@ -145,7 +145,7 @@ class UnlockEnvironmentOperator(LatticeDBOperator):
 
     template_fields = (*LatticeDBOperator.template_fields, "reason", "force")
 
-    def __init__(self, *, reason: str = "{{ params.reason }}", force: Any = "{{ params.force }}", **kwargs: Any):
+    def __init__(self, *, reason: str = "{{ params.reason }}", force: Any = None, **kwargs: Any):
         kwargs.setdefault("image_uri", "")
         super().__init__(**kwargs)
         self.reason = reason
@@ -159,7 +159,9 @@ class UnlockEnvironmentOperator(LatticeDBOperator):
         if holder is None:
             self.log.info("%s is not locked: nothing to do", self.env.name)
             return {"cleared": None}
-        forced = str(self.force).lower() in ("true", "1", "yes")
+        from latticedb_deploy.params import flag
+
+        forced = flag(self.force, context, "force", False)
         if not (holder.blocked or holder.expired() or forced):
             raise AirflowFailException(
                 f"{self.env.name!r} is held by a run in progress, {holder.owner} (lease expires in "

@@ -1,6 +1,7 @@
 """Pre-flight: one task per runbook check, then a verdict that prints the ✓/⚠/✗ list.
 
-`strict` (the run's param; empty means the environment's `strict_preflight`) turns warnings
+`strict` (the run's param unless given to the operator; empty means the environment's
+`strict_preflight`, latticedb_deploy.params) turns warnings
 into failures, in the check's own task as well as in the verdict, so the graph shows which
 check stopped a strict run. Checks only read: nothing is mutated before the verdict passes.
 """
@@ -41,11 +42,11 @@ class _StrictMixin:
     env: Any
     strict: Any
 
-    @property
-    def strict_enabled(self) -> bool:
-        from latticedb_deploy.preflight import parse_strict
+    def strict_enabled(self, context: Any) -> bool:
+        """`strict` given to the operator, else the run's param, else the environment's `strict_preflight`."""
+        from latticedb_deploy.params import flag
 
-        return parse_strict(self.strict, self.env.strict_preflight)
+        return flag(self.strict, context, "strict", self.env.strict_preflight)
 
 
 class PreflightCheckOperator(_StrictMixin, LatticeDBOperator):
@@ -54,7 +55,7 @@ class PreflightCheckOperator(_StrictMixin, LatticeDBOperator):
     ui_color = "#e8f0fe"
     template_fields = (*LatticeDBOperator.template_fields, "strict")
 
-    def __init__(self, *, check: str, strategy: str | None = None, strict: Any = "{{ params.strict }}", **kwargs: Any):
+    def __init__(self, *, check: str, strategy: str | None = None, strict: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.check = check
         self.strategy = strategy
@@ -66,7 +67,7 @@ class PreflightCheckOperator(_StrictMixin, LatticeDBOperator):
 
         params = {**dict(context["params"]), "strategy": strategy_of(self, self.strategy), "triggered_by": triggered_by(context)}
         try:
-            result = strictly(CHECKS[self.check](self.env, self.image_uri, params), self.strict_enabled)
+            result = strictly(CHECKS[self.check](self.env, self.image_uri, params), self.strict_enabled(context))
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed check
             result = CheckResult(self.check, FAIL, f"check could not run: {type(exc).__name__}: {exc}")
         self.log.info("%s", result.line)
@@ -81,7 +82,7 @@ class PreflightVerdictOperator(_StrictMixin, LatticeDBOperator):
 
     template_fields = (*LatticeDBOperator.template_fields, "strict")
 
-    def __init__(self, *, check_task_ids: list[str], strict: Any = "{{ params.strict }}", **kwargs: Any):
+    def __init__(self, *, check_task_ids: list[str], strict: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.check_task_ids = check_task_ids
         self.strict = strict
@@ -95,7 +96,7 @@ class PreflightVerdictOperator(_StrictMixin, LatticeDBOperator):
             raw = ti.xcom_pull(task_ids=task_id)
             name = task_id.split(".")[-1]
             results.append(CheckResult(**raw) if raw else CheckResult(name, FAIL, "check did not report a result"))
-        strict = self.strict_enabled
+        strict = self.strict_enabled(context)
         ok, lines = verdict(results, strict=strict)
         report = "\n".join(["Pre-flight checks" + (" (strict)" if strict else "") + ":", *lines])
         self.log.info("%s", report)

@@ -24,7 +24,8 @@ UPDATE_TASK_ID = "update_service"
 
 
 class ServiceOperator(LatticeDBOperator):
-    """An operations task: no image; action, desired_count and reason from the run's params."""
+    """An operations task: no image; action, desired_count and reason from the run's params
+    (`desired_count` unset is the run's param, a number already: latticedb_deploy.params)."""
 
     template_fields = (*LatticeDBOperator.template_fields, "action", "desired_count", "reason")
 
@@ -32,7 +33,7 @@ class ServiceOperator(LatticeDBOperator):
         self,
         *,
         action: str = "{{ params.action }}",
-        desired_count: Any = "{{ params.desired_count }}",
+        desired_count: Any = None,
         reason: Any = "{{ params.reason }}",
         **kwargs: Any,
     ):
@@ -40,18 +41,19 @@ class ServiceOperator(LatticeDBOperator):
         super().__init__(**kwargs)
         self.action, self.desired_count, self.reason = action, desired_count, reason
 
-    def request(self):
+    def request(self, context: Any):
+        from latticedb_deploy.params import given_or_param
         from latticedb_deploy.service_ops import RequestError, parse_request
 
         try:
-            return parse_request(self.action, self.desired_count, self.reason)
+            return parse_request(self.action, given_or_param(self.desired_count, context, "desired_count"), self.reason)
         except RequestError as exc:
             raise AirflowFailException(str(exc)) from None
 
     def send(self, context: Any, event: str, title: str, fields: dict[str, object]) -> None:
         from latticedb_deploy import notify
 
-        if not self.notify_enabled:
+        if not self.notify_enabled(context):
             self.log.info("notify=false: not sending %r", event)
             return
         fields = {"Environment": self.environment, "Run": context["run_id"], **fields}
@@ -119,7 +121,7 @@ class CheckServiceRequestOperator(ServiceOperator):
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.service_ops import capacity_problem
 
-        req = self.request()
+        req = self.request(context)
         plan: dict[str, Any] = {"action": req.action, "reason": req.reason, "environment": self.env.name}
         if not req.changes:
             return plan
@@ -154,7 +156,7 @@ class ServiceStatusOperator(ServiceOperator):
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.service_ops import summary_lines
 
-        if self.request().action != "status":
+        if self.request(context).action != "status":
             raise AirflowSkipException("not a status request")
         status = read_status(self.env)
         lines = summary_lines(status)
@@ -187,7 +189,7 @@ class UpdateServiceForActionOperator(ServiceOperator):
         self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.ecs import EcsClient
 
-        req = self.request()
+        req = self.request(context)
         plan = context["ti"].xcom_pull(task_ids=CHECK_TASK_ID)
         ecs = EcsClient(self.env)
         service = plan["service"]
@@ -242,7 +244,7 @@ class ServiceReportOperator(ServiceOperator):
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.service_ops import short, summary_lines
 
-        req = self.request()
+        req = self.request(context)
         change = context["ti"].xcom_pull(task_ids=UPDATE_TASK_ID)
         plan = context["ti"].xcom_pull(task_ids=CHECK_TASK_ID)
         status = read_status(self.env)

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.config import WATCH_DEFAULT_OFFSETS, WATCH_LABELS
 from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.operators.verify import BestEffortMixin
+from latticedb_deploy.operators.best_effort import BestEffortMixin
 from latticedb_deploy.watch_schedule import WATCH_DAG_ID
 
 DEFAULT_OFFSETS = tuple(int(o) for o in WATCH_DEFAULT_OFFSETS)
@@ -28,7 +28,8 @@ WATCH_XCOM_KEY = "watch"
 
 
 def _parse_moment(value: Any, fallback: datetime) -> datetime:
-    text = "" if value in (None, "None") else str(value).strip()
+    """An ISO 8601 moment (the `deployed_at` param), or `fallback` when there is none."""
+    text = "" if value is None else str(value).strip()
     if not text:
         return fallback
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -45,7 +46,10 @@ def rollback_link() -> str:
 
 
 class SloWatchOperator(LatticeDBOperator):
-    """One follow-up SLO check, `offsets_seconds[index]` after the deployment."""
+    """One follow-up SLO check, `offsets_seconds[index]` after the deployment.
+
+    `deployed_at`, `offsets_seconds` and `window_seconds` left unset are the run's params, values
+    already (latticedb_deploy.params)."""
 
     template_fields = (*LatticeDBOperator.template_fields, "deployment", "version", "deployed_at",
                        "offsets_seconds", "window_seconds", "revision", "deployment_url")
@@ -56,9 +60,9 @@ class SloWatchOperator(LatticeDBOperator):
         index: int,
         deployment: str = "{{ params.deployment }}",
         version: str = "{{ params.version }}",
-        deployed_at: str = "{{ params.deployed_at }}",
-        offsets_seconds: Any = "{{ params.offsets_seconds | tojson }}",
-        window_seconds: Any = "{{ params.window_seconds }}",
+        deployed_at: Any = None,
+        offsets_seconds: Any = None,
+        window_seconds: Any = None,
         revision: str = "{{ params.revision }}",
         deployment_url: str = "{{ params.deployment_url }}",
         **kwargs: Any,
@@ -74,12 +78,11 @@ class SloWatchOperator(LatticeDBOperator):
     def label(self) -> str:
         return LABELS[self.index]
 
-    def _offsets(self) -> list[float]:
-        import json
+    def _offsets(self, context: Any) -> list[float]:
+        from latticedb_deploy.params import given_or_param
 
-        raw = self.offsets_seconds
-        values = json.loads(raw) if isinstance(raw, str) else raw
-        values = list(values or DEFAULT_OFFSETS)
+        raw = given_or_param(self.offsets_seconds, context, "offsets_seconds")
+        values = list(raw or DEFAULT_OFFSETS)
         if len(values) != len(LABELS) or any(float(v) < 0 for v in values):
             raise AirflowFailException(f"offsets_seconds must be {len(LABELS)} non-negative numbers, got {raw!r}")
         return [float(v) for v in values]
@@ -87,7 +90,10 @@ class SloWatchOperator(LatticeDBOperator):
     def due(self, context: Any) -> datetime:
         dag_run = context.get("dag_run")
         started = getattr(dag_run, "start_date", None) or datetime.now(UTC)
-        return _parse_moment(self.deployed_at, started) + timedelta(seconds=self._offsets()[self.index])
+        from latticedb_deploy.params import given_or_param
+
+        deployed_at = given_or_param(self.deployed_at, context, "deployed_at")
+        return _parse_moment(deployed_at, started) + timedelta(seconds=self._offsets(context)[self.index])
 
     def execute(self, context: Any) -> Any:
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
@@ -108,7 +114,9 @@ class SloWatchOperator(LatticeDBOperator):
         env = self.env
         traffic = TrafficClient(env)
         live, _, _ = traffic.live_and_idle()
-        span = int(self.window_seconds) if str(self.window_seconds) not in ("", "None") else env.post_deployment.window_seconds
+        from latticedb_deploy.params import number
+
+        span = number(self.window_seconds, context, "window_seconds", env.post_deployment.window_seconds)
         end = datetime.now(UTC)
         criteria = GateCriteria.for_post_deployment(env)
         window = MetricsClient(env).target_group_window(
@@ -141,7 +149,7 @@ class SloWatchOperator(LatticeDBOperator):
     def send(self, context: Any, event: str, title: str, fields: dict[str, object]) -> None:
         from latticedb_deploy import notify
 
-        if not self.notify_enabled:
+        if not self.notify_enabled(context):
             self.log.info("notify=false: not sending %r", event)
             return
         identity = {"Image": self.image_uri, "Revision": self.revision, "Deployment run": self.deployment_url}

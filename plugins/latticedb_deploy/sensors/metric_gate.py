@@ -28,25 +28,41 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
         self,
         *,
         percent: int,
-        tolerated_failures: Any = "{{ params.get('tolerated_failures', 0) }}",
+        tolerated_failures: Any = None,
         interval_seconds: Any = None,
+        bake: bool = False,
         slot_task_ids: dict[int, list[str]] | None = None,
         **kwargs: Any,
     ):
-        """`interval_seconds` set (blue/green bake): watch that long, regardless of any canary plan."""
+        """A bake (`bake=True`, blue/green): watch for the run's `bake_seconds` (default the environment's
+        `blue_green.bake_seconds`), or for `interval_seconds` when that is given, regardless of any canary
+        plan. `tolerated_failures` unset is the run's param (default 0). See latticedb_deploy.params."""
         super().__init__(**kwargs)
         self.slot_task_ids = slot_task_ids
         self.percent = percent
         self.tolerated_failures = tolerated_failures
         self.interval_seconds = interval_seconds
+        self.bake = bake
+
+    @property
+    def is_bake(self) -> bool:
+        """A fixed watch (the blue/green bake), not a step of a canary plan."""
+        return self.bake or self.interval_seconds is not None
+
+    def _tolerated_failures(self, context: Any) -> int:
+        from latticedb_deploy.params import number
+
+        return number(self.tolerated_failures, context, "tolerated_failures", 0) or 0
 
     def _step(self, context: Any) -> Any:
         from latticedb_deploy.canary import plan_for
         from latticedb_deploy.plans import TrafficStep
 
-        if self.interval_seconds is not None:
-            given = str(self.interval_seconds).strip()
-            seconds = int(given) if given not in ("", "None") else self.env.blue_green.bake_seconds
+        if self.is_bake:
+            from latticedb_deploy.params import as_int, number
+
+            given = as_int(self.interval_seconds, name="interval_seconds", default=None)
+            seconds = number(given, context, "bake_seconds", self.env.blue_green.bake_seconds)
             return TrafficStep(int(self.percent), seconds)
         plan = {s.percent: s for s in plan_for(self.env, context["params"])}
         step = plan.get(int(self.percent))
@@ -64,7 +80,7 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
             # promote a canary gate skips, a bake ends at once. A pause is the trigger's to hold.
             signal = control_signal(self.hold_lease(context), self.log)
             if signal is not None and signal.action == "promote":
-                if self.interval_seconds is None:
+                if not self.is_bake:
                     raise AirflowSkipException(signal.message)
                 return self._promoted(context, {"step": step.percent, "reason": signal.message,
                                                 "control": signal.to_dict(), "evaluations": []})
@@ -75,7 +91,7 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
         # traffic over the same window; at a canary's 100 % step and in the blue/green bake the stable slot
         # (the old colour, kept warm) serves nothing, so it is judged on its last window before the switch.
         # Its newest `span` worth of periods with traffic count (the switch may be some tasks behind this one).
-        sole = self.interval_seconds is not None or step.percent >= 100
+        sole = self.is_bake or step.percent >= 100
         baseline_window, baseline_periods = None, None
         if sole:
             period = self.env.judge_period_seconds
@@ -89,7 +105,7 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
             started_at=now,
             interval_seconds=step.interval_seconds,
             deadline=now + step.interval_seconds + max(step.interval_seconds, 30),
-            tolerated_failures=int(self.tolerated_failures or 0),
+            tolerated_failures=self._tolerated_failures(context),
             owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
             baseline_target_group_arn=baseline["target_group_arn"],
             baseline_window=baseline_window,
@@ -119,7 +135,7 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
         if event.get("control"):
             return self._promoted(context, event)
         self.log.info("gate %s%% passed: %s", event["step"], event["reason"])
-        if self.interval_seconds is not None:  # the blue/green bake, not a canary step
+        if self.is_bake:  # the blue/green bake, not a canary step
             self.send(context, "stage", "Baked: the new colour held its metrics", {"Verdict": event["reason"]})
         result = {"step": event["step"], "passed": True, "reason": event["reason"], "last": (event["evaluations"] or [None])[-1]}
         if self.slot_task_ids:
@@ -135,7 +151,7 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
         from latticedb_deploy.operators.traffic import promote_to_full
 
         control = event["control"]
-        if self.interval_seconds is not None:  # the blue/green bake: traffic is on the new colour already
+        if self.is_bake:  # the blue/green bake: traffic is on the new colour already
             self.log.warning("bake ended: %s", event["reason"])
             self.send(context, "stage", "Bake ended early: promoted", {"Promoted by": control["by"], "Reason": control["reason"]})
         else:
@@ -145,7 +161,7 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
             promote_to_full(self, context, signal)
         result = {"step": event["step"], "passed": True, "promoted": True, "reason": event["reason"], "control": control,
                   "last": (event["evaluations"] or [None])[-1]}
-        if self.interval_seconds is None and self.slot_task_ids:  # at 100 % now: every later slot is moot
+        if not self.is_bake and self.slot_task_ids:  # at 100 % now: every later slot is moot
             from latticedb_deploy.operators.plan import skip_unused_slots
 
             return skip_unused_slots(self, context, [], int(self.percent), result)

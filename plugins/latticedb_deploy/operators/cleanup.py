@@ -1,0 +1,91 @@
+"""cleanup: old task definition revisions and ECR images, never one that is or may be in use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.best_effort import BestEffortMixin
+from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
+
+
+def _protected_task_definitions(env: Any, ecs: Any, ti: Any) -> set[str]:
+    """In use by either slot's service, the rollback target (baseline), and the revision just deployed."""
+    protected = {ecs.describe_service(s)["taskDefinition"] for s in env.services}
+    baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+    if baseline:
+        protected.add(baseline["task_definition"])
+    new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+    if new:
+        protected.add(new["task_definition"])
+    return protected
+
+
+class CleanupRevisionsOperator(BestEffortMixin, LatticeDBOperator):
+    """Deregister revisions beyond the newest N; never the one in use or the rollback target."""
+
+    def run(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.revisions import revisions_to_deregister
+
+        ecs = EcsClient(self.env)
+        protected = _protected_task_definitions(self.env, ecs, context["ti"])
+        doomed = revisions_to_deregister(ecs.list_revisions(), self.env.keep_task_definitions, protected)
+        for arn in doomed:
+            ecs.deregister(arn)
+            self.log.info("Deregistered %s", arn)
+        self.log.info("Kept the newest %d revisions; deregistered %d", self.env.keep_task_definitions, len(doomed))
+        return {"deregistered": doomed}
+
+
+class CleanupImagesOperator(BestEffortMixin, LatticeDBOperator):
+    """Delete ECR images beyond the newest `keep_images`; never one that any environment may run.
+
+    Environments share the repository, so protected are: every image referenced by a task
+    definition that is ACTIVE, or run by a slot service, in any configured environment that can
+    use this repository (latticedb_deploy.aws.in_use), plus this run's rollback target and new
+    revision. If such an environment cannot be looked up (another account or region, an error),
+    nothing is deleted and the step ends with a warning saying which one.
+    """
+
+    def run(self, context: Any) -> dict:
+        from latticedb_deploy.aws.ecr import EcrClient, image_digests_referenced, images_to_delete
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.in_use import images_in_use
+        from latticedb_deploy.config import load_config
+
+        ti = context["ti"]
+        ecs, ecr = EcsClient(self.env), EcrClient(self.env)
+        in_use = images_in_use(self.env, list(load_config().environments.values()))
+        if in_use.unseen:
+            raise AirflowFailException(
+                "deleted no image: environments that may run images from this repository cannot be looked up "
+                "with this connection: " + "; ".join(in_use.unseen)
+            )
+        where = dict(in_use.images)
+        for arn in sorted(_protected_task_definitions(self.env, ecs, ti)):  # rollback target, new revision
+            image = ecs.container_image(ecs.describe_task_definition(arn))
+            where.setdefault(image, []).append(f"{self.env.name}: {arn.split('/')[-1]} (this run)")
+        images = ecr.list_images()
+        by_tag = {tag: info.digest for info in images for tag in info.tags}
+        protected = image_digests_referenced(sorted(where), by_tag)
+        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        if new and new.get("digest"):
+            protected.add(new["digest"])
+        doomed = images_to_delete(images, self.env.keep_images, protected)
+        labels = {info.digest: ",".join(info.tags) or "untagged" for info in images}
+        for info in images[self.env.keep_images :]:
+            if info.digest in protected:
+                users = [w for ref, ws in where.items() for w in ws if info.digest in image_digests_referenced([ref], by_tag)]
+                self.log.info("Kept %s (%s), in use: %s", info.digest[:19], labels[info.digest], "; ".join(users) or "this run")
+        deleted = ecr.delete_images(doomed)
+        for digest in deleted:
+            self.log.info("Deleted %s (%s)", digest[:19], labels.get(digest))
+        self.log.info(
+            "Environments checked: %s (ignored: %s). Kept the newest %d of %d images and %d in use; deleted %d",
+            ", ".join(in_use.checked), "; ".join(in_use.ignored) or "none",
+            self.env.keep_images, len(images), len(protected), len(deleted),
+        )
+        return {"deleted": deleted, "protected": sorted(protected), "environments_checked": in_use.checked}

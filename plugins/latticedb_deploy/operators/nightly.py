@@ -1,0 +1,137 @@
+"""latticedb_nightly_staging: the newest matching image (skip when it already runs), then one summary.
+
+The deployment itself is a triggered strategy DAG (operators/strategy_run.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.strategy_run import strategy_dag_id, triggered_outcome
+
+RESOLVE_TASK_ID = "resolve_image"
+TRIGGER_TASK_ID = "deploy"
+
+
+def _version_key(tag: str) -> tuple:
+    return tuple(int(n) for n in re.findall(r"\d+", tag))
+
+
+def newest_matching(image_details: list[dict], pattern: str) -> tuple[dict, str] | None:
+    """The most recently pushed image with a tag matching `pattern` (ties: highest version), and that tag."""
+    regex = re.compile(pattern)
+    best: tuple[tuple, dict, str] | None = None
+    for d in image_details:
+        tags = sorted((t for t in d.get("imageTags") or [] if regex.search(t)), key=_version_key)
+        if not tags:
+            continue
+        pushed = d.get("imagePushedAt")
+        key = (pushed.timestamp() if hasattr(pushed, "timestamp") else float(pushed or 0), _version_key(tags[-1]))
+        if best is None or key > best[0]:
+            best = (key, d, tags[-1])
+    return (best[1], best[2]) if best else None
+
+
+def running_digest(env: Any, ecs: Any, ecr: Any, service: str) -> tuple[str | None, str]:
+    """(digest, task definition) of what `service` runs; the digest is None if it cannot be told."""
+    from latticedb_deploy.images import parse_image_uri
+
+    svc = ecs.describe_service(service)
+    image = ecs.container_image(ecs.describe_task_definition(svc["taskDefinition"]))
+    ref = parse_image_uri(image)
+    if ref.digest:
+        return ref.digest, svc["taskDefinition"]
+    try:
+        return ecr.describe(ref).digest, svc["taskDefinition"]
+    except Exception:  # noqa: BLE001 - an unknown image simply differs from the newest one
+        return None, svc["taskDefinition"]
+
+
+class _NightlyOperator(LatticeDBOperator):
+    """The nightly DAG has no environment/image params: both come from config and the resolved image."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("environment", "")
+        kwargs.setdefault("image_uri", "")
+        kwargs.setdefault("notify", True)
+        super().__init__(**kwargs)
+
+
+class ResolveNightlyImageOperator(_NightlyOperator):
+    """Newest ECR image whose tag matches `nightly.tag_pattern`; skip the run if it already runs live."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws import boto_client
+        from latticedb_deploy.aws.ecr import EcrClient
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.config import load_config
+
+        nightly = load_config().nightly
+        self.environment = nightly.environment
+        env = self.env
+        client = boto_client(env, "ecr")
+        details: list[dict] = []
+        for page in client.get_paginator("describe_images").paginate(repositoryName=env.ecr_repository):
+            details.extend(page.get("imageDetails", []))
+        found = newest_matching(details, nightly.tag_pattern)
+        if found is None:
+            raise AirflowFailException(
+                f"no image in ECR repository {env.ecr_repository!r} has a tag matching {nightly.tag_pattern!r}"
+            )
+        image, tag = found
+        repo_uri = client.describe_repositories(repositoryNames=[env.ecr_repository])["repositories"][0]["repositoryUri"]
+        live, _, _ = TrafficClient(env).live_and_idle()
+        digest, task_definition = running_digest(env, EcsClient(env), EcrClient(env, client), live.service)
+        result = {
+            "environment": env.name,
+            "strategy": nightly.strategy,
+            "dag_id": strategy_dag_id(nightly.strategy),
+            "image_uri": f"{repo_uri}:{tag}",
+            "tag": tag,
+            "digest": image["imageDigest"],
+            "running_digest": digest,
+            "running_task_definition": task_definition,
+            "live_service": live.service,
+        }
+        if digest == image["imageDigest"]:
+            raise AirflowSkipException(
+                f"{tag} ({image['imageDigest'][:19]}) already runs on {live.service} in {env.name}: nothing to deploy"
+            )
+        self.log.info("Nightly: %s (%s) -> %s with %s", tag, image["imageDigest"][:19], env.name, nightly.strategy)
+        return result
+
+
+class NightlySummaryOperator(_NightlyOperator):
+    """After the triggered deployment: one summary message; the run fails if the deployment did."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy import notify
+        from latticedb_deploy.config import load_config
+
+        ti = context["ti"]
+        resolved = ti.xcom_pull(task_ids=RESOLVE_TASK_ID)
+        self.environment = (resolved or {}).get("environment") or load_config().nightly.environment
+        run_id = ti.xcom_pull(task_ids=TRIGGER_TASK_ID, key="trigger_run_id")
+        state = ti.get_dagrun_state(dag_id=resolved["dag_id"], run_id=run_id) if (resolved and run_id) else None
+        state = getattr(state, "value", state)
+        ok = state == "success"
+        outcome = triggered_outcome(ti, resolved["dag_id"], run_id, state) if (resolved and run_id) else None
+        fields = {
+            "Environment": self.environment,
+            "Image": (resolved or {}).get("image_uri"),
+            "Digest": (resolved or {}).get("digest"),
+            "Was running": ((resolved or {}).get("running_task_definition") or "").split("/")[-1],
+            "Deployment": f"{(resolved or {}).get('dag_id')} run {run_id}: {state}" if run_id else "not started",
+            "Outcome": f"{outcome['outcome']}: {outcome['reason']}" if outcome and not ok else None,
+            "Run": context["run_id"],
+        }
+        title = f"Nightly {self.environment}: {(resolved or {}).get('tag', '?')} " + ("deployed" if ok else "NOT deployed")
+        notify.send(self.env, "succeeded" if ok else "failed", title, fields, notify.run_link(context))
+        if not ok:
+            why = f"{outcome['outcome']}: {outcome['reason']}" if outcome else "not started"
+            raise AirflowFailException(f"nightly deployment NOT deployed ({why}; triggered run state: {state})")
+        return {"state": state, "triggered_run_id": run_id, **(resolved or {})}

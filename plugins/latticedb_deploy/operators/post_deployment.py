@@ -1,0 +1,63 @@
+"""verify.post_deployment_checks: the runbook's post-deployment checks, waited for in the triggerer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.preflight import INCIDENTS_TASK_ID
+
+POST_DEPLOYMENT_TASK_ID = "verify.post_deployment_checks"
+
+
+class PostDeploymentChecksOperator(LatticeDBOperator):
+    """The runbook's post-deployment-checks.sh --timeout 600: poll until every check passes or time runs out.
+
+    Service steady (running = desired, one deployment, 100 % of traffic), targets healthy,
+    metrics within the SLO/thresholds over the last `post_deployment.window_seconds`, and
+    no alarm in ALARM that was not already in ALARM at pre-flight (a new alarm fails at once).
+    Metrics that stay inconclusive (too little traffic) for a whole window pass with a warning
+    (latticedb_deploy.post_deployment). The wait is deferred: the rounds run in the triggerer
+    (PostDeploymentChecksTrigger), no worker slot is held. A verdict fails with
+    AirflowFailException (no retry: the timeout is the budget); a round that cannot reach AWS
+    is tried again at the next poll until the timeout.
+    """
+
+    ui_color = "#e6f4ea"
+
+    def __init__(self, *, timeout_seconds: int | None = None, poll_seconds: float | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.timeout_seconds = timeout_seconds
+        self.poll_seconds = poll_seconds
+
+    def execute(self, context: Any) -> None:
+        from latticedb_deploy.operators.base import owner_or_none
+        from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
+
+        preflight = context["ti"].xcom_pull(task_ids=INCIDENTS_TASK_ID) or {}
+        timeout = float(self.timeout_seconds or self.env.post_deployment.timeout_seconds)
+        poll = float(self.poll_seconds or self.env.metrics.poll_seconds)
+        self.log.info("Watching the live slot for %ss (timeout %.0fs, a round every %.0fs)",
+                      self.env.post_deployment.window_seconds, timeout, poll)
+        self.defer(
+            trigger=PostDeploymentChecksTrigger(
+                environment=self.env.name, since=time.time(),
+                baseline_alarms=sorted((preflight.get("data") or {}).get("alarms") or []),
+                timeout_seconds=timeout, poll_seconds=poll, owner=owner_or_none(context),
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        if event.get("lease_lost"):
+            self.lease_lost(context, event["reason"])
+        report = event["report"]
+        for c in report.get("checks") or []:
+            self.log.info("%s %s: %s", "✓" if c["passed"] else ("⚠" if report["passed"] else "✗"), c["check"], c["detail"])
+        if event.get("failure"):
+            context["ti"].xcom_push(key="return_value", value=report)
+            raise AirflowFailException(event["failure"])
+        return report

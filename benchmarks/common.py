@@ -114,8 +114,8 @@ class LocalEnvironment:
 
     def __enter__(self):
         from harness import airflow_connections
+        from harness.local_env import LocalEnv
         from harness.names import EnvNames
-        from tests.integration.helpers import LocalEnv
 
         ports = {name: free_port() for name in ("MOTO", "SERVICE", "SLACK", "TEST")}
         for name, port in ports.items():

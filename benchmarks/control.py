@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-# The helpers from tests/ (LocalEnv's names, BackgroundRun) name the environment to use: `local`.
+# The environment the canary and the control runs use: `local` (also what LocalEnv defaults to).
 os.environ.setdefault("LATTICEDB_TEST_ENVIRONMENT", "local")
 
 from benchmarks.common import LocalEnvironment, airflow_home, median, merge_results, quiet_airflow_logs, table
@@ -65,7 +65,7 @@ class Watch:
 
 
 def _control(bag, action: str, reason: str):
-    from tests.integration.helpers import run_dag_run
+    from harness.dag_runs import run_dag_run
 
     conf = {"environment": "local", "action": action, "reason": reason}
     dag = bag.dags["latticedb_control"]
@@ -79,8 +79,8 @@ def _control(bag, action: str, reason: str):
 
 
 def one(bag, local, action: str, poll: float) -> list:
-    from tests.integration.background import BackgroundRun, wait_until
-    from tests.integration.helpers import xcom
+    from harness.background import BackgroundRun, wait_until
+    from harness.dag_runs import xcom
 
     local.reset()
     watch = Watch(local)

@@ -45,7 +45,7 @@ def shape_file(dag, dag_id: str) -> str:
 
 
 def run(dagbag, dag_id: str, conf: dict):
-    from tests.integration.helpers import run_dag_run
+    from harness.dag_runs import run_dag_run
 
     t = time.perf_counter()
     dr = run_dag_run(dagbag, dag_id, conf)
@@ -80,7 +80,7 @@ def main() -> None:
     assert not bag.import_errors, bag.import_errors
     assert importlib.util.find_spec("latticedb_deploy")
 
-    from tests.integration.helpers import xcom
+    from harness.dag_runs import xcom
 
     rows, notes, results = [], [], {}
     with LocalEnvironment() as local:

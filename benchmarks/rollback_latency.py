@@ -26,7 +26,7 @@ def main() -> None:
     quiet_airflow_logs()
     from airflow.dag_processing.dagbag import DagBag
 
-    from tests.integration.helpers import run_dag_run, xcom
+    from harness.dag_runs import run_dag_run, xcom
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     rows, total = [], []

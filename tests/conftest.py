@@ -60,6 +60,29 @@ def pytest_configure(config) -> None:
         config.pluginmanager.register(_Record(), "latticedb-durations")
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    if os.environ.get("LATTICEDB_RECORD_DURATIONS"):
+        item._latticedb_cpu_start = _cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With LATTICEDB_RECORD_DURATIONS: the CPU a test used in its worker (and the children it waited
+    for) rides on its teardown report to the controller (tests/schedule.py writes it beside the durations)."""
+    outcome = yield
+    start = getattr(item, "_latticedb_cpu_start", None)
+    if call.when == "teardown" and start is not None:
+        outcome.get_result().user_properties.append(("cpu_seconds", _cpu_seconds() - start))
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Long tests first, dealt across the xdist workers by expected duration (tests/schedule.py)."""
     from tests.schedule import reorder, workers_from_environment

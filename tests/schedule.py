@@ -86,12 +86,21 @@ class DurationRecorder:
         self.path = Path(path)
         self.seconds: dict[str, float] = {}
 
+        self.cpu: dict[str, float] = {}
+
     def add(self, report) -> None:
         self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + float(report.duration)
+        for key, value in getattr(report, "user_properties", ()):
+            if key == "cpu_seconds":
+                self.cpu[report.nodeid] = float(value)
 
     def write(self) -> None:
         kept = {k: round(v, 1) for k, v in sorted(self.seconds.items()) if v >= RECORD_MIN_SECONDS}
         self.path.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
+        if self.cpu:  # <file>.cpu.json: CPU per test in its worker process, biggest first, and the total
+            cpu = dict(sorted(((k, round(v, 1)) for k, v in self.cpu.items()), key=lambda kv: -kv[1]))
+            self.path.with_suffix(".cpu.json").write_text(
+                json.dumps({"total_cpu_seconds": round(sum(self.cpu.values()), 1), "tests": cpu}, indent=1) + "\n")
 
 
 def workers_from_environment() -> int:

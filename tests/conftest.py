@@ -84,10 +84,14 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Long tests first, dealt across the xdist workers by expected duration (tests/schedule.py)."""
-    from tests.schedule import reorder, workers_from_environment
+    """With LATTICEDB_BALANCED_ORDER=1: long tests first, dealt across the xdist workers by expected
+    duration (tests/schedule.py). Off by default: in that order three feature-flag tests and one
+    failure-matrix row failed in two whole runs (a test that depends on what ran before it in its
+    worker, not found yet; see the README), while collection order passes."""
+    if os.environ.get("LATTICEDB_BALANCED_ORDER") == "1":
+        from tests.schedule import reorder, workers_from_environment
 
-    reorder(items, workers_from_environment())
+        reorder(items, workers_from_environment())
 
 
 def pytest_unconfigure(config) -> None:

@@ -177,6 +177,12 @@ class Smoke:
     retries: int = 3
     retry_delay_seconds: float = 2.0
 
+    def _validate(self, where: str) -> None:
+        _check(self.timeout_seconds > 0, where, "timeout_seconds", f"must be positive, got {self.timeout_seconds:g}")
+        _check(self.retries >= 0, where, "retries", f"must be zero or more, got {self.retries}")
+        _check(self.retry_delay_seconds >= 0, where, "retry_delay_seconds",
+               f"must be zero or more, got {self.retry_delay_seconds:g}")
+
 
 @dataclass(frozen=True)
 class Canary:
@@ -186,6 +192,19 @@ class Canary:
     step_percent: int = 10
     interval_seconds: int = 300
     traffic_steps: tuple[int, ...] | None = None
+
+    def _validate(self, where: str) -> None:
+        """The default plan must be one a run could take (latticedb_deploy.plans.build_plan's rules)."""
+        from latticedb_deploy.plans import PlanError, build_plan
+
+        try:
+            build_plan(canary_percent=self.canary_percent, step_percent=self.step_percent,
+                       interval_seconds=self.interval_seconds, traffic_steps=self.traffic_steps)
+        except PlanError as exc:
+            key = "traffic_steps" if self.traffic_steps is not None else (
+                "interval_seconds" if "interval_seconds" in str(exc) else
+                "step_percent" if "step_percent" in str(exc) else "canary_percent")
+            raise ConfigError(f"{where}.{key}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -224,6 +243,19 @@ class Freeze:
     end: str
     reason: str = ""
 
+    def _validate(self, where: str) -> None:
+        from datetime import datetime
+
+        moments = {}
+        for key in ("start", "end"):
+            value = getattr(self, key)
+            try:
+                moments[key] = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ConfigError(f"{where}.{key}: must be an ISO-8601 instant like 2026-12-24T00:00:00Z, got {value!r}") from None
+        if (moments["start"].tzinfo is None) == (moments["end"].tzinfo is None):
+            _check(moments["start"] < moments["end"], where, "end", "must be after start")
+
 
 @dataclass(frozen=True)
 class DeploymentWindows:
@@ -233,6 +265,14 @@ class DeploymentWindows:
     allowed: tuple[Window, ...] = ()
     freezes: tuple[Freeze, ...] = ()
 
+    def _validate(self, where: str) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{where}.timezone: unknown time zone {self.timezone!r} (an IANA name like Europe/Berlin)") from None
+
 
 @dataclass(frozen=True)
 class Capacity:
@@ -240,12 +280,20 @@ class Capacity:
 
     max_tasks: int | None = None
 
+    def _validate(self, where: str) -> None:
+        _check(self.max_tasks is None or self.max_tasks >= 1, where, "max_tasks", f"must be at least 1 (or unset), got {self.max_tasks}")
+
 
 @dataclass(frozen=True)
 class BlueGreen:
     bake_seconds: int = 300
     require_approval: bool = False
     approval_timeout_seconds: int = 3600
+
+    def _validate(self, where: str) -> None:
+        _check(self.bake_seconds >= 0, where, "bake_seconds", f"must be zero or more, got {self.bake_seconds}")
+        _check(self.approval_timeout_seconds > 0, where, "approval_timeout_seconds",
+               f"must be positive, got {self.approval_timeout_seconds}")
 
 
 @dataclass(frozen=True)
@@ -422,12 +470,25 @@ class Nightly:
     strategy: str = "rolling"
     tag_pattern: str = r"^v\d+\.\d+\.\d+$"
 
+    def _validate(self, where: str) -> None:
+        from croniter import croniter
+
+        _check(croniter.is_valid(self.schedule), where, "schedule", f"must be a cron expression like '0 2 * * *', got {self.schedule!r}")
+        _check(self.strategy in STRATEGY_NAMES, where, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}, got {self.strategy!r}")
+        try:
+            re.compile(self.tag_pattern)
+        except re.error as exc:
+            raise ConfigError(f"{where}.tag_pattern: not a valid regular expression ({exc}): {self.tag_pattern!r}") from None
+
 
 @dataclass(frozen=True)
 class Stage:
     environment: str
     strategy: str
     require_approval: bool = False
+
+    def _validate(self, where: str) -> None:
+        _check(self.strategy in STRATEGY_NAMES, where, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}, got {self.strategy!r}")
 
 
 @dataclass(frozen=True)

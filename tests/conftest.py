@@ -29,6 +29,13 @@ os.environ.setdefault("LATTICEDB_AWS_LEDGER_DIR", tempfile.mkdtemp(prefix="latti
 
 import pytest  # noqa: E402
 
+from tests.local_stack_fixtures import (  # noqa: E402,F401 - one copy of each, for every test directory
+    dagbag,
+    local,
+    local_env,
+    redis_db,
+    redis_server,
+)
 from tests.security.ledger_session import (  # noqa: E402,F401 - session hooks: the call-ledger proof
     pytest_runtest_logreport,
     pytest_sessionfinish,

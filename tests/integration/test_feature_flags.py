@@ -74,7 +74,7 @@ def test_open_circuit_is_shown_reported_and_closed(local, redis_db, dagbag):
 def test_unreachable_redis_is_a_reason_not_an_exception(redis_server, monkeypatch):
     from latticedb_deploy.config import load_config
     from latticedb_deploy.flags import incident_reasons
-    from tests.integration.conftest import _free_port
+    from tests.local_stack_fixtures import _free_port
 
     monkeypatch.setenv(ENV.conn_var(ENV.redis_conn_id), json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": _free_port()}))
     (reason,) = incident_reasons(load_config().environment(ENV.name))

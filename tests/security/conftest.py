@@ -1,5 +1,2 @@
-"""Security suite: the local environment fixtures of tests/integration, imported by name (as tests/faults does)."""
-
-from __future__ import annotations
-
-from tests.integration.conftest import dagbag, local, local_env, redis_db, redis_server  # noqa: F401
+"""Security suite: the local environment's fixtures (local, dagbag, redis_db, ...) come from
+tests/local_stack_fixtures.py through tests/conftest.py, one copy for every test directory."""

@@ -1,8 +1,13 @@
-"""The local environment for integration tests: this worker's environment of the session's shared
-local stack (started once per session on free ports), reset before each test.
+"""The local environment for tests that deploy: this worker's environment of the session's shared
+local stack (started once per session on free ports), reset before each test, its Redis and the DagBag.
 
-Tests drive real Airflow runs (`dag.test()`) whose tasks reach the moto server over HTTP
-through ordinary Airflow connections, exactly as a user's `make demo` does.
+Registered once, by tests/conftest.py, for every directory (integration, faults, security). They used
+to be imported by name into tests/faults/conftest.py and tests/security/conftest.py as well, which
+made pytest hold a second copy of each session fixture there: a second redis-server that took over
+the worker's Redis connection, so an integration test that ran after a security or fault test in the
+same worker wrote its flags to one Redis and read them from the other. Tests drive real Airflow runs
+(`dag.test()`) whose tasks reach the moto server over HTTP through ordinary Airflow connections,
+exactly as a user's `make demo` does.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from tests.envs import ENV
 from tests.integration.helpers import LocalEnv
 from tests.stack import ensure_stack, port_variable
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CTL = ROOT / "include" / "local" / "ctl.py"
 
 

@@ -92,9 +92,9 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_collection_modifyitems(config, items) -> None:
     """With LATTICEDB_BALANCED_ORDER=1: long tests first, dealt across the xdist workers by expected
-    duration (tests/schedule.py). Off by default: in that order three feature-flag tests and one
-    failure-matrix row failed in two whole runs (a test that depends on what ran before it in its
-    worker, not found yet; see the README), while collection order passes."""
+    duration (tests/schedule.py). Off by default until a whole run in it passes: it exposed a second
+    copy of the session fixtures in tests/faults and tests/security (fixed: tests/local_stack_fixtures.py),
+    and once a failure-matrix row whose cause is not found yet (see the README)."""
     if os.environ.get("LATTICEDB_BALANCED_ORDER") == "1":
         from tests.schedule import reorder, workers_from_environment
 

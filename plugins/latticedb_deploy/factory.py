@@ -330,39 +330,40 @@ def _preflight(strategy: Strategy) -> tuple[Any, list[Any], Any]:
     return hold, checks, verdict
 
 
+def _chained_group(group_id: str, tooltip: str, tasks: Any) -> list[Any]:
+    """A phase: a task group whose tasks (built inside it by `tasks()`) run one after another."""
+    with TaskGroup(group_id, tooltip=tooltip):
+        built = list(tasks())
+        chain(*built)
+    return built
+
+
 def _prepare() -> list[Any]:
     from latticedb_deploy.operators.deploy import RecordBaselineOperator, RegisterTaskDefinitionOperator
 
-    with TaskGroup("prepare", tooltip="Record the last good state; register the new revision pinned by digest"):
-        prepare = [RecordBaselineOperator(task_id="record_baseline"), RegisterTaskDefinitionOperator(task_id="register_task_definition")]
-        chain(*prepare)
-    return prepare
+    return _chained_group("prepare", "Record the last good state; register the new revision pinned by digest", lambda: (
+        RecordBaselineOperator(task_id="record_baseline"), RegisterTaskDefinitionOperator(task_id="register_task_definition")))
 
 
 def _deploy(strategy: Strategy) -> list[Any]:
-    with TaskGroup("deploy", tooltip=strategy.summary):
-        deploy = [build_step(s, StepContext(strategy)) for s in strategy.deploy]
-        chain(*deploy)
-    return deploy
+    return _chained_group("deploy", strategy.summary,
+                          lambda: [build_step(s, StepContext(strategy)) for s in strategy.deploy])
 
 
 def _verify() -> list[Any]:
     from latticedb_deploy.operators.post_deployment import PostDeploymentChecksOperator
     from latticedb_deploy.operators.smoke import SmokeTestOperator
 
-    with TaskGroup("verify", tooltip="Smoke tests (JSON report), then post-deployment checks with a timeout"):
-        verify = [SmokeTestOperator(task_id="smoke_tests"), PostDeploymentChecksOperator(task_id="post_deployment_checks")]
-        chain(*verify)
-    return verify
+    return _chained_group("verify", "Smoke tests (JSON report), then post-deployment checks with a timeout", lambda: (
+        SmokeTestOperator(task_id="smoke_tests"), PostDeploymentChecksOperator(task_id="post_deployment_checks")))
 
 
 def _cleanup() -> list[Any]:
     from latticedb_deploy.operators.cleanup import CleanupImagesOperator, CleanupRevisionsOperator
 
-    with TaskGroup("cleanup", tooltip="Deregister revisions beyond the newest N; delete ECR images beyond the newest M"):
-        cleanup = [CleanupRevisionsOperator(task_id="deregister_old_revisions"), CleanupImagesOperator(task_id="delete_old_images")]
-        chain(*cleanup)
-    return cleanup
+    return _chained_group(
+        "cleanup", "Deregister revisions beyond the newest N; delete ECR images beyond the newest M", lambda: (
+            CleanupRevisionsOperator(task_id="deregister_old_revisions"), CleanupImagesOperator(task_id="delete_old_images")))
 
 
 def _finish(strategy: Strategy) -> list[Any]:

@@ -23,10 +23,14 @@ def _muted(params: Any) -> bool:
 
 
 def _environment(context: Any) -> Any:
-    """The run's environment param; DAGs that span environments use their configured one."""
-    from latticedb_deploy.config import load_config
+    """The run's environment param; DAGs that span environments use their configured one.
 
-    config = load_config()
+    Read from the run's config snapshot when the failed task had one (latticedb_deploy.run_config):
+    a rollback that failed is reported even if someone broke the config file mid-run.
+    """
+    from latticedb_deploy import run_config
+
+    config = run_config.config(getattr(context.get("task"), "config_snapshot", None))
     name = (context.get("params") or {}).get("environment")
     if not name:
         ti = context.get("ti")

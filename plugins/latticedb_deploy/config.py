@@ -673,21 +673,33 @@ def load_config(path: str | os.PathLike | None = None) -> DeployConfig:
     Parsed and validated once per process, and again only when the file's text or the process
     environment (`${VAR}` expansion, the progressive route) changed: every task, check and trigger
     poll asks for it, and parsing and validating it each time was a sixth of a task's CPU. The
-    models are frozen, so sharing one is safe.
+    models are frozen, so sharing one is safe. A run reads the file as it was when it started
+    (latticedb_deploy.run_config), not this.
     """
-    cfg_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+    cfg_path = Path(path) if path else config_path()
     try:
         text = cfg_path.read_bytes()
     except OSError:
         return _read_config(cfg_path)  # says what is wrong
+    return config_from_text(cfg_path, text.decode())
+
+
+def config_path() -> Path:
+    """The config file this process reads: LATTICEDB_CONFIG, else include/config/latticedb.yaml."""
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+
+
+def config_from_text(cfg_path: str | os.PathLike, text: str) -> DeployConfig:
+    """The config `text` (read from `cfg_path`, named in errors), validated; cached like load_config."""
+    cfg_path = Path(cfg_path)
     # The variables the text names, and LATTICEDB_* (local copies rename local's variables): not the
     # whole environment, which Airflow changes for every task (AIRFLOW_CTX_*).
-    names = set(_ENV_REF_NAME.findall(text.decode(errors="replace")))
-    key = (str(cfg_path), hashlib.sha256(text).digest(),
+    names = set(_ENV_REF_NAME.findall(text))
+    key = (str(cfg_path), hashlib.sha256(text.encode()).digest(),
            frozenset((k, v) for k, v in os.environ.items() if k in names or k.startswith("LATTICEDB_")))
     found = _loaded.get(key)
     if found is None:
-        found = _read_config(cfg_path, text.decode())
+        found = _read_config(cfg_path, text)
         if len(_loaded) > 32:  # tests write many config copies; keep the cache small
             _loaded.clear()
         _loaded[key] = found

@@ -59,10 +59,19 @@ class DeploymentApprovalOperator(ApprovalOperator):
         super().__init__(**kwargs)
         self.environment = environment
 
-    def _env(self) -> Any:
-        from latticedb_deploy.config import load_config
+    config_snapshot: dict | None = None
 
-        return load_config().environment(self.environment)
+    def pre_execute(self, context: Any) -> None:
+        """Read the run's config as it was when the run started (latticedb_deploy.run_config)."""
+        from latticedb_deploy import run_config
+
+        super().pre_execute(context)
+        self.config_snapshot = run_config.for_task(self, context)
+
+    def _env(self) -> Any:
+        from latticedb_deploy import run_config
+
+        return run_config.environment(self.environment, self.config_snapshot)
 
     def _notify(self, context: Any, env: Any, event: str, title: str, fields: dict[str, object]) -> None:
         from latticedb_deploy import notify

@@ -65,11 +65,28 @@ class LatticeDBOperator(BaseOperator):
         self.image_uri = image_uri
         self.notify = notify
 
+    config_snapshot: dict | None = None  # the run's config (latticedb_deploy.run_config), set before execute
+
+    def pre_execute(self, context: Any) -> None:
+        """Read the run's config as it was when the run started, on every try and every resume."""
+        from latticedb_deploy import run_config
+
+        super().pre_execute(context)
+        self.config_snapshot = run_config.for_task(self, context)
+        self.__dict__.pop("env", None)
+
     @cached_property
     def env(self) -> Environment:
-        from latticedb_deploy.config import load_config
+        from latticedb_deploy import run_config
 
-        return load_config().environment(self.environment)
+        return run_config.environment(self.environment, self.config_snapshot)
+
+    @property
+    def config(self) -> Any:
+        """The whole DeployConfig of this run (every environment), for the few steps that look across them."""
+        from latticedb_deploy import run_config
+
+        return run_config.config(self.config_snapshot)
 
     def notify_enabled(self, context: Any) -> bool:
         from latticedb_deploy.params import notify_enabled

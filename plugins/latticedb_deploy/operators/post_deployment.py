@@ -44,7 +44,7 @@ class PostDeploymentChecksOperator(LatticeDBOperator):
                       self.env.post_deployment.window_seconds, timeout, poll)
         self.defer(
             trigger=PostDeploymentChecksTrigger(
-                environment=self.env.name, since=time.time(),
+                environment=self.env.name, config=self.config_snapshot, since=time.time(),
                 baseline_alarms=sorted((preflight.get("data") or {}).get("alarms") or []),
                 timeout_seconds=timeout, poll_seconds=poll, owner=owner_or_none(context),
             ),

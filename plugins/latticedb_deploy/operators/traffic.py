@@ -91,7 +91,7 @@ class ShiftTrafficOperator(LatticeDBOperator):
 
             self.log.warning("%s: not shifting to %d%% until resumed (waiting deferred)", signal.message, int(self.percent))
             self.defer(
-                trigger=ControlHoldTrigger(environment=self.env.name, owner=owner_of(context),
+                trigger=ControlHoldTrigger(environment=self.env.name, config=self.config_snapshot, owner=owner_of(context),
                                            poll_seconds=self.env.metrics.poll_seconds),
                 method_name="execute_complete",
             )

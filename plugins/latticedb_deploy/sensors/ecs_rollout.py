@@ -33,6 +33,7 @@ class EcsRolloutSensor(LatticeDBOperator):
         rollout = self.env.rollout
         trigger = EcsRolloutTrigger(
             environment=self.env.name,
+            config=self.config_snapshot,
             service=service,
             task_definition=task_definition,
             poll_seconds=rollout.poll_seconds,

@@ -99,6 +99,7 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
             baseline_window = [now - baseline_periods * period - BASELINE_LOOKBACK_SECONDS, now]
         trigger = MetricGateTrigger(
             environment=self.env.name,
+            config=self.config_snapshot,
             step=step.percent,
             target_group_arn=baseline["idle_target_group_arn"],
             load_balancer_arn=traffic.load_balancer_arn(),

@@ -16,20 +16,22 @@ class ControlHoldTrigger(BaseTrigger):
     {"lease_lost": True, "reason": ...} when the run lost the environment.
     """
 
-    def __init__(self, *, environment: str, owner: str, poll_seconds: float):
+    def __init__(self, *, environment: str, owner: str, poll_seconds: float, config: dict | None = None):
         super().__init__()
         self.environment, self.owner, self.poll_seconds = environment, owner, poll_seconds
+        self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "latticedb_deploy.triggers.control_hold.ControlHoldTrigger",
-            {"environment": self.environment, "owner": self.owner, "poll_seconds": self.poll_seconds},
+            {"environment": self.environment, "owner": self.owner, "poll_seconds": self.poll_seconds,
+             "config": self.config},
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
-        lease = LeaseKeeper(self.environment, self.owner, self.log)
+        lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
         announced = False
         while True:
             lost = await lease.check()

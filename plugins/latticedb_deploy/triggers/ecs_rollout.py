@@ -31,6 +31,7 @@ class EcsRolloutTrigger(BaseTrigger):
         owner: str | None = None,
         since: float | None = None,
         abortable: bool = False,
+        config: dict | None = None,
     ):
         super().__init__()
         self.environment = environment
@@ -40,6 +41,7 @@ class EcsRolloutTrigger(BaseTrigger):
         self.deadline = deadline
         self.owner = owner
         self.abortable = abortable
+        self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
         self.since = since  # when the wait began: service events from then on are this rollout's
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -54,24 +56,25 @@ class EcsRolloutTrigger(BaseTrigger):
                 "owner": self.owner,
                 "since": self.since,
                 "abortable": self.abortable,
+                "config": self.config,
             },
         )
 
     def _poll_once(self) -> dict:
+        from latticedb_deploy import run_config
         from latticedb_deploy.aws.ecs import EcsClient
-        from latticedb_deploy.config import load_config
         from latticedb_deploy.rollout import rollout_status
 
-        env = load_config().environment(self.environment)
+        env = run_config.environment(self.environment, self.config)
         return rollout_status(EcsClient(env).describe_service(self.service), self.task_definition).to_dict()
 
     def _troubleshoot(self) -> list[str]:
         """Service events of this rollout and its stopped tasks' reasons and exit codes (runbook: troubleshooting)."""
+        from latticedb_deploy import run_config
         from latticedb_deploy.aws.ecs import EcsClient
-        from latticedb_deploy.config import load_config
         from latticedb_deploy.rollout import troubleshooting_facts
 
-        ecs = EcsClient(load_config().environment(self.environment))
+        ecs = EcsClient(run_config.environment(self.environment, self.config))
         service = ecs.describe_service(self.service)
         stopped = ecs.stopped_tasks(self.service, self.task_definition)
         return troubleshooting_facts(service, stopped, self.task_definition, since=self.since)
@@ -89,7 +92,7 @@ class EcsRolloutTrigger(BaseTrigger):
         from latticedb_deploy.rollout import COMPLETED, FAILED
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
-        lease = LeaseKeeper(self.environment, self.owner, self.log)
+        lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
         last = None
         while True:
             lost = await lease.check()

@@ -17,17 +17,17 @@ class LeaseKeeper:
     the item anyway), so a person's promote/pause/resume/abort reaches a deferred wait within one poll.
     """
 
-    def __init__(self, environment: str, owner: str | None, log: Any):
-        self.environment, self.owner, self.log = environment, owner, log
+    def __init__(self, environment: str, owner: str | None, log: Any, config: dict | None = None):
+        self.environment, self.owner, self.log, self.config = environment, owner, log, config
         self._lock = None
         self.signal = None
 
     def _renew(self) -> str | None:
+        from latticedb_deploy import run_config
         from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
-        from latticedb_deploy.config import load_config
 
         if self._lock is None:
-            self._lock = EnvironmentLock(load_config().environment(self.environment))
+            self._lock = EnvironmentLock(run_config.environment(self.environment, self.config))
         try:
             holder = self._lock.renew(self.owner)
         except LeaseLostError as exc:

@@ -51,6 +51,7 @@ class MetricGateTrigger(BaseTrigger):
         baseline_target_group_arn: str | None = None,
         baseline_window: list[float] | tuple[float, float] | None = None,
         baseline_periods: int | None = None,
+        config: dict | None = None,
     ):
         super().__init__()
         self.environment = environment
@@ -65,6 +66,7 @@ class MetricGateTrigger(BaseTrigger):
         self.baseline_target_group_arn = baseline_target_group_arn
         self.baseline_window = list(baseline_window) if baseline_window else None
         self.baseline_periods = baseline_periods
+        self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -82,13 +84,14 @@ class MetricGateTrigger(BaseTrigger):
                 "baseline_target_group_arn": self.baseline_target_group_arn,
                 "baseline_window": self.baseline_window,
                 "baseline_periods": self.baseline_periods,
+                "config": self.config,
             },
         )
 
     def _env(self):
-        from latticedb_deploy.config import load_config
+        from latticedb_deploy import run_config
 
-        return load_config().environment(self.environment)
+        return run_config.environment(self.environment, self.config)
 
     def _evaluate(self, env, criteria):
         from latticedb_deploy.aws.cloudwatch import MetricsClient
@@ -184,7 +187,7 @@ class MetricGateTrigger(BaseTrigger):
         env = await asyncio.to_thread(self._env)
         # Thresholds, or in an environment with an SLO (slo.enforce_in_gates) the stricter of both, P99 included.
         criteria = GateCriteria.for_gate(env, tolerated_failures=self.tolerated_failures)
-        lease = LeaseKeeper(self.environment, self.owner, self.log)
+        lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
         evaluations, records, control_log = [], [], []
         interval_end = self.started_at + self.interval_seconds
         mode = env.judge_mode

@@ -18,7 +18,7 @@ class PostDeploymentChecksTrigger(BaseTrigger):
     next poll; at the timeout the last error is the failure."""
 
     def __init__(self, *, environment: str, since: float, baseline_alarms: list[str], timeout_seconds: float,
-                 poll_seconds: float, owner: str | None = None, rounds: int = 0):
+                 poll_seconds: float, owner: str | None = None, rounds: int = 0, config: dict | None = None):
         super().__init__()
         self.environment = environment
         self.since = since
@@ -27,26 +27,27 @@ class PostDeploymentChecksTrigger(BaseTrigger):
         self.poll_seconds = poll_seconds
         self.owner = owner
         self.rounds = rounds
+        self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "latticedb_deploy.triggers.post_deployment.PostDeploymentChecksTrigger",
             {"environment": self.environment, "since": self.since, "baseline_alarms": self.baseline_alarms,
              "timeout_seconds": self.timeout_seconds, "poll_seconds": self.poll_seconds, "owner": self.owner,
-             "rounds": self.rounds},
+             "rounds": self.rounds, "config": self.config},
         )
 
     def _env(self) -> Any:
-        from latticedb_deploy.config import load_config
+        from latticedb_deploy import run_config
 
-        return load_config().environment(self.environment)
+        return run_config.environment(self.environment, self.config)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.post_deployment import checks_round, verdict
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
         env = await asyncio.to_thread(self._env)
-        lease = LeaseKeeper(self.environment, self.owner, self.log)
+        lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
         since = datetime.fromtimestamp(self.since, UTC)
         alarms, rounds = set(self.baseline_alarms), self.rounds
         while True:

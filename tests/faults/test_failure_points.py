@@ -278,6 +278,7 @@ def test_failure_point_ends_on_last_good_version_with_no_outage(local, dagbag, d
             sampler.sample()
     finally:
         script.stop()
+        left = faults(local)  # what was still set or armed when the run ended (says why a fault never fired)
         faults(local, arm=None, deny=None, slot_errors=None, health_down=False, test_health_down=False)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     restore_seconds = _seconds_to_restore(sampler.history, script.failed_at)
@@ -289,7 +290,7 @@ def test_failure_point_ends_on_last_good_version_with_no_outage(local, dagbag, d
     })
 
     # exactly that task failed, and the run says so
-    assert dr.state == "failed", states
+    assert dr.state == "failed", (states, toggles, {k: left.get(k) for k in ("arm", "deny", "slot_errors", "health_down")})
     assert states[point.task] == "failed", states
     # 100 % on one slot running the last good revision with healthy targets; the other slot at 0
     assert local.weights() == {BLUE_TG: 100, GREEN_TG: 0}

@@ -31,8 +31,11 @@ faults did is counted under "aws_stats" (GET /_local/faults).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+
+log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "slack_down": False,
@@ -121,7 +124,8 @@ def _throttle_spec(value) -> dict | None:
 
 
 class Faults:
-    def __init__(self):
+    def __init__(self, environment: str = "local"):
+        self.environment = environment  # named in the log lines of armed faults
         self._lock = threading.Lock()
         self._state = dict(DEFAULTS)
         self._stats = _empty_stats()
@@ -234,9 +238,11 @@ class Faults:
             arm = self._state["arm"]
             if arm and operation == arm["on"]:
                 arm["seen"] += 1
+                log.info("%s: armed fault: %s call %d of %d", self.environment, operation, arm["seen"], arm["nth"])
                 if arm["seen"] == arm["nth"]:
                     self._state["arm"] = None
                     self._apply(arm["set"])
+                    log.info("%s: armed fault fired on %s call %d: %s", self.environment, operation, arm["seen"], sorted(arm["set"]))
             deny = self._state["deny"]
             if deny and operation == deny["operation"]:
                 deny["seen"] += 1

@@ -38,7 +38,7 @@ class HostedEnvironment:
         self.name = ports.name
         self.env = local_environment(ports.name)
         self.lock = runtime.lock
-        self.faults = Faults()
+        self.faults = Faults(ports.name)
         self.topology: Topology | None = None
         self.ready = False
         host = ports.host

@@ -35,7 +35,7 @@ def run_gate(monkeypatch):
         polls = {"n": 0}
 
         class FakeKeeper:
-            def __init__(self, environment, owner, log):
+            def __init__(self, environment, owner, log, config=None):
                 self.signal = None
 
             async def check(self):
@@ -101,7 +101,7 @@ def test_a_paused_shift_waits_deferred_until_the_pause_is_lifted(monkeypatch):
     script = iter([pause, pause, _signal(pause, "resume", now + 5)])
 
     class FakeKeeper:
-        def __init__(self, environment, owner, log):
+        def __init__(self, environment, owner, log, config=None):
             self.signal = None
 
         async def check(self):

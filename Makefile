@@ -68,8 +68,8 @@ e2e: install ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler, d
 	  fi
 	@$(ENVSH); LATTICEDB_E2E=1 LATTICEDB_TEST_ENVIRONMENT=local $(PY) -m pytest -q -p no:cacheprovider --durations=0 --timeout=900 tests/e2e tests/faults/test_triggerer_restart.py
 
-bench: install ## benchmarks (measured, never asserted): parse time, CPU per AWS client, control-plane overhead, rollback latency, worker slots, judge, control actions
-	@$(ENVSH); rc=0; for b in parse_time aws_clients overhead rollback_latency worker_slots judge control; do \
+bench: install ## benchmarks (measured, never asserted): parse time, CPU per AWS client, control-plane overhead, rollback latency, worker slots, judge, control actions, a canary in a running Airflow
+	@$(ENVSH); rc=0; for b in parse_time aws_clients overhead rollback_latency worker_slots judge control canary_wall; do \
 	  echo; echo "== benchmarks/$$b.py"; $(PY) -m benchmarks.$$b || { rc=1; echo "benchmarks/$$b.py failed"; }; \
 	done; exit $$rc
 

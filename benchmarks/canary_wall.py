@@ -60,7 +60,8 @@ def timeline(run: dict, tis: list[dict]) -> dict:
 
     idle: seconds of the run's wall during which none of its task instances was running (between
     one task's end and the next one's start: the scheduler, the executor and the Celery round trip).
-    queue: summed queued->start of the tasks that ran (Celery delivery, the worker's fork).
+    queue: summed queued->start of the tasks that ran and are not told waits (Celery delivery, the
+    worker's fork).
     work: summed durations of the tasks that ran and are not told waits (their own imports, DAG
     parse, AWS calls).
     """
@@ -78,7 +79,9 @@ def timeline(run: dict, tis: list[dict]) -> dict:
     if cur_end is not None:
         busy += cur_end - cur_start
     wall = _ts(run["end_date"]) - _ts(run["start_date"])
-    queue = sum(_ts(ti["start_date"]) - _ts(ti["queued_when"]) for ti in ran if ti.get("queued_when"))
+    # A deferred task is queued again when it resumes, after its start_date: count first starts only.
+    queue = sum(_ts(ti["start_date"]) - _ts(ti["queued_when"]) for ti in ran
+                if ti.get("queued_when") and not _is_told_wait(ti["task_id"]))
     work = sum(ti.get("duration") or 0.0 for ti in ran if not _is_told_wait(ti["task_id"]))
     return {"idle": wall - busy, "queue": queue, "work": work,
             "tasks": [{k: ti.get(k) for k in ("task_id", "state", "scheduled_when", "queued_when", "start_date",

@@ -207,6 +207,8 @@ class Stack:
 
     # ---------------------------------------------------------------- airflow
     def airflow_env(self) -> dict[str, str]:
+        from latticedb_deploy.worker_preload import CELERY_CONFIG
+
         home = self.artifacts / "airflow-home"
         home.mkdir(parents=True, exist_ok=True)
         passwords = home / "simple_auth_manager_passwords.json"
@@ -231,6 +233,9 @@ class Stack:
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{pg}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "8",
+            # The worker loads the product's modules and AWS models once, before its pool forks
+            # (latticedb_deploy/worker_preload.py), as docker-compose.yaml's worker does.
+            "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": CELERY_CONFIG,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.ports["api"]),
             "AIRFLOW__API__BASE_URL": api,

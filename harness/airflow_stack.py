@@ -31,6 +31,8 @@ CTL = ROOT / "include" / "local" / "ctl.py"
 PY = sys.executable
 ADMIN = ("admin", "admin")
 JWT_SECRET = "latticedb-e2e-jwt-secret-not-for-production"
+# Seconds the scheduler sleeps after a loop with nothing to do (Airflow: 1); docker-compose.yaml ships the same.
+SCHEDULER_IDLE_SLEEP = "0.25"
 
 
 def free_port() -> int:
@@ -247,6 +249,12 @@ class Stack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            # The scheduler sleeps this long after a loop that had nothing to do (Airflow's default
+            # 1 s): a task that ends waits on average half of it before its successor is queued, once
+            # per step of a deployment. docker-compose.yaml ships the same value; the benchmark
+            # canary_wall measures what it costs while idle (LATTICEDB_E2E_SCHEDULER_IDLE_SLEEP to compare).
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": os.environ.get("LATTICEDB_E2E_SCHEDULER_IDLE_SLEEP",
+                                                                            SCHEDULER_IDLE_SLEEP),
             # The task supervisor notices its task's exit only between heartbeats (default every 5 s):
             # with ~50 short tasks per canary run that is minutes of idle time in a test.
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",

@@ -361,3 +361,16 @@ def test_airflow_reads_the_keys_through_the_cmd_settings(services, tmp_path):
     code = "from airflow.configuration import conf; print(conf.get('core','fernet_key')); print(conf.get('api_auth','jwt_secret'))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
     assert out[-2:] == ["x" * 43 + "=", "jwt-from-file"]
+
+
+def test_the_worker_preloads_and_the_scheduler_idles_as_the_e2e_stack_measured_them(compose):
+    """The settings `make e2e` and `make bench` run with are the ones the compose file ships."""
+    from harness.airflow_stack import SCHEDULER_IDLE_SLEEP
+    from latticedb_deploy.worker_preload import CELERY_CONFIG
+
+    env = compose["x-airflow-common-env"]
+    assert json.loads(env["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]) == json.loads(CELERY_CONFIG)
+    assert json.loads(CELERY_CONFIG) == {"imports": ["latticedb_deploy.worker_warmup"]}
+    assert env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == SCHEDULER_IDLE_SLEEP
+    stack = (ROOT / "harness" / "airflow_stack.py").read_text()
+    assert '"AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": CELERY_CONFIG' in stack

@@ -13,9 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-from latticedb_deploy.worker_preload import AWS_SERVICES, CELERY_CONFIG, package_modules
+from latticedb_deploy.worker_preload import AWS_SERVICES, package_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,11 +61,3 @@ def test_every_module_of_the_package_is_preloaded_except_the_warmup_itself():
     names = package_modules()
     assert "latticedb_deploy.operators.traffic" in names and "latticedb_deploy.sensors.metric_gate" in names
     assert "latticedb_deploy.worker_warmup" not in names
-
-
-def test_the_compose_file_and_the_e2e_stack_turn_preloading_on_the_same_way():
-    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-    env = compose["x-airflow-common-env"]
-    assert json.loads(env["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]) == json.loads(CELERY_CONFIG)
-    assert json.loads(CELERY_CONFIG) == {"imports": ["latticedb_deploy.worker_warmup"]}
-    assert "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG" in (ROOT / "harness" / "airflow_stack.py").read_text()

@@ -3,9 +3,9 @@
 Airflow 3's Celery worker runs each task in a process forked from its pool child (the task
 supervisor's bare `os.fork()`), and the pool children are forked from the worker. A module the worker
 imported before it started its pool is therefore already in every task's memory. Without this, each
-of a canary's ~35 tasks imported Airflow's DagBag (~0.25 s), this package (~0.3 s) and boto3 with the
-Amazon provider's hook, and re-read botocore's JSON models (~0.4 s), on the run's critical path
-(`benchmarks/canary_wall.py` writes the per-task timeline).
+of a canary's ~35 tasks imported Airflow's DagBag, this package, boto3 and the Amazon provider's hook,
+and re-read botocore's JSON models, on the run's critical path: a short task took 0.7-0.8 s, with this
+0.45-0.55 s (`benchmarks/canary_wall.py` writes the per-task timeline).
 
 Enable it with Airflow's `[celery] extra_celery_config` (merged into its Celery settings):
 `AIRFLOW__CELERY__EXTRA_CELERY_CONFIG='{"imports": ["latticedb_deploy.worker_warmup"]}'` (CELERY_CONFIG

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, free_port, merge_results, table
 
-N = int(os.environ.get("BENCH_SLOTS_RUNS", "8"))  # environments: local + local-2 ... local-9 at most
+N = int(os.environ.get("BENCH_SLOTS_RUNS", "10"))  # environments: local + local-2 ... local-10 at most
 WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
 BAKE = int(os.environ.get("BENCH_SLOTS_BAKE_SECONDS", "30"))
 GATES = 2
@@ -35,10 +35,13 @@ from latticedb_deploy.strategies import CANARY
 dag = build_deployment_dag(CANARY, dag_id="{dag_id}", extra_params=canary_params(), tags=["benchmark"])
 """
 KINDS = ("moto", "service", "slack", "test")
+# The tasks that wait by design (as benchmarks/canary_wall.py counts told waits): while one of these is
+# running it holds a worker slot; deferred, it holds none.
+WAITS = ("deploy.wait_for_", "deploy.gate_", "deploy.bake", "verify.post_deployment_checks")
 
 
 def environments() -> list[str]:
-    names = ["local"] + [f"local-{k}" for k in range(2, 10)]
+    names = ["local"] + [f"local-{k}" for k in range(2, 11)]
     if not 1 <= N <= len(names):
         raise SystemExit(f"BENCH_SLOTS_RUNS must be 1..{len(names)} (one environment per canary)")
     return names[:N]
@@ -120,10 +123,17 @@ def main() -> None:
             r = api.get("/dags/~/dagRuns/~/taskInstances", params={"state": state, "limit": 1, "dag_id_pattern": DAG_PREFIX})
             return r.json()["total_entries"]
 
+        def running_waits() -> tuple[int, int]:
+            """Running task instances, and how many of them are waits (gates, rollout waits, post-checks)."""
+            r = api.get("/dags/~/dagRuns/~/taskInstances", params={"state": "running", "limit": 200, "dag_id_pattern": DAG_PREFIX})
+            tis = r.json()["task_instances"]
+            return len(tis), sum(1 for ti in tis if ti["task_id"].startswith(WAITS))
+
         samples = []
         deadline = time.monotonic() + 30 * 60
         while time.monotonic() < deadline:
-            s = {st: count(st) for st in ("running", "queued", "deferred", "scheduled")}
+            s = {st: count(st) for st in ("queued", "deferred", "scheduled")}
+            s["running"], s["waits_running"] = running_waits()
             s["t"] = time.monotonic() - t0
             samples.append(s)
             states = [api.run(dag_id, rid)["state"] for dag_id, rid in runs]
@@ -137,13 +147,14 @@ def main() -> None:
         serial = -(-N // WORKER_SLOTS) * GATES * BAKE  # if every waiting gate held a slot
         rows = [[
             N, WORKER_SLOTS, f"{GATES} x {BAKE}s", f"{succeeded}/{N}", f"{wall:.0f}",
-            max(s["running"] for s in samples), f"{mean('running'):.1f}",
+            max(s["running"] for s in samples), f"{mean('running'):.2f}", f"{mean('waits_running'):.2f}",
             max(s["deferred"] for s in samples), f"{mean('deferred'):.1f}",
             max(s["queued"] for s in samples), f"{serial}",
         ]]
         results = {
             "slots.mean_running_while_waiting": round(mean("running"), 2),
             "slots.mean_deferred_while_waiting": round(mean("deferred"), 2),
+            "slots.mean_held_by_waits_while_waiting": round(mean("waits_running"), 3),
             "slots.max_running": max(s["running"] for s in samples), "slots.worker_slots": WORKER_SLOTS,
             "slots.runs": N, "slots.runs_succeeded": succeeded, "slots.wall_seconds": round(wall, 1),
         }
@@ -155,9 +166,13 @@ def main() -> None:
     table(
         "Worker slots while N canaries bake, one per local environment (running Airflow, CeleryExecutor)",
         ["canaries (environments)", "worker slots", "gates per run", "finished ok", "wall s", "max running", "mean running while baking",
+         "mean of those that are waits",
          "max deferred", "mean deferred while baking", "max queued", "wall s if gates held slots (≥)"],
         rows,
         ["polled /api/v2 task-instance counts every ~1 s; 'while baking' = samples with ≥1 deferred gate",
+         "'mean running': every running task instance of every run (other runs' steps included); 'of those that "
+         "are waits': running instances of " + ", ".join(WAITS) + " (a wait holding a slot: starting, or resuming "
+         "after its trigger fired)",
          "each run: a real canary (the product's canary DAG as bench_canary_<i>: pre-flight, lease, idle colour, "
          "50 % and 100 % with a gate each, promotion, cleanup) in its own environment of one local stack",
          "last column: ceil(canaries / slots) x gates x bake — the floor if a waiting gate occupied a worker slot"],

@@ -16,7 +16,7 @@ import re
 
 from harness.names import ECR_HOST, EnvNames  # noqa: F401 - ECR_HOST, EnvNames re-exported for tests
 
-MAX_WORKERS = 8  # local-2 ... local-9
+MAX_WORKERS = 9  # local-2 ... local-10
 
 
 def worker_environment() -> str:

@@ -61,5 +61,5 @@ def test_rolling_dag_shape(bag):
     assert {"preflight.verdict", "deploy.update_service", "deploy.wait_for_rollout", "rollback.restore_previous_revision"} <= ids
     assert dag.get_task("rollback.restore_previous_revision").trigger_rule == "one_failed"
     assert dag.params.get_param("environment").schema["enum"] == [
-        "local", "dev", "staging", "production", "local-staging", "local-prod", "local-2", "local-3", "local-4", "local-5", "local-6", "local-7", "local-8", "local-9",  # + local_copies
+        "local", "dev", "staging", "production", "local-staging", "local-prod", "local-2", "local-3", "local-4", "local-5", "local-6", "local-7", "local-8", "local-9", "local-10",  # + local_copies
     ]

@@ -13,7 +13,7 @@ REAL = ROOT / "include" / "config" / "latticedb.yaml"
 
 def test_real_file_has_the_runbook_names_and_thresholds():
     cfg = load_config(REAL)
-    assert cfg.environment_names == ["local", "dev", "staging", "production", "local-staging", "local-prod", "local-2", "local-3", "local-4", "local-5", "local-6", "local-7", "local-8", "local-9"]  # + local_copies
+    assert cfg.environment_names == ["local", "dev", "staging", "production", "local-staging", "local-prod", "local-2", "local-3", "local-4", "local-5", "local-6", "local-7", "local-8", "local-9", "local-10"]  # + local_copies
     for name in cfg.environment_names:
         env = cfg.environment(name)
         assert env.cluster == f"latticedb-{name}"

@@ -123,17 +123,18 @@ def main() -> None:
             r = api.get("/dags/~/dagRuns/~/taskInstances", params={"state": state, "limit": 1, "dag_id_pattern": DAG_PREFIX})
             return r.json()["total_entries"]
 
-        def running_waits() -> tuple[int, int]:
-            """Running task instances, and how many of them are waits (gates, rollout waits, post-checks)."""
+        def running_waits() -> tuple[int, list[str]]:
+            """Running task instances, and which of them are waits (gates, rollout waits, post-checks)."""
             r = api.get("/dags/~/dagRuns/~/taskInstances", params={"state": "running", "limit": 200, "dag_id_pattern": DAG_PREFIX})
             tis = r.json()["task_instances"]
-            return len(tis), sum(1 for ti in tis if ti["task_id"].startswith(WAITS))
+            return len(tis), [f"{ti['dag_id']}:{ti['task_id']}" for ti in tis if ti["task_id"].startswith(WAITS)]
 
         samples = []
         deadline = time.monotonic() + 30 * 60
         while time.monotonic() < deadline:
             s = {st: count(st) for st in ("queued", "deferred", "scheduled")}
-            s["running"], s["waits_running"] = running_waits()
+            s["running"], s["waits"] = running_waits()
+            s["waits_running"] = len(s["waits"])
             s["t"] = time.monotonic() - t0
             samples.append(s)
             states = [api.run(dag_id, rid)["state"] for dag_id, rid in runs]
@@ -145,6 +146,17 @@ def main() -> None:
         baking = [s for s in samples if s["deferred"] > 0]
         mean = (lambda key: sum(s[key] for s in baking) / len(baking)) if baking else (lambda key: 0.0)
         serial = -(-N // WORKER_SLOTS) * GATES * BAKE  # if every waiting gate held a slot
+        # The longest a wait was seen running in consecutive samples: a few seconds is its start-up
+        # or its resume; a wait that held its slot while waiting would show its whole bake.
+        streak, longest = {}, {}
+        for smp in samples:
+            now = set(smp["waits"])
+            streak = {w: streak.get(w, 0) + 1 for w in now}
+            for w, k in streak.items():
+                longest[w] = max(longest.get(w, 0), k)
+        longest_wait = max(longest.values(), default=0)
+        print("longest consecutive samples running, per wait:",
+              ", ".join(f"{w} {k}" for w, k in sorted(longest.items(), key=lambda x: -x[1])[:10]))
         rows = [[
             N, WORKER_SLOTS, f"{GATES} x {BAKE}s", f"{succeeded}/{N}", f"{wall:.0f}",
             max(s["running"] for s in samples), f"{mean('running'):.2f}", f"{mean('waits_running'):.2f}",
@@ -155,6 +167,7 @@ def main() -> None:
             "slots.mean_running_while_waiting": round(mean("running"), 2),
             "slots.mean_deferred_while_waiting": round(mean("deferred"), 2),
             "slots.mean_held_by_waits_while_waiting": round(mean("waits_running"), 3),
+            "slots.longest_wait_running_samples": longest_wait,
             "slots.max_running": max(s["running"] for s in samples), "slots.worker_slots": WORKER_SLOTS,
             "slots.runs": N, "slots.runs_succeeded": succeeded, "slots.wall_seconds": round(wall, 1),
         }

@@ -20,21 +20,16 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.common import ROOT, median, merge_results, table
+from benchmarks.common import ROOT, TOLD_WAITS, is_told_wait, median, merge_results, table
 
 DAG_ID = "latticedb_deploy_canary"
 STEPS = [10, 50, 100]
 INTERVAL = 20
 RUNS = int(os.environ.get("BENCH_CANARY_WALL_RUNS", "1"))
-WAITS = ("deploy.wait_for_", "deploy.gate_", "deploy.bake", "verify.post_deployment_checks")
 
 
 def _ts(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
-
-
-def _is_told_wait(task_id: str) -> bool:
-    return any(task_id == w or task_id.startswith(w) for w in WAITS)
 
 
 def one_run(api, local, image: str) -> dict:
@@ -46,7 +41,7 @@ def one_run(api, local, image: str) -> dict:
     run = api.wait(DAG_ID, run_id, timeout=900, interval=1.0)
     tis = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 500}).json()["task_instances"]
     wall = _ts(run["end_date"]) - _ts(run["start_date"])
-    told = sum(ti.get("duration") or 0.0 for ti in tis if _is_told_wait(ti["task_id"]) and ti["state"] == "success")
+    told = sum(ti.get("duration") or 0.0 for ti in tis if is_told_wait(ti["task_id"]) and ti["state"] == "success")
     ran = [ti for ti in tis if ti["state"] in ("success", "failed")]
     preflight = [ti for ti in ran if ti["task_id"].startswith("preflight.")]
     span = (max(_ts(t["end_date"]) for t in preflight) - min(_ts(t["start_date"]) for t in preflight)) if preflight else 0.0
@@ -81,8 +76,8 @@ def timeline(run: dict, tis: list[dict]) -> dict:
     wall = _ts(run["end_date"]) - _ts(run["start_date"])
     # A deferred task is queued again when it resumes, after its start_date: count first starts only.
     queue = sum(_ts(ti["start_date"]) - _ts(ti["queued_when"]) for ti in ran
-                if ti.get("queued_when") and not _is_told_wait(ti["task_id"]))
-    work = sum(ti.get("duration") or 0.0 for ti in ran if not _is_told_wait(ti["task_id"]))
+                if ti.get("queued_when") and not is_told_wait(ti["task_id"]))
+    work = sum(ti.get("duration") or 0.0 for ti in ran if not is_told_wait(ti["task_id"]))
     return {"idle": wall - busy, "queue": queue, "work": work,
             "tasks": [{k: ti.get(k) for k in ("task_id", "state", "scheduled_when", "queued_when", "start_date",
                                                 "end_date", "duration", "try_number")} for ti in ran]}
@@ -144,7 +139,7 @@ def main() -> None:
          "queued->start s", "task work s", "pre-flight s", "tasks run",
          "tasks skipped"],
         rows,
-        [f"stack up in {up:.0f} s (not counted); told waits: {', '.join(WAITS)}",
+        [f"stack up in {up:.0f} s (not counted); told waits: {', '.join(TOLD_WAITS)}",
          "control plane s = wall - told waits: scheduling, worker round trips, pre-flight, AWS calls",
          "idle s = wall with no task of the run running; queued->start and task work are summed over tasks "
          "(tasks overlap, so they need not add up); per-task times in timeline.json",

@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CTL = ROOT / "include" / "local" / "ctl.py"
 RESULTS = ROOT / "artifacts" / "bench" / "results.json"
+# The tasks of a deployment that wait by design (task-id prefixes): rollout waits, gates, the bake,
+# the post-deployment window. Their durations are a run's told waits; while one runs it holds a worker slot.
+TOLD_WAITS = ("deploy.wait_for_", "deploy.gate_", "deploy.bake", "verify.post_deployment_checks")
+
+
+def is_told_wait(task_id: str) -> bool:
+    return task_id.startswith(TOLD_WAITS)
 
 
 def machine() -> str:

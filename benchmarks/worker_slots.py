@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, free_port, merge_results, table
+from benchmarks.common import ROOT, TOLD_WAITS, free_port, is_told_wait, merge_results, table
 
 N = int(os.environ.get("BENCH_SLOTS_RUNS", "10"))  # environments: local + local-2 ... local-10 at most
 WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
@@ -35,9 +35,6 @@ from latticedb_deploy.strategies import CANARY
 dag = build_deployment_dag(CANARY, dag_id="{dag_id}", extra_params=canary_params(), tags=["benchmark"])
 """
 KINDS = ("moto", "service", "slack", "test")
-# The tasks that wait by design (as benchmarks/canary_wall.py counts told waits): while one of these is
-# running it holds a worker slot; deferred, it holds none.
-WAITS = ("deploy.wait_for_", "deploy.gate_", "deploy.bake", "verify.post_deployment_checks")
 
 
 def environments() -> list[str]:
@@ -127,7 +124,7 @@ def main() -> None:
             """Running task instances, and which of them are waits (gates, rollout waits, post-checks)."""
             r = api.get("/dags/~/dagRuns/~/taskInstances", params={"state": "running", "limit": 200, "dag_id_pattern": DAG_PREFIX})
             tis = r.json()["task_instances"]
-            return len(tis), [f"{ti['dag_id']}:{ti['task_id']}" for ti in tis if ti["task_id"].startswith(WAITS)]
+            return len(tis), [f"{ti['dag_id']}:{ti['task_id']}" for ti in tis if is_told_wait(ti["task_id"])]
 
         samples = []
         deadline = time.monotonic() + 30 * 60
@@ -184,7 +181,7 @@ def main() -> None:
         rows,
         ["polled /api/v2 task-instance counts every ~1 s; 'while baking' = samples with ≥1 deferred gate",
          "'mean running': every running task instance of every run (other runs' steps included); 'of those that "
-         "are waits': running instances of " + ", ".join(WAITS) + " (a wait holding a slot: starting, or resuming "
+         "are waits': running instances of " + ", ".join(TOLD_WAITS) + " (a wait holding a slot: starting, or resuming "
          "after its trigger fired)",
          "each run: a real canary (the product's canary DAG as bench_canary_<i>: pre-flight, lease, idle colour, "
          "50 % and 100 % with a gate each, promotion, cleanup) in its own environment of one local stack",

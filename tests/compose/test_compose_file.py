@@ -374,3 +374,5 @@ def test_the_worker_preloads_and_the_scheduler_idles_as_the_e2e_stack_measured_t
     assert env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == SCHEDULER_IDLE_SLEEP
     stack = (ROOT / "harness" / "airflow_stack.py").read_text()
     assert '"AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": CELERY_CONFIG' in stack
+    standalone = (ROOT / "scripts" / "standalone.sh").read_text()  # make up
+    assert f"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME:-{SCHEDULER_IDLE_SLEEP}}}" in standalone

@@ -137,12 +137,30 @@ def _params_of(dag) -> list:
 
 def _print_timings(dr, cpu_seconds: float) -> None:
     """LATTICEDB_TEST_TIMINGS=1 (with pytest -s): each task's start offset and duration, and the run's
-    CPU in this process, to see where a test's time goes."""
+    CPU in this process, to see where a test's time goes. LATTICEDB_TEST_TIMINGS=<file.jsonl> appends
+    the same as JSON lines instead (works under xdist): benchmarks/suite_waits.py sums them by task."""
+    target = os.environ.get("LATTICEDB_TEST_TIMINGS", "")
+    if target not in ("", "1"):
+        _append_timings(Path(target), dr, cpu_seconds)
+        return
     for ti in sorted(dr.get_task_instances(), key=lambda t: t.start_date or dr.end_date):
         took = (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else None
         offset = (ti.start_date - dr.start_date).total_seconds() if ti.start_date else None
         print(f"TIMING {ti.task_id:50s} {ti.state or '-':16s} start+{offset} took {took} tries {ti.try_number}")
     print(f"TIMING run {(dr.end_date - dr.start_date).total_seconds():.1f}s wall, {cpu_seconds:.1f}s CPU in this process")
+
+
+def _append_timings(path: Path, dr, cpu_seconds: float) -> None:
+    import json
+
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    rows = [{"test": test, "dag_id": dr.dag_id, "task_id": ti.task_id, "state": ti.state,
+             "seconds": (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else 0.0}
+            for ti in dr.get_task_instances()]
+    rows.append({"test": test, "dag_id": dr.dag_id, "task_id": None, "state": dr.state,
+                 "seconds": (dr.end_date - dr.start_date).total_seconds(), "cpu_seconds": cpu_seconds})
+    with path.open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def run_dag_run(dagbag, dag_id: str, conf: dict):

@@ -456,6 +456,11 @@ class Environment:
         _check(self.lock_ttl_seconds > self.blue_green.approval_timeout_seconds, where, "lock_ttl_seconds",
                f"must be longer than blue_green.approval_timeout_seconds ({self.blue_green.approval_timeout_seconds}): "
                "the lease is not renewed while a person decides on a switch")
+        _check(self.post_deployment.window_seconds >= 2 * self.metrics.period_seconds, where,
+               "post_deployment.window_seconds",
+               f"must be at least twice metrics.period_seconds ({self.metrics.period_seconds}), got "
+               f"{self.post_deployment.window_seconds}: CloudWatch aligns periods to the clock, so a shorter "
+               "window can hold no whole period and its traffic reads as too little to judge")
         _check(
             not self.four_eyes or self.blue_green.require_approval,
             where,

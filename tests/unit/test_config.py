@@ -76,6 +76,10 @@ def _write(tmp_path, mutate) -> Path:
             lambda d: d["nightly"].update(environment="production", strategy="rolling"),
             r"nightly\.strategy: 'rolling' is not allowed in production",
         ),
+        (  # a window shorter than two metrics periods can hold no whole (clock-aligned) period
+            lambda d: d["environments"]["local"]["post_deployment"].update(window_seconds=9),
+            r"environments\.local\.post_deployment\.window_seconds: must be at least twice metrics\.period_seconds \(5\), got 9",
+        ),
         (  # the follow-up watch: three offsets (its 1h, 6h, 24h checks), numbers, in order, not negative
             lambda d: d["environments"]["production"]["post_deployment"].update(watch_offsets_seconds=[3600, 21600]),
             r"environments\.production\.post_deployment\.watch_offsets_seconds: must be 3 offsets in seconds, "

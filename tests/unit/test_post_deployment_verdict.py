@@ -75,7 +75,7 @@ def test_the_checks_defer_with_the_preflight_alarms_and_resume_to_a_verdict():
     trigger = _roundtrip(deferred.value.trigger)
     assert isinstance(trigger, PostDeploymentChecksTrigger) and deferred.value.method_name == "execute_complete"
     assert trigger.baseline_alarms == ["latticedb-local-old"]
-    assert (trigger.timeout_seconds, trigger.poll_seconds) == (60.0, 2.0)  # the local environment's config
+    assert (trigger.timeout_seconds, trigger.poll_seconds) == (40.0, 2.0)  # the local environment's config
     report = {"passed": True, "checks": _checks(), "rounds": 11, "warnings": []}
     assert op.execute_complete({"ti": ti}, {"passed": True, "report": report, "failure": None}) == report
     failed = {**report, "passed": False}

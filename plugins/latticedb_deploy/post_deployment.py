@@ -98,9 +98,11 @@ class Verdict:
 
 def verdict(checks: list[dict], *, rounds: int, elapsed: float, window_seconds: float, timeout: float,
             poll: float) -> Verdict:
-    """Pass when every check passes; fail at once on a new alarm, or when the next poll would pass the
-    timeout; else keep watching. Metrics that stay inconclusive (too little traffic) for a whole window,
-    with everything else healthy, pass with a warning: too little traffic is not evidence of failure."""
+    """Pass when every check passes; fail at once on a new alarm or on metrics outside the limits over a
+    whole window (as a canary gate does: production should not serve a bad version until the timeout),
+    or when the next poll would pass the timeout; else keep watching (a slot still settling gets until
+    the timeout). Metrics that stay inconclusive (too little traffic) for a whole window, with everything
+    else healthy, pass with a warning: too little traffic is not evidence of failure."""
     failed = [c for c in checks if not c["passed"]]
     report = {"passed": not failed, "checks": checks, "rounds": rounds, "elapsed_seconds": round(elapsed, 1),
               "timeout_seconds": timeout, "warnings": []}
@@ -111,8 +113,11 @@ def verdict(checks: list[dict], *, rounds: int, elapsed: float, window_seconds: 
     if not failed:
         return Verdict(True, report)
     new_alarm = next((c for c in failed if c["check"] == "no new alarms"), None)
-    if new_alarm is not None or elapsed + poll > timeout:
-        why = new_alarm["detail"] if new_alarm else f"not healthy after {elapsed:.0f}s (timeout {timeout:.0f}s)"
+    breached = any(c.get("evaluation", {}).get("verdict") == "fail" for c in failed) and elapsed >= window_seconds
+    why = (new_alarm["detail"] if new_alarm else
+           f"metrics outside the limits over the whole {window_seconds:.0f}s window" if breached else
+           f"not healthy after {elapsed:.0f}s (timeout {timeout:.0f}s)" if elapsed + poll > timeout else None)
+    if why is not None:
         message = f"post-deployment checks failed: {why}: " + "; ".join(f"{c['check']}: {c['detail']}" for c in failed)
         return Verdict(True, report, message, failed)
     return Verdict(False, report, None, failed)

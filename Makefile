@@ -11,7 +11,7 @@ ENVSH := source scripts/airflow-env.sh
 IMAGE ?= 123456789012.dkr.ecr.us-east-1.amazonaws.com/latticedb:v2.0.0
 ENVIRONMENT ?= local
 # Parallel test workers (pytest-xdist), each in its own environment (local-2 ... local-9) of one local stack.
-TEST_WORKERS ?= 6
+TEST_WORKERS ?= 8
 # Environments `make local-up` starts (local plus any of its copies in include/config/latticedb.yaml local_copies).
 LOCAL_ENVIRONMENTS ?= local
 

@@ -46,7 +46,7 @@ with operations_dag(
     plan = PlanRollbackOperator(task_id="plan")
     switch = SwitchListenerBackOperator(task_id="switch_listener")
     update = RollbackServiceOperator(task_id="update_service")
-    wait = EcsRolloutSensor(task_id="wait_for_rollout", service_from="update_service", task_definition_from="update_service", image_uri="")
+    wait = EcsRolloutSensor(task_id="wait_for_rollout", rollout=update.output, image_uri="")
     verify = VerifyRollbackOperator(task_id="verify", trigger_rule="none_failed")
     release = ReleaseEnvironmentOperator(
         task_id="release_environment", rollback_task_ids=list(EMERGENCY_ROLLBACK_TASKS)

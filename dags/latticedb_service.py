@@ -47,7 +47,7 @@ with operations_dag(
     status = ServiceStatusOperator(task_id="status")
     hold = AcquireForChangeOperator(task_id="acquire_environment")
     update = UpdateServiceForActionOperator(task_id="update_service")
-    wait = WaitForServiceSensor(task_id="wait_for_service")
+    wait = WaitForServiceSensor(task_id="wait_for_service", rollout=update.output)
     report = ServiceReportOperator(task_id="report")
     release = ReleaseEnvironmentOperator(task_id="release_environment").as_teardown(setups=hold)
     chain(check, [status, hold])

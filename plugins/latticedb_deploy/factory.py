@@ -9,7 +9,7 @@ rollback (the strategy's rollback steps) lights up when a deploy or verify task 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -147,12 +147,13 @@ def blue_green_params() -> dict[str, Param]:
     }
 
 
-# A wait step watches the rollout started by the step named here (its XCom says service + revision).
+# A wait step watches the rollout started by the earlier step of the kind named here (its result says
+# service + revision, passed to the wait as an argument).
 _WAITS = {
-    "wait_for_rollout": "deploy.update_service",
-    "wait_for_canary_stable": "deploy.deploy_canary_service",
-    "wait_for_idle_colour_stable": "deploy.deploy_idle_colour",
-    "wait_for_previous_revision": "rollback.restore_previous_revision",
+    "wait_for_rollout": "update_service",
+    "wait_for_canary_stable": "deploy_canary_service",
+    "wait_for_idle_colour_stable": "deploy_idle_colour",
+    "wait_for_previous_revision": "restore_previous_revision",
 }
 
 
@@ -171,12 +172,22 @@ def _slot_task_ids(strategy: Strategy) -> dict[int, list[str]]:
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a step's builder may need beyond the step itself: the strategy (its traffic slots) and,
-    for the rollback, which deploy tasks change something (`mutation_task_ids`) and which are gates."""
+    """What a step's builder may need beyond the step itself: the strategy (its traffic slots), the
+    run's inputs (`baseline` and `new_revision`: the prepare tasks' `.output`), the tasks built so far
+    in this phase by step kind (`built`: a wait takes the result of the step that started its rollout)
+    and, for the rollback, which deploy tasks change something (`mutation_task_ids`) and which are gates."""
 
     strategy: Strategy
+    baseline: Any = None
+    new_revision: Any = None
+    built: dict[str, Any] = field(default_factory=dict)
     mutation_task_ids: tuple[str, ...] = ()
     gate_task_ids: tuple[str, ...] = ()
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """baseline= and new_revision= for a DeploymentStepOperator."""
+        return {"baseline": self.baseline, "new_revision": self.new_revision}
 
 
 StepBuilder = Callable[[Step, StepContext], Any]
@@ -197,13 +208,24 @@ def step_builder(*kinds: str) -> Callable[[StepBuilder], StepBuilder]:
 
 
 def build_step(step: Step, ctx: StepContext) -> Any:
-    """The task for one strategy step (deploy or rollback); an unknown kind is a ValueError naming both."""
+    """The task for one strategy step (deploy or rollback); an unknown kind is a ValueError naming both.
+    The task is remembered in `ctx.built` under its kind, for the steps after it."""
     builder = STEP_BUILDERS.get(step.kind)
     if builder is None:
         raise ValueError(
             f"strategy {ctx.strategy.name!r}: unknown step {step.kind!r} (known: {', '.join(sorted(STEP_BUILDERS))})"
         )
-    return builder(step, ctx)
+    task = builder(step, ctx)
+    ctx.built[step.kind] = task
+    return task
+
+
+def _output_of(kind: str, step: Step, ctx: StepContext) -> Any:
+    """The `.output` of the earlier step of `kind` this step reads; a strategy without one is a ValueError."""
+    task = ctx.built.get(kind)
+    if task is None:
+        raise ValueError(f"strategy {ctx.strategy.name!r}: step {step.kind!r} needs an earlier {kind!r} step")
+    return task.output
 
 
 @step_builder("plan_traffic_steps")
@@ -217,21 +239,21 @@ def _plan_traffic_steps(step: Step, ctx: StepContext) -> Any:
 def _wait_for_rollout(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
 
-    return EcsRolloutSensor(task_id=step.task_id, service_from=_WAITS[step.kind], task_definition_from=_WAITS[step.kind])
+    return EcsRolloutSensor(task_id=step.task_id, rollout=_output_of(_WAITS[step.kind], step, ctx))
 
 
 @step_builder("update_service")
 def _update_service(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.deploy import UpdateServiceOperator
 
-    return UpdateServiceOperator(task_id=step.task_id)
+    return UpdateServiceOperator(task_id=step.task_id, **ctx.inputs)
 
 
 @step_builder("deploy_canary_service", "deploy_idle_colour")
 def _deploy_idle_slot(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.traffic import DeployIdleSlotOperator
 
-    return DeployIdleSlotOperator(task_id=step.task_id)
+    return DeployIdleSlotOperator(task_id=step.task_id, **ctx.inputs)
 
 
 @step_builder("shift_traffic")
@@ -239,7 +261,7 @@ def _shift_traffic(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.traffic import ShiftTrafficOperator
 
     # slots outside the plan are skipped ahead (operators/plan.py): none_failed keeps the chain
-    return ShiftTrafficOperator(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed")
+    return ShiftTrafficOperator(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed", **ctx.inputs)
 
 
 @step_builder("gate")
@@ -247,7 +269,7 @@ def _gate(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
     return MetricGateSensor(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed",
-                            slot_task_ids=_slot_task_ids(ctx.strategy))
+                            slot_task_ids=_slot_task_ids(ctx.strategy), **ctx.inputs)
 
 
 @step_builder("retire_old_stable", "scale_down_old_colour")
@@ -255,15 +277,15 @@ def _retire_old_slot(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.traffic import RetireOldSlotOperator
 
     if step.kind == "retire_old_stable":  # after a promote (latticedb_control) the last canary gate skips: still retire
-        return RetireOldSlotOperator(task_id=step.task_id, trigger_rule="none_failed")
-    return RetireOldSlotOperator(task_id=step.task_id)
+        return RetireOldSlotOperator(task_id=step.task_id, trigger_rule="none_failed", **ctx.inputs)
+    return RetireOldSlotOperator(task_id=step.task_id, **ctx.inputs)
 
 
 @step_builder("smoke_test_idle_colour")
 def _smoke_test_idle_colour(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.blue_green import SmokeTestIdleColourOperator
 
-    return SmokeTestIdleColourOperator(task_id=step.task_id)
+    return SmokeTestIdleColourOperator(task_id=step.task_id, **ctx.inputs)
 
 
 @step_builder("smoke_test_canary")
@@ -271,37 +293,38 @@ def _smoke_test_canary(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.slot_smoke import SmokeTestSlotOperator
 
     # runbook canary step 4: the canary slot, through the test listener
-    return SmokeTestSlotOperator(task_id=step.task_id, slot_label="canary slot")
+    return SmokeTestSlotOperator(task_id=step.task_id, slot_label="canary slot", **ctx.inputs)
 
 
 @step_builder("approve_switch")
 def _approve_switch(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.blue_green import SwitchApprovalOperator
 
-    return SwitchApprovalOperator(task_id=step.task_id)
+    return SwitchApprovalOperator(task_id=step.task_id, baseline=ctx.baseline)
 
 
 @step_builder("switch_traffic")
 def _switch_traffic(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.traffic import ShiftTrafficOperator
 
-    return ShiftTrafficOperator(task_id=step.task_id, percent=100, follow_plan=False)
+    return ShiftTrafficOperator(task_id=step.task_id, percent=100, follow_plan=False, **ctx.inputs)
 
 
 @step_builder("bake")
 def _bake(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
-    return MetricGateSensor(task_id=step.task_id, percent=100, bake=True)
+    return MetricGateSensor(task_id=step.task_id, percent=100, bake=True, **ctx.inputs)
 
 
 @step_builder("restore_previous_revision")
 def _restore_previous_revision(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.deploy import RestorePreviousRevisionOperator
 
+    # one_failed: runs when any deploy or verify task fails, or record_baseline (then with no baseline: nothing to undo)
     return RestorePreviousRevisionOperator(
         task_id=step.task_id, mutation_task_ids=list(ctx.mutation_task_ids), gate_task_ids=list(ctx.gate_task_ids),
-        trigger_rule="one_failed",
+        trigger_rule="one_failed", baseline=ctx.baseline,
     )
 
 
@@ -309,7 +332,7 @@ def _restore_previous_revision(step: Step, ctx: StepContext) -> Any:
 def _shift_traffic_back(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.deploy import ShiftTrafficBackOperator
 
-    return ShiftTrafficBackOperator(task_id=step.task_id)
+    return ShiftTrafficBackOperator(task_id=step.task_id, restore=_output_of("restore_previous_revision", step, ctx))
 
 
 # The phases every strategy shares, one function each; build_deployment_dag wires them.
@@ -339,65 +362,79 @@ def _chained_group(group_id: str, tooltip: str, tasks: Any) -> list[Any]:
 
 
 def _prepare() -> list[Any]:
+    """record_baseline -> register_task_definition; their `.output` are the run's inputs (StepContext)."""
     from latticedb_deploy.operators.deploy import RecordBaselineOperator, RegisterTaskDefinitionOperator
 
-    return _chained_group("prepare", "Record the last good state; register the new revision pinned by digest", lambda: (
-        RecordBaselineOperator(task_id="record_baseline"), RegisterTaskDefinitionOperator(task_id="register_task_definition")))
+    def tasks() -> tuple[Any, Any]:
+        record = RecordBaselineOperator(task_id="record_baseline")
+        return record, RegisterTaskDefinitionOperator(task_id="register_task_definition", baseline=record.output)
+
+    return _chained_group("prepare", "Record the last good state; register the new revision pinned by digest", tasks)
 
 
-def _deploy(strategy: Strategy) -> list[Any]:
-    return _chained_group("deploy", strategy.summary,
-                          lambda: [build_step(s, StepContext(strategy)) for s in strategy.deploy])
+def _deploy(strategy: Strategy, inputs: StepContext) -> list[Any]:
+    return _chained_group("deploy", strategy.summary, lambda: [build_step(s, inputs) for s in strategy.deploy])
 
 
-def _verify() -> list[Any]:
+def _verify(inputs: StepContext, incidents: Any) -> list[Any]:
+    """smoke_tests -> post_deployment_checks (alarms already in ALARM at pre-flight, from `incidents`, are not new)."""
     from latticedb_deploy.operators.post_deployment import PostDeploymentChecksOperator
     from latticedb_deploy.operators.smoke import SmokeTestOperator
 
     return _chained_group("verify", "Smoke tests (JSON report), then post-deployment checks with a timeout", lambda: (
-        SmokeTestOperator(task_id="smoke_tests"), PostDeploymentChecksOperator(task_id="post_deployment_checks")))
+        SmokeTestOperator(task_id="smoke_tests", new_revision=inputs.new_revision),
+        PostDeploymentChecksOperator(task_id="post_deployment_checks", preflight_incidents=incidents.output)))
 
 
-def _cleanup() -> list[Any]:
+def _cleanup(inputs: StepContext) -> list[Any]:
     from latticedb_deploy.operators.cleanup import CleanupImagesOperator, CleanupRevisionsOperator
 
     return _chained_group(
         "cleanup", "Deregister revisions beyond the newest N; delete ECR images beyond the newest M", lambda: (
-            CleanupRevisionsOperator(task_id="deregister_old_revisions"), CleanupImagesOperator(task_id="delete_old_images")))
+            CleanupRevisionsOperator(task_id="deregister_old_revisions", **inputs.inputs),
+            CleanupImagesOperator(task_id="delete_old_images", **inputs.inputs)))
 
 
-def _finish(strategy: Strategy) -> list[Any]:
+def _finish(strategy: Strategy, inputs: StepContext, verdict: Any, post_deployment: Any) -> list[Any]:
     """record_deployment -> schedule_post_deployment_watch -> notify_success (best-effort, then the outcome)."""
     from latticedb_deploy.operators.outcome import DeploymentOutcomeOperator
     from latticedb_deploy.operators.record import RecordDeploymentOperator
     from latticedb_deploy.operators.watch import SchedulePostDeploymentWatchOperator
 
+    record = RecordDeploymentOperator(task_id="record_deployment", strategy=strategy.name, preflight=verdict.output,
+                                      post_deployment=post_deployment.output)
     return [
-        RecordDeploymentOperator(task_id="record_deployment", strategy=strategy.name),
+        record,
         # Runbook "monitor for 24 hours": trigger latticedb_post_deployment_watch (not waited for) where
         # the environment asks for it; skipped elsewhere, and a failure to schedule is only a warning.
-        SchedulePostDeploymentWatchOperator(task_id="schedule_post_deployment_watch", retries=1),
+        SchedulePostDeploymentWatchOperator(task_id="schedule_post_deployment_watch", retries=1,
+                                            new_revision=inputs.new_revision),
         # The run's outcome: "succeeded" (with any cleanup/record warning), or, when an approval said
         # no and everything after it was skipped, "rejected: not deployed" (fails the run, pages nobody).
         DeploymentOutcomeOperator(
             task_id="notify_success", event="succeeded", title=f"{strategy.name} deployment succeeded",
-            trigger_rule="none_failed", on_failure_callback=None,
+            trigger_rule="none_failed", on_failure_callback=None, recorded=record.output,
         ),
     ]
 
 
-def _rollback(strategy: Strategy, deploy: list[Any]) -> list[Any]:
+def _rollback(strategy: Strategy, deploy: list[Any], inputs: StepContext) -> list[Any]:
     """The strategy's rollback steps, then notify_rollback (verifies, then notifies)."""
     from latticedb_deploy.operators.deploy import RollbackFinishedOperator
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
     ctx = StepContext(
         strategy,
+        baseline=inputs.baseline,  # the rollback's first step only: it hands the baseline on in its result
         mutation_task_ids=(deploy[0].task_id,),
         gate_task_ids=tuple(t.task_id for t in deploy if isinstance(t, MetricGateSensor)),
     )
     with TaskGroup("rollback", tooltip="Runs only when a deploy or verify task fails"):
-        rollback = [*(build_step(s, ctx) for s in strategy.rollback), RollbackFinishedOperator(task_id="notify_rollback")]
+        steps = [build_step(s, ctx) for s in strategy.rollback]
+        restore, shift_back = ctx.built.get("restore_previous_revision"), ctx.built.get("shift_traffic_back")
+        rollback = [*steps, RollbackFinishedOperator(
+            task_id="notify_rollback", restore=restore.output if restore else None,
+            shift_back=shift_back.output if shift_back else None)]
         chain(*rollback)
     return rollback
 
@@ -442,11 +479,13 @@ def build_deployment_dag(
         notify_start = NotifyOperator(task_id="notify_start", event="started", title=f"{strategy.name} deployment started")
         hold, checks, verdict = _preflight(strategy)
         prepare = _prepare()
-        deploy = _deploy(strategy)
-        verify = _verify()
-        cleanup = _cleanup()
-        finish = _finish(strategy)  # record_deployment, schedule_post_deployment_watch, notify_success
-        rollback = _rollback(strategy, deploy)  # ..., notify_rollback
+        inputs = StepContext(strategy, baseline=prepare[0].output, new_revision=prepare[1].output)
+        deploy = _deploy(strategy, inputs)
+        incidents = next(c for c in checks if c.task_id == "preflight.check_no_active_incidents")
+        verify = _verify(inputs, incidents)
+        cleanup = _cleanup(inputs)
+        finish = _finish(strategy, inputs, verdict, verify[-1])  # record_deployment, ..._watch, notify_success
+        rollback = _rollback(strategy, deploy, inputs)  # ..., notify_rollback
         release = ReleaseEnvironmentOperator(task_id="release_environment").as_teardown(setups=hold)
 
         chain(notify_start, hold, checks, verdict, *prepare, deploy[0])

@@ -43,8 +43,9 @@ def main(percent: int, kill: str, baseline: dict) -> None:
             time.sleep(120)
 
     elbv2.TrafficClient.set_weights = frozen
+    # the new slot runs the baseline's revision here (see the test), so it is also the new revision
     op = ShiftTrafficOperator(task_id=f"shift_traffic_to_{percent}pct", percent=percent, environment=ENV.name,
-                              image_uri="unused")
+                              image_uri="unused", baseline=baseline, new_revision=baseline)
     print(json.dumps(op.execute({"params": PARAMS, "ti": _TI(baseline), "run_id": RUN_ID})), flush=True)
 
 

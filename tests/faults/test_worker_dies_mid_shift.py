@@ -99,7 +99,7 @@ def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
 
     rollback = RestorePreviousRevisionOperator(
         task_id="restore_previous_revision", environment=ENV.name, image_uri="unused", notify=True,
-        auto_rollback=True, mutation_task_ids=["deploy.deploy_canary_service"],
+        auto_rollback=True, mutation_task_ids=["deploy.deploy_canary_service"], baseline=baseline,
     )
     rollback.execute({"params": PARAMS, "ti": TI(baseline), "run_id": RUN_ID})
     assert local.weights() == {BLUE: 100, GREEN: 0}

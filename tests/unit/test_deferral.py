@@ -25,7 +25,7 @@ class FakeTI:
         self.pushed = {}
 
     def xcom_pull(self, task_ids, key="return_value"):
-        return BASELINE if task_ids == "prepare.record_baseline" else None
+        return None  # the gate's inputs are arguments, not pulled by task id
 
     def xcom_push(self, key, value):
         self.pushed[key] = value
@@ -62,7 +62,7 @@ def gate(monkeypatch):
 
     monkeypatch.setattr(TrafficClient, "__init__", lambda self, env, client=None: None)
     monkeypatch.setattr(TrafficClient, "load_balancer_arn", lambda self: "arn:lb")
-    op = MetricGateSensor(task_id="gate_25pct", percent=25)
+    op = MetricGateSensor(task_id="gate_25pct", percent=25, baseline=BASELINE)
     op.environment, op.tolerated_failures = "local", 0  # what template rendering would give
     return op
 
@@ -107,7 +107,7 @@ def test_gates_where_the_stable_slot_serves_nothing_judge_it_on_its_window_befor
     assert trigger.baseline_periods == env.judge.min_samples  # 4 s of 1 s periods is fewer than min_samples
     assert _roundtrip(trigger).baseline_window == [start, end]
 
-    bake = MetricGateSensor(task_id="bake", percent=100, interval_seconds="30")
+    bake = MetricGateSensor(task_id="bake", percent=100, interval_seconds="30", baseline=BASELINE)
     bake.environment, bake.tolerated_failures = "local", 0
     with pytest.raises(TaskDeferred) as deferred:
         bake.execute({"params": {}, "ti": FakeTI()})

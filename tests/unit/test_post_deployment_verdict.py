@@ -60,7 +60,7 @@ class _TI:
         self.alarms, self.pushed = alarms, {}
 
     def xcom_pull(self, task_ids, key="return_value"):
-        return {"data": {"alarms": self.alarms}} if task_ids == "preflight.check_no_active_incidents" else None
+        return None  # the operator's input (pre-flight's alarms) is an argument, not pulled by task id
 
     def xcom_push(self, key, value):
         self.pushed[key] = value
@@ -71,7 +71,8 @@ def test_the_checks_defer_with_the_preflight_alarms_and_resume_to_a_verdict():
     from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
     from tests.unit.test_deferral import _roundtrip
 
-    op = PostDeploymentChecksOperator(task_id="post_deployment_checks")
+    op = PostDeploymentChecksOperator(task_id="post_deployment_checks",
+                                      preflight_incidents={"data": {"alarms": ["latticedb-local-old"]}})
     op.environment = "local"
     ti = _TI(["latticedb-local-old"])
     with pytest.raises(TaskDeferred) as deferred:

@@ -49,6 +49,10 @@ def test_the_run_id_is_the_deployment_s_own_and_fits_airflow():
     assert len(watch_run_id("d" * 200, "r" * 200)) == 250
 
 
+NEW_REVISION = {"version": "v2.0.0", "image": "repo/latticedb@sha256:abc",
+                "task_definition": "arn:aws:ecs:us-east-1:123456789012:task-definition/latticedb-task-production:42"}
+
+
 class _TI:
     """Just what the operator asks of a task instance (no Airflow DB)."""
 
@@ -58,10 +62,7 @@ class _TI:
         self.get_dag, self.try_number, self.max_tries, self.pushed = get_dag, try_number, max_tries, {}
 
     def xcom_pull(self, task_ids=None, key="return_value"):
-        if task_ids == "prepare.register_task_definition":
-            return {"version": "v2.0.0", "image": "repo/latticedb@sha256:abc",
-                    "task_definition": "arn:aws:ecs:us-east-1:123456789012:task-definition/latticedb-task-production:42"}
-        return None
+        return None  # the operator's input (the new revision) is an argument, not pulled by task id
 
     def xcom_push(self, key, value):
         self.pushed[key] = value
@@ -71,7 +72,8 @@ def _operator(environment: str):
     from latticedb_deploy.operators.watch import SchedulePostDeploymentWatchOperator
 
     return SchedulePostDeploymentWatchOperator(
-        task_id="schedule_post_deployment_watch", environment=environment, image_uri="repo/latticedb:v2.0.0", notify="false")
+        task_id="schedule_post_deployment_watch", environment=environment, image_uri="repo/latticedb:v2.0.0", notify="false",
+        new_revision=NEW_REVISION)
 
 
 def _context(ti):

@@ -142,3 +142,29 @@ class LatticeDBOperator(BaseOperator):
             raise AirflowSkipException(msg)
         self.log.error("%s", why)
         raise LeaseLost(why)
+
+
+class DeploymentStepOperator(LatticeDBOperator):
+    """A deployment step that acts on the run's inputs, given as arguments (templated): `baseline`, the
+    last good state (prepare.record_baseline's result), and `new_revision`, the revision being deployed
+    (prepare.register_task_definition's). The factory passes those tasks' `.output`, so the graph's
+    edges are the data's and a renamed task breaks the DAG at parse time, not a run; outside the factory
+    pass the dicts themselves. A step that needs an input it was not given fails saying which."""
+
+    template_fields: tuple[str, ...] = (*LatticeDBOperator.template_fields, "baseline", "new_revision")
+
+    def __init__(self, *, baseline: Any = None, new_revision: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.baseline = baseline
+        self.new_revision = new_revision
+
+    def required(self, *names: str) -> Any:
+        """The named inputs (one value, or a tuple for several); a missing one fails the task, no retry."""
+        values = tuple(getattr(self, n) for n in names)
+        missing = [n for n, v in zip(names, values, strict=True) if not v]
+        if missing:
+            raise AirflowFailException(
+                f"{self.task_id}: no {' and no '.join(missing)} given (pass the upstream task's .output, "
+                "e.g. baseline=record_baseline.output): nothing changed"
+            )
+        return values[0] if len(values) == 1 else values

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from latticedb_deploy.operators.approval import OUTCOME_KEY, DeploymentApprovalOperator, triggering_user
-from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
 from latticedb_deploy.operators.slot_smoke import SmokeTestSlotOperator
 
 SMOKE_IDLE_TASK_ID = "deploy.smoke_test_idle_colour"
@@ -33,9 +34,10 @@ class SwitchApprovalOperator(DeploymentApprovalOperator):
     notify_success then ends the run failed with "rejected: not deployed" (no rollback, no page).
     """
 
-    template_fields = (*DeploymentApprovalOperator.template_fields, "require_approval")
+    template_fields = (*DeploymentApprovalOperator.template_fields, "require_approval", "baseline")
 
-    def __init__(self, *, require_approval: Any = None, **kwargs: Any):
+    def __init__(self, *, require_approval: Any = None, baseline: Any = None, **kwargs: Any):
+        """`baseline`: the last good state (prepare.record_baseline's result): a rejection scales its idle colour down."""
         kwargs.setdefault(
             "subject", "Switch {{ params.environment }} production traffic to {{ params.image_uri.split('/')[-1] }}?"
         )
@@ -49,6 +51,7 @@ class SwitchApprovalOperator(DeploymentApprovalOperator):
         )
         super().__init__(**kwargs)
         self.require_approval = require_approval
+        self.baseline = baseline
 
     def execute(self, context: Any) -> Any:
         from latticedb_deploy.params import flag
@@ -82,7 +85,9 @@ class SwitchApprovalOperator(DeploymentApprovalOperator):
     def on_rejected(self, context: Any, env: Any, outcome: str, reason: str) -> None:
         from latticedb_deploy.aws.ecs import EcsClient
 
-        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
+        baseline = self.baseline
+        if not baseline:
+            raise AirflowFailException(f"{self.task_id}: no baseline given: cannot tell which colour to scale down")
         EcsClient(env).scale(baseline["idle_service"], 0)
         self.log.warning("Switch %s (%s): not deployed, production untouched, %s scaled to 0",
                          outcome, reason, baseline["idle_service"])

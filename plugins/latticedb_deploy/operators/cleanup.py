@@ -6,24 +6,22 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.base import DeploymentStepOperator
 from latticedb_deploy.operators.best_effort import BestEffortMixin
-from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
 
 
-def _protected_task_definitions(env: Any, ecs: Any, ti: Any) -> set[str]:
+def _protected_task_definitions(operator: DeploymentStepOperator, ecs: Any) -> set[str]:
     """In use by either slot's service, the rollback target (baseline), and the revision just deployed."""
-    protected = {ecs.describe_service(s)["taskDefinition"] for s in env.services}
-    baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+    protected = {ecs.describe_service(s)["taskDefinition"] for s in operator.env.services}
+    baseline, new = operator.baseline, operator.new_revision
     if baseline:
         protected.add(baseline["task_definition"])
-    new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
     if new:
         protected.add(new["task_definition"])
     return protected
 
 
-class CleanupRevisionsOperator(BestEffortMixin, LatticeDBOperator):
+class CleanupRevisionsOperator(BestEffortMixin, DeploymentStepOperator):
     """Deregister revisions beyond the newest N; never the one in use or the rollback target."""
 
     def run(self, context: Any) -> dict:
@@ -31,7 +29,7 @@ class CleanupRevisionsOperator(BestEffortMixin, LatticeDBOperator):
         from latticedb_deploy.revisions import revisions_to_deregister
 
         ecs = EcsClient(self.env)
-        protected = _protected_task_definitions(self.env, ecs, context["ti"])
+        protected = _protected_task_definitions(self, ecs)
         doomed = revisions_to_deregister(ecs.list_revisions(), self.env.keep_task_definitions, protected)
         for arn in doomed:
             ecs.deregister(arn)
@@ -40,7 +38,7 @@ class CleanupRevisionsOperator(BestEffortMixin, LatticeDBOperator):
         return {"deregistered": doomed}
 
 
-class CleanupImagesOperator(BestEffortMixin, LatticeDBOperator):
+class CleanupImagesOperator(BestEffortMixin, DeploymentStepOperator):
     """Delete ECR images beyond the newest `keep_images`; never one that any environment may run.
 
     Environments share the repository, so protected are: every image referenced by a task
@@ -56,7 +54,6 @@ class CleanupImagesOperator(BestEffortMixin, LatticeDBOperator):
         from latticedb_deploy.aws.in_use import images_in_use
         from latticedb_deploy.config import load_config
 
-        ti = context["ti"]
         ecs, ecr = EcsClient(self.env), EcrClient(self.env)
         in_use = images_in_use(self.env, list(load_config().environments.values()))
         if in_use.unseen:
@@ -65,13 +62,13 @@ class CleanupImagesOperator(BestEffortMixin, LatticeDBOperator):
                 "with this connection: " + "; ".join(in_use.unseen)
             )
         where = dict(in_use.images)
-        for arn in sorted(_protected_task_definitions(self.env, ecs, ti)):  # rollback target, new revision
+        for arn in sorted(_protected_task_definitions(self, ecs)):  # rollback target, new revision
             image = ecs.container_image(ecs.describe_task_definition(arn))
             where.setdefault(image, []).append(f"{self.env.name}: {arn.split('/')[-1]} (this run)")
         images = ecr.list_images()
         by_tag = {tag: info.digest for info in images for tag in info.tags}
         protected = image_digests_referenced(sorted(where), by_tag)
-        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        new = self.new_revision
         if new and new.get("digest"):
             protected.add(new["digest"])
         doomed = images_to_delete(images, self.env.keep_images, protected)

@@ -7,12 +7,12 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.base import DeploymentStepOperator, LatticeDBOperator
 
+# Operators take the baseline and new revision as arguments (DeploymentStepOperator); these ids are
+# only for what any task or callback of a run may say about it (revision_fields, the deployment history).
 BASELINE_TASK_ID = "prepare.record_baseline"
 REGISTER_TASK_ID = "prepare.register_task_definition"
-RESTORE_TASK_ID = "rollback.restore_previous_revision"
-SHIFT_BACK_TASK_ID = "rollback.shift_traffic_back"
 
 
 class RecordBaselineOperator(LatticeDBOperator):
@@ -39,15 +39,16 @@ class RecordBaselineOperator(LatticeDBOperator):
         return baseline
 
 
-class RegisterTaskDefinitionOperator(LatticeDBOperator):
-    """Resolve the tag to its digest and register a revision that pins it (or reuse an identical one)."""
+class RegisterTaskDefinitionOperator(DeploymentStepOperator):
+    """Resolve the tag to its digest and register a revision that pins it (or reuse an identical one)
+    of the `baseline`'s task definition."""
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.ecr import EcrClient
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.images import parse_image_uri
 
-        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
+        baseline = self.required("baseline")
         image = parse_image_uri(self.image_uri)
         info = EcrClient(self.env).describe(image)
         pinned = image.pinned(info.digest)
@@ -64,26 +65,26 @@ class RegisterTaskDefinitionOperator(LatticeDBOperator):
         }
 
 
-class UpdateServiceOperator(LatticeDBOperator):
-    """Rolling update of the live service to the new revision, ECS circuit breaker on."""
+class UpdateServiceOperator(DeploymentStepOperator):
+    """Rolling update of the live service (`baseline`) to `new_revision`, ECS circuit breaker on."""
 
     def execute(self, context: Any) -> dict:
         self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.ecs import EcsClient
 
-        ti = context["ti"]
-        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        baseline, new = self.required("baseline", "new_revision")
         svc = EcsClient(self.env).update_service(baseline["service"], new["task_definition"])
         self.log.info("%s now targets %s", baseline["service"], svc["taskDefinition"])
         return {"service": baseline["service"], "task_definition": new["task_definition"]}
 
 
-class RestorePreviousRevisionOperator(LatticeDBOperator):
-    """Rollback for every strategy: 100 % of traffic back on the last good slot, on its last good
-    revision and size, and the other slot scaled to zero. Idempotent: a retry converges."""
+class RestorePreviousRevisionOperator(DeploymentStepOperator):
+    """Rollback for every strategy: 100 % of traffic back on the last good slot (`baseline`), on its last
+    good revision and size, and the other slot scaled to zero. Idempotent: a retry converges. No baseline
+    (the run failed before recording one): nothing was changed, nothing to roll back. Its result carries
+    the baseline on to the rest of the rollback."""
 
-    template_fields = (*LatticeDBOperator.template_fields, "auto_rollback")
+    template_fields = (*DeploymentStepOperator.template_fields, "auto_rollback")
 
     def __init__(
         self,
@@ -116,7 +117,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         from latticedb_deploy.readiness import last_good_slot
 
         ti = context["ti"]
-        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+        baseline = self.baseline
         if not baseline:  # before the fencing check: a run that never got the lease changed nothing either
             record_failed_deployment(self, context, "failed_before_change", ["nothing was changed; nothing rolled back"])
             raise AirflowSkipException("nothing to roll back: the run failed before changing anything")
@@ -184,6 +185,7 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
         return {
             "service": baseline["service"],
             "task_definition": baseline["task_definition"],
+            "baseline": baseline,
             "failed_gate": gate,
             "aborted": aborted,
             "detected_at": detected_at,
@@ -193,7 +195,14 @@ class RestorePreviousRevisionOperator(LatticeDBOperator):
 
 class ShiftTrafficBackOperator(LatticeDBOperator):
     """Rollback's last step: once the last good slot runs its revision at its size with healthy targets,
-    100 % of traffic to it in one call, then the other slot to zero. Idempotent: a retry converges."""
+    100 % of traffic to it in one call, then the other slot to zero. Idempotent: a retry converges.
+    `restore` is rollback.restore_previous_revision's result (it names the last good state)."""
+
+    template_fields = (*LatticeDBOperator.template_fields, "restore")
+
+    def __init__(self, *, restore: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.restore = restore
 
     def execute(self, context: Any) -> dict:
         self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
@@ -203,10 +212,9 @@ class ShiftTrafficBackOperator(LatticeDBOperator):
         from latticedb_deploy.operators.traffic import guarded_shift
         from latticedb_deploy.readiness import last_good_slot
 
-        ti = context["ti"]
-        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        restore = ti.xcom_pull(task_ids=RESTORE_TASK_ID)
-        if not baseline or not restore:
+        restore = self.restore or {}
+        baseline = restore.get("baseline")
+        if not baseline:
             raise AirflowSkipException("nothing was rolled back")
         shifted = guarded_shift(
             self, {baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0}, [last_good_slot(baseline)]
@@ -239,7 +247,8 @@ class NotifyOperator(LatticeDBOperator):
 
 
 def revision_fields(ti: Any) -> dict[str, object]:
-    """The message fields every deployment notification carries: previous and new revision, digest."""
+    """The message fields every deployment notification carries: previous and new revision, digest.
+    Read from the run (not arguments): failure callbacks and notify tasks at any point call it."""
     fields: dict[str, object] = {}
     new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
     baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
@@ -258,16 +267,25 @@ def fail(message: str) -> None:
 
 class RollbackFinishedOperator(LatticeDBOperator):
     """Verify the rollback the way the runbook does (/health on the restored version, error rate and
-    latency over a short window), then say so with the result; an unhealthy restore fails loudly."""
+    latency over a short window), then say so with the result; an unhealthy restore fails loudly.
+    `restore` and `shift_back` are the results of the rollback's restore and shift-back steps."""
+
+    template_fields = (*LatticeDBOperator.template_fields, "restore", "shift_back")
+
+    def __init__(self, *, restore: Any = None, shift_back: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.restore = restore
+        self.shift_back = shift_back
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.restored import check_restored
 
-        ti = context["ti"]
-        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        restore = ti.xcom_pull(task_ids=RESTORE_TASK_ID) or {}
-        back = ti.xcom_pull(task_ids=SHIFT_BACK_TASK_ID) or {}
+        restore = self.restore or {}
+        back = self.shift_back or {}
+        baseline = restore.get("baseline")
+        if not baseline:
+            raise AirflowFailException("nothing to verify: rollback.restore_previous_revision gave no last good state")
         check = check_restored(
             self.env,
             target_group_arn=baseline["target_group_arn"],

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from latticedb_deploy.operators.best_effort import RECORD_TASK_ID, WATCH_TASK_ID, best_effort_warnings
+from latticedb_deploy.operators.best_effort import WATCH_TASK_ID, best_effort_warnings
 from latticedb_deploy.operators.deploy import NotifyOperator, revision_fields
 
 APPROVAL_TASK_ID = "deploy.approve_switch"
@@ -31,12 +31,22 @@ class DeploymentOutcomeOperator(NotifyOperator):
       delivery, the nightly, a CI job polling the REST API) sees that nothing was deployed.
       No rollback runs (nothing to restore) and no failure is paged: the approval step has
       already said "Deployment rejected" in Slack and scaled the idle colour down.
+
+    `recorded` is record_deployment's result (None: nothing was deployed). The approval's and the
+    watch's outcomes are read by task id where the DAG has those tasks: they are optional XComs
+    (an approval or a watch that did not run pushed none), which an XComArg cannot leave unset.
     """
+
+    template_fields = (*NotifyOperator.template_fields, "recorded")
+
+    def __init__(self, *, recorded: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.recorded = recorded
 
     def execute(self, context: Any) -> dict:
         ti = context["ti"]
         approval = ti.xcom_pull(task_ids=APPROVAL_TASK_ID, key=OUTCOME_KEY) if has_task(context, APPROVAL_TASK_ID) else None
-        recorded = ti.xcom_pull(task_ids=RECORD_TASK_ID)
+        recorded = self.recorded
         if recorded is None:
             if approval and not approval.get("approved"):
                 outcome = {"deployed": False, "outcome": approval.get("outcome", "rejected"), "reason": approval.get("reason")}

@@ -8,9 +8,6 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.operators.preflight import INCIDENTS_TASK_ID
-
-POST_DEPLOYMENT_TASK_ID = "verify.post_deployment_checks"
 
 
 class PostDeploymentChecksOperator(LatticeDBOperator):
@@ -24,20 +21,26 @@ class PostDeploymentChecksOperator(LatticeDBOperator):
     (PostDeploymentChecksTrigger), no worker slot is held. A verdict fails with
     AirflowFailException (no retry: the timeout is the budget); a round that cannot reach AWS
     is tried again at the next poll until the timeout.
+
+    `preflight_incidents` is pre-flight's check_no_active_incidents result (the alarms already in
+    ALARM then, which are not new); without it every alarm in ALARM counts as new.
     """
 
+    template_fields = (*LatticeDBOperator.template_fields, "preflight_incidents")
     ui_color = "#e6f4ea"
 
-    def __init__(self, *, timeout_seconds: int | None = None, poll_seconds: float | None = None, **kwargs: Any):
+    def __init__(self, *, timeout_seconds: int | None = None, poll_seconds: float | None = None,
+                 preflight_incidents: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.timeout_seconds = timeout_seconds
         self.poll_seconds = poll_seconds
+        self.preflight_incidents = preflight_incidents
 
     def execute(self, context: Any) -> None:
         from latticedb_deploy.operators.base import owner_or_none
         from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
 
-        preflight = context["ti"].xcom_pull(task_ids=INCIDENTS_TASK_ID) or {}
+        preflight = self.preflight_incidents or {}
         timeout = float(self.timeout_seconds or self.env.post_deployment.timeout_seconds)
         poll = float(self.poll_seconds or self.env.metrics.poll_seconds)
         self.log.info("Watching the live slot for %ss (timeout %.0fs, a round every %.0fs)",

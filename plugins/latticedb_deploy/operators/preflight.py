@@ -16,9 +16,6 @@ from latticedb_deploy.config import STRATEGY_NAMES
 from latticedb_deploy.operators.base import LatticeDBOperator
 
 KNOWN_STRATEGIES = STRATEGY_NAMES
-INCIDENTS_TASK_ID = "preflight.check_no_active_incidents"
-WINDOW_TASK_ID = "preflight.check_deployment_window"
-VERDICT_TASK_ID = "preflight.verdict"
 
 
 def strategy_of(task: Any, given: str | None = None) -> str:

@@ -8,19 +8,24 @@ from latticedb_deploy.deployment_log import render_entry
 from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.operators.best_effort import BestEffortMixin, best_effort_warnings
 from latticedb_deploy.operators.outcome import APPROVAL_TASK_ID, OUTCOME_KEY, has_task
-from latticedb_deploy.operators.post_deployment import POST_DEPLOYMENT_TASK_ID
-from latticedb_deploy.operators.preflight import VERDICT_TASK_ID, strategy_of
+from latticedb_deploy.operators.preflight import strategy_of
 
 
 class RecordDeploymentOperator(BestEffortMixin, LatticeDBOperator):
     """The run's history record (`succeeded`) and the runbook's deployment-log entry rendered from it.
 
     Best-effort like cleanup: a retry after the log was written does not append it twice, and a
-    history table that stays unwritable ends as a warning on a succeeded deployment."""
+    history table that stays unwritable ends as a warning on a succeeded deployment. Its issues come
+    from `preflight` (preflight.verdict's results: overrides, warnings) and `post_deployment`
+    (verify.post_deployment_checks's report: warnings), given as arguments."""
 
-    def __init__(self, *, strategy: str | None = None, **kwargs: Any):
+    template_fields = (*LatticeDBOperator.template_fields, "preflight", "post_deployment")
+
+    def __init__(self, *, strategy: str | None = None, preflight: Any = None, post_deployment: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.strategy = strategy
+        self.preflight = preflight
+        self.post_deployment = post_deployment
 
     def run(self, context: Any) -> dict:
         from latticedb_deploy.deployment_log import inline, resolve_log_path
@@ -28,13 +33,13 @@ class RecordDeploymentOperator(BestEffortMixin, LatticeDBOperator):
 
         ti = context["ti"]
         issues: list[str] = []
-        for result in ti.xcom_pull(task_ids=VERDICT_TASK_ID) or []:
+        for result in self.preflight or []:
             data = result.get("data") or {}
             if data.get("override_reason"):
                 issues.append(f"deployment window overridden by {data.get('override_by')}: {data['override_reason']}")
             elif result.get("status") == "warn":
                 issues.append(f"pre-flight warning: {result['check']}: {result['reason']}")
-        post = ti.xcom_pull(task_ids=POST_DEPLOYMENT_TASK_ID) or {}
+        post = self.post_deployment or {}
         issues.extend(f"post-deployment: {w}" for w in post.get("warnings") or [])
         issues.extend(f"{w['task']} failed (warning): {w['reason']}" for w in best_effort_warnings(ti))
         approval = ti.xcom_pull(task_ids=APPROVAL_TASK_ID, key=OUTCOME_KEY) if has_task(context, APPROVAL_TASK_ID) else None

@@ -218,13 +218,11 @@ class WaitForServiceSensor(EcsRolloutSensor):
 
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("image_uri", "")
-        kwargs.setdefault("service_from", UPDATE_TASK_ID)
-        kwargs.setdefault("task_definition_from", UPDATE_TASK_ID)
         super().__init__(**kwargs)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
         result = super().execute_complete(context, event)  # lease lost / failed / timeout raise
-        change = context["ti"].xcom_pull(task_ids=self.service_from) or {}
+        change = self.rollout or {}
         expected = change.get("desired_count")
         if expected is not None and int(result.get("running", -1)) != int(expected):
             if time.time() > float(change.get("started_at") or 0) + self.env.rollout.timeout_seconds:

@@ -12,11 +12,10 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
+from latticedb_deploy.operators.base import DeploymentStepOperator
 
 
-class SmokeTestSlotOperator(LatticeDBOperator):
+class SmokeTestSlotOperator(DeploymentStepOperator):
     """Point the test listener at the new (idle) slot and smoke-test it there: no production traffic involved.
 
     `slot_label` names the slot in messages ("idle colour" for blue/green, "canary slot" for canary).
@@ -36,8 +35,7 @@ class SmokeTestSlotOperator(LatticeDBOperator):
         from latticedb_deploy.readiness import new_slot
         from latticedb_deploy.smoke import run_smoke_tests
 
-        ti = context["ti"]
-        baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        baseline, new = self.required("baseline", "new_revision")
         if not self.env.test_url:
             raise AirflowFailException(f"environment {self.env.name!r} has no test_url for the test listener")
         port = self.env.load_balancer.test_listener_port

@@ -7,21 +7,21 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from latticedb_deploy.operators.base import LatticeDBOperator
-from latticedb_deploy.operators.deploy import REGISTER_TASK_ID
+from latticedb_deploy.operators.base import DeploymentStepOperator
 
 REPORT_DIR_ENV = "LATTICEDB_REPORT_DIR"
 DEFAULT_REPORT_DIR = "/tmp/latticedb-reports"
 SMOKE_TASK_ID = "verify.smoke_tests"
 
 
-class SmokeTestOperator(LatticeDBOperator):
-    """Run the smoke tests, save the JSON report (LATTICEDB_REPORT_DIR), return it; fail on any failed check."""
+class SmokeTestOperator(DeploymentStepOperator):
+    """Run the smoke tests for `new_revision`'s version, save the JSON report (LATTICEDB_REPORT_DIR),
+    return it; fail on any failed check."""
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.smoke import run_smoke_tests, save_report
 
-        new = context["ti"].xcom_pull(task_ids=REGISTER_TASK_ID)
+        new = self.required("new_revision")
         smoke = self.env.smoke
         report = run_smoke_tests(
             self.env.service_url, new["version"],

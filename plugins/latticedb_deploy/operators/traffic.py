@@ -6,8 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from latticedb_deploy.operators.base import LatticeDBOperator, control_signal
-from latticedb_deploy.operators.deploy import BASELINE_TASK_ID, REGISTER_TASK_ID
+from latticedb_deploy.operators.base import DeploymentStepOperator, control_signal
 
 
 def guarded_shift(operator: Any, weights: dict[str, int], expectations: list, **kwargs: Any) -> bool:
@@ -20,13 +19,12 @@ def guarded_shift(operator: Any, weights: dict[str, int], expectations: list, **
         raise AirflowFailException(f"refusing to change traffic, nothing changed: {exc}") from None
 
 
-def promote_to_full(operator: Any, context: Any, signal: Any) -> bool:
+def promote_to_full(operator: DeploymentStepOperator, context: Any, signal: Any) -> bool:
     """latticedb_control's promote: 100 % on the new slot at once (guarded, absolute, idempotent); says so
     in Slack when this call moved traffic. Returns whether it did (False: it was there already)."""
     from latticedb_deploy.readiness import new_slot
 
-    ti = context["ti"]
-    baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+    baseline, new = operator.required("baseline", "new_revision")
     changed = guarded_shift(
         operator, {baseline["idle_target_group_arn"]: 100, baseline["target_group_arn"]: 0}, [new_slot(baseline, new)]
     )
@@ -40,7 +38,7 @@ def promote_to_full(operator: Any, context: Any, signal: Any) -> bool:
     return changed
 
 
-class DeployIdleSlotOperator(LatticeDBOperator):
+class DeployIdleSlotOperator(DeploymentStepOperator):
     """Put the new revision on the idle slot's service, sized like the live one, at weight 0."""
 
     def execute(self, context: Any) -> dict:
@@ -48,9 +46,7 @@ class DeployIdleSlotOperator(LatticeDBOperator):
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.readiness import last_good_slot
 
-        ti = context["ti"]
-        baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
-        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        baseline, new = self.required("baseline", "new_revision")
         # Absolute weights first: the idle slot must carry nothing until it is stable.
         guarded_shift(self, {baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0}, [last_good_slot(baseline)])
         EcsClient(self.env).update_service(baseline["idle_service"], new["task_definition"], baseline["desired_count"])
@@ -61,10 +57,10 @@ class DeployIdleSlotOperator(LatticeDBOperator):
         return {"service": baseline["idle_service"], "task_definition": new["task_definition"]}
 
 
-class ShiftTrafficOperator(LatticeDBOperator):
+class ShiftTrafficOperator(DeploymentStepOperator):
     """Send `percent` % of production traffic to the new slot (absolute weights; idempotent on retry)."""
 
-    template_fields = (*LatticeDBOperator.template_fields, "percent")
+    template_fields = (*DeploymentStepOperator.template_fields, "percent")
 
     def __init__(self, *, percent: int, follow_plan: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
@@ -95,8 +91,7 @@ class ShiftTrafficOperator(LatticeDBOperator):
                                            poll_seconds=self.env.metrics.poll_seconds),
                 method_name="execute_complete",
             )
-        ti = context["ti"]
-        baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        baseline, new = self.required("baseline", "new_revision")
         weights = {baseline["idle_target_group_arn"]: int(self.percent), baseline["target_group_arn"]: 100 - int(self.percent)}
         guarded_shift(self, weights, [new_slot(baseline, new), last_good_slot(baseline)])
         self.log.info("Traffic: %s %d%% (new) / %s %d%% (stable)", baseline["idle_colour"], int(self.percent),
@@ -119,7 +114,7 @@ class ShiftTrafficOperator(LatticeDBOperator):
         return self.execute(context)
 
 
-class RetireOldSlotOperator(LatticeDBOperator):
+class RetireOldSlotOperator(DeploymentStepOperator):
     """Promotion: the new slot has 100 %; scale the old one to zero (its revision stays for rollback)."""
 
     def execute(self, context: Any) -> dict:
@@ -127,8 +122,7 @@ class RetireOldSlotOperator(LatticeDBOperator):
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.readiness import new_slot
 
-        ti = context["ti"]
-        baseline, new = ti.xcom_pull(task_ids=BASELINE_TASK_ID), ti.xcom_pull(task_ids=REGISTER_TASK_ID)
+        baseline, new = self.required("baseline", "new_revision")
         guarded_shift(self, {baseline["idle_target_group_arn"]: 100, baseline["target_group_arn"]: 0}, [new_slot(baseline, new)])
         EcsClient(self.env).scale(baseline["service"], 0)
         self.log.info("%s (%s) serves 100%%; %s scaled to 0", baseline["idle_service"], baseline["idle_colour"], baseline["service"])

@@ -17,7 +17,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.config import WATCH_DEFAULT_OFFSETS, WATCH_LABELS
-from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.base import DeploymentStepOperator, LatticeDBOperator
 from latticedb_deploy.operators.best_effort import BestEffortMixin
 from latticedb_deploy.watch_schedule import WATCH_DAG_ID
 
@@ -158,7 +158,7 @@ class SloWatchOperator(LatticeDBOperator):
         notify.send(self.env, event, title, fields, notify.run_link(context))
 
 
-class SchedulePostDeploymentWatchOperator(BestEffortMixin, LatticeDBOperator, TriggerDagRunOperator):
+class SchedulePostDeploymentWatchOperator(BestEffortMixin, DeploymentStepOperator, TriggerDagRunOperator):
     """schedule_post_deployment_watch: after a succeeded deployment, trigger latticedb_post_deployment_watch
     for it and do not wait (the watch lasts 24 h; its checks defer in the triggerer).
 
@@ -169,7 +169,7 @@ class SchedulePostDeploymentWatchOperator(BestEffortMixin, LatticeDBOperator, Tr
     rather than starting a second one.
     """
 
-    template_fields = LatticeDBOperator.template_fields
+    template_fields = DeploymentStepOperator.template_fields
     ui_color = "#fff4e5"
 
     def __init__(self, **kwargs: Any):
@@ -181,7 +181,6 @@ class SchedulePostDeploymentWatchOperator(BestEffortMixin, LatticeDBOperator, Tr
 
     def run(self, context: Any) -> Any:
         from latticedb_deploy import notify
-        from latticedb_deploy.operators.deploy import REGISTER_TASK_ID
         from latticedb_deploy.watch_schedule import watch_request, why_not_watched
 
         reason = why_not_watched(self.env)
@@ -189,7 +188,7 @@ class SchedulePostDeploymentWatchOperator(BestEffortMixin, LatticeDBOperator, Tr
             self.log.info("Not scheduling a follow-up watch: %s", reason)
             raise AirflowSkipException(reason)
         ti = context["ti"]
-        new = ti.xcom_pull(task_ids=REGISTER_TASK_ID) or {}
+        new = self.new_revision or {}
         dag = context.get("dag")
         request = watch_request(
             self.env, dag_id=getattr(dag, "dag_id", None) or ti.dag_id, run_id=context["run_id"],

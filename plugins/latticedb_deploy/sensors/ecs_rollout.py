@@ -13,23 +13,22 @@ from latticedb_deploy.operators.base import LatticeDBOperator, owner_or_none
 class EcsRolloutSensor(LatticeDBOperator):
     """Defers to EcsRolloutTrigger; `execute_complete` turns its event into success or failure.
 
-    `service_from` / `task_definition_from` name the upstream tasks whose XCom says which
-    service and revision to watch, so a retry watches the same rollout.
+    `rollout` is the result of the task that started the rollout ({"service", "task_definition", ...};
+    in a DAG that task's `.output`), so a retry watches the same rollout.
     """
 
-    template_fields = (*LatticeDBOperator.template_fields, "service_from", "task_definition_from")
+    template_fields = (*LatticeDBOperator.template_fields, "rollout")
 
-    def __init__(self, *, service_from: str, task_definition_from: str, **kwargs: Any):
+    def __init__(self, *, rollout: Any, **kwargs: Any):
         super().__init__(**kwargs)
-        self.service_from = service_from
-        self.task_definition_from = task_definition_from
+        self.rollout = rollout
 
     def execute(self, context: Any) -> Any:
         from latticedb_deploy.triggers.ecs_rollout import EcsRolloutTrigger
 
-        ti = context["ti"]
-        service = ti.xcom_pull(task_ids=self.service_from)["service"]
-        task_definition = ti.xcom_pull(task_ids=self.task_definition_from)["task_definition"]
+        if not self.rollout:
+            raise AirflowFailException(f"{self.task_id}: no rollout given (the result of the task that started it)")
+        service, task_definition = self.rollout["service"], self.rollout["task_definition"]
         rollout = self.env.rollout
         trigger = EcsRolloutTrigger(
             environment=self.env.name,

@@ -8,21 +8,20 @@ from typing import Any
 from airflow.sdk.bases.skipmixin import SkipMixin
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from latticedb_deploy.operators.base import LatticeDBOperator, control_signal, owner_or_none
-from latticedb_deploy.operators.deploy import BASELINE_TASK_ID
+from latticedb_deploy.operators.base import DeploymentStepOperator, control_signal, owner_or_none
 
 # How far before a 100 % gate (or the bake) to look for the stable slot's last periods with traffic.
 BASELINE_LOOKBACK_SECONDS = 300
 
 
-class MetricGateSensor(LatticeDBOperator, SkipMixin):
+class MetricGateSensor(DeploymentStepOperator, SkipMixin):
     """Defers to MetricGateTrigger (no worker slot held); pushes every evaluation to XCom.
 
     A canary gate that passes skips the slots between its step and the plan's next one
     (`slot_task_ids`, see operators/plan.py), so no worker starts them only to skip.
     """
 
-    template_fields = (*LatticeDBOperator.template_fields, "percent", "tolerated_failures", "interval_seconds")
+    template_fields = (*DeploymentStepOperator.template_fields, "percent", "tolerated_failures", "interval_seconds")
 
     def __init__(
         self,
@@ -84,7 +83,7 @@ class MetricGateSensor(LatticeDBOperator, SkipMixin):
                     raise AirflowSkipException(signal.message)
                 return self._promoted(context, {"step": step.percent, "reason": signal.message,
                                                 "control": signal.to_dict(), "evaluations": []})
-        baseline = context["ti"].xcom_pull(task_ids=BASELINE_TASK_ID)
+        baseline = self.required("baseline")
         traffic = TrafficClient(self.env)
         now = time.time()
         # The relative judge (judge.mode) compares the new slot with the stable one. Below 100 % both take

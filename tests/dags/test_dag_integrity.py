@@ -63,3 +63,34 @@ def test_rolling_dag_shape(bag):
     assert dag.params.get_param("environment").schema["enum"] == [
         "local", "dev", "staging", "production", "local-staging", "local-prod", "local-2", "local-3", "local-4", "local-5", "local-6", "local-7", "local-8", "local-9", "local-10",  # + local_copies
     ]
+
+
+DEPLOYMENT_DAGS = ("latticedb_deploy_rolling", "latticedb_deploy_canary", "latticedb_deploy_blue_green")
+
+
+@pytest.mark.parametrize("dag_id", DEPLOYMENT_DAGS)
+def test_every_step_reads_its_inputs_from_an_upstream_task(bag, dag_id):
+    """Data flows through arguments: each step's inputs are XComArgs of a task it depends on directly,
+    so renaming or removing that task breaks the DAG when it is parsed, not a run."""
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
+    from latticedb_deploy.operators.base import DeploymentStepOperator
+    from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
+
+    dag = bag.dags[dag_id]
+    expected = {"baseline": "prepare.record_baseline", "new_revision": "prepare.register_task_definition"}
+    steps = [t for t in dag.tasks if isinstance(t, DeploymentStepOperator)]
+    assert len(steps) >= 7, [t.task_id for t in steps]  # register, deploy steps, smoke, cleanup x2, watch, rollback
+    for task in steps:
+        given = {f: getattr(task, f) for f in expected if getattr(task, f) is not None}
+        assert given, f"{task.task_id} is given neither input"
+        for field, arg in given.items():
+            assert isinstance(arg, XComArg) and arg.operator.task_id == expected[field], (task.task_id, field, arg)
+            assert expected[field] in task.upstream_task_ids, (task.task_id, field)
+    waits = [t for t in dag.tasks if isinstance(t, EcsRolloutSensor)]
+    assert waits
+    for wait in waits:  # each rollout wait watches what the task right before it started
+        assert isinstance(wait.rollout, XComArg) and wait.rollout.operator.task_id in wait.upstream_task_ids, wait.task_id
+    restore = dag.task_dict["rollback.restore_previous_revision"]
+    assert dag.task_dict["rollback.shift_traffic_back"].restore.operator is restore
+    assert dag.task_dict["rollback.notify_rollback"].restore.operator is restore

@@ -43,11 +43,11 @@ with operations_dag(
     },
 ) as dag:
     take = TakeEnvironmentOperator(task_id="take_environment")  # by force: pre-empts a deployment in flight
-    plan = PlanRollbackOperator(task_id="plan")
-    switch = SwitchListenerBackOperator(task_id="switch_listener")
-    update = RollbackServiceOperator(task_id="update_service")
+    plan = PlanRollbackOperator(task_id="plan", taken=take.output)
+    switch = SwitchListenerBackOperator(task_id="switch_listener", plan=plan.output)
+    update = RollbackServiceOperator(task_id="update_service", plan=plan.output)
     wait = EcsRolloutSensor(task_id="wait_for_rollout", rollout=update.output, image_uri="")
-    verify = VerifyRollbackOperator(task_id="verify", trigger_rule="none_failed")
+    verify = VerifyRollbackOperator(task_id="verify", trigger_rule="none_failed", plan=plan.output)
     release = ReleaseEnvironmentOperator(
         task_id="release_environment", rollback_task_ids=list(EMERGENCY_ROLLBACK_TASKS)
     ).as_teardown(setups=take)

@@ -17,7 +17,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.readiness import unsettled
 
-PLAN_TASK_ID = "plan"
 SWITCH = "switch_listener"
 UPDATE = "update_service"
 NOTHING = "nothing_to_do"
@@ -85,15 +84,18 @@ def choose(
 
 
 class PlanRollbackOperator(LatticeDBOperator):
-    """Read the live/idle colours and revisions; pick the fast path (listener) or the slow one (service)."""
+    """Read the live/idle colours and revisions; pick the fast path (listener) or the slow one (service).
+    `taken` is take_environment's result: whether a deployment in flight was pre-empted goes into the plan."""
 
-    template_fields = (*LatticeDBOperator.template_fields, "target_revision", "reason")
+    template_fields = (*LatticeDBOperator.template_fields, "target_revision", "reason", "taken")
 
-    def __init__(self, *, target_revision: Any = None, reason: str = "{{ params.reason }}", **kwargs: Any):
+    def __init__(self, *, target_revision: Any = None, reason: str = "{{ params.reason }}", taken: Any = None,
+                 **kwargs: Any):
         kwargs.setdefault("image_uri", "")
         super().__init__(**kwargs)
         self.target_revision = target_revision
         self.reason = reason
+        self.taken = taken
 
     def _resolve(self, ecs: Any, context: Any) -> str | None:
         """`target_revision` (given, else the run's param; empty: choose one) as a task definition ARN."""
@@ -174,6 +176,7 @@ class PlanRollbackOperator(LatticeDBOperator):
             "live_desired_count": live["desiredCount"],
             "idle_desired_count": idle["desiredCount"],
             "weights": weights,
+            "preempted": (self.taken or {}).get("preempted"),
         }
         how = {
             SWITCH: f"switch the listener back to {idle_slot.colour} (warm, on {short(idle['taskDefinition'])})",
@@ -200,18 +203,31 @@ class PlanRollbackOperator(LatticeDBOperator):
         return plan
 
 
-class SwitchListenerBackOperator(LatticeDBOperator):
-    """Fast path: 100 % of traffic to the warm old colour in one modify_listener call."""
+class PlannedRollbackStep(LatticeDBOperator):
+    """A step of the emergency rollback that acts on `plan`, PlanRollbackOperator's result (in the DAG
+    its `.output`)."""
 
-    def __init__(self, **kwargs: Any):
+    template_fields = (*LatticeDBOperator.template_fields, "plan")
+
+    def __init__(self, *, plan: Any = None, **kwargs: Any):
         kwargs.setdefault("image_uri", "")
         super().__init__(**kwargs)
+        self.plan = plan
+
+    def planned(self) -> dict:
+        if not self.plan:
+            raise AirflowFailException(f"{self.task_id}: no rollback plan given (the plan task's result): nothing changed")
+        return self.plan
+
+
+class SwitchListenerBackOperator(PlannedRollbackStep):
+    """Fast path: 100 % of traffic to the warm old colour in one modify_listener call."""
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.operators.traffic import guarded_shift
         from latticedb_deploy.readiness import SlotExpectation
 
-        plan = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
+        plan = self.planned()
         if plan["mode"] != SWITCH:
             raise AirflowSkipException(f"the old colour is not warm on the target revision (plan: {plan['mode']})")
         warm = SlotExpectation(
@@ -222,19 +238,15 @@ class SwitchListenerBackOperator(LatticeDBOperator):
         return {"service": plan["idle_service"], "task_definition": plan["idle_task_definition"], "switched_at": time.time()}
 
 
-class RollbackServiceOperator(LatticeDBOperator):
+class RollbackServiceOperator(PlannedRollbackStep):
     """Slow path: the live colour keeps 100 % of traffic and moves to the target revision (circuit breaker on)."""
-
-    def __init__(self, **kwargs: Any):
-        kwargs.setdefault("image_uri", "")
-        super().__init__(**kwargs)
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.operators.traffic import guarded_shift
         from latticedb_deploy.readiness import SlotExpectation
 
-        plan = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
+        plan = self.planned()
         if plan["mode"] != UPDATE:
             raise AirflowSkipException(f"no service update needed (plan: {plan['mode']})")
         # Absolute weights first: a half-shifted canary must not keep sending traffic to the bad slot.
@@ -250,13 +262,12 @@ class RollbackServiceOperator(LatticeDBOperator):
         return {"service": plan["live_service"], "task_definition": plan["target_task_definition"]}
 
 
-class VerifyRollbackOperator(LatticeDBOperator):
+class VerifyRollbackOperator(PlannedRollbackStep):
     """Confirm 100 % of traffic reaches a settled fleet on the target revision; notify the outcome."""
 
-    template_fields = (*LatticeDBOperator.template_fields, "reason")
+    template_fields = (*PlannedRollbackStep.template_fields, "reason")
 
     def __init__(self, *, reason: str = "{{ params.reason }}", **kwargs: Any):
-        kwargs.setdefault("image_uri", "")
         super().__init__(**kwargs)
         self.reason = reason
 
@@ -265,7 +276,7 @@ class VerifyRollbackOperator(LatticeDBOperator):
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.elbv2 import TrafficClient
 
-        plan = context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
+        plan = self.planned()
         target = plan["target_task_definition"]
         ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
         live_slot, idle_slot, weights = traffic.live_and_idle()
@@ -312,11 +323,10 @@ class VerifyRollbackOperator(LatticeDBOperator):
             )
         from latticedb_deploy.operators.history import record_outcome
 
-        taken = context["ti"].xcom_pull(task_ids="take_environment") or {}
         record_outcome(
             self.env, context, "succeeded", logger=self.log,
             image=short(target), version=check.version or short(target), time_to_restore_seconds=elapsed,
-            rolls_back=taken.get("preempted"), reason=str(self.reason), issues=[f"emergency rollback: {self.reason}"],
+            rolls_back=plan.get("preempted"), reason=str(self.reason), issues=[f"emergency rollback: {self.reason}"],
             details=[f"{plan['mode']}: {short(plan['live_task_definition'])} -> {short(target)}"],
         )
         return {"service": live_slot.service, "task_definition": target, "seconds": elapsed, "mode": plan["mode"],

@@ -19,9 +19,6 @@ from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.operators.locks import AcquireEnvironmentOperator
 from latticedb_deploy.sensors.ecs_rollout import EcsRolloutSensor
 
-CHECK_TASK_ID = "check_request"
-UPDATE_TASK_ID = "update_service"
-
 
 class ServiceOperator(LatticeDBOperator):
     """An operations task: no image; action, desired_count and reason from the run's params
@@ -183,14 +180,23 @@ class AcquireForChangeOperator(AcquireEnvironmentOperator):
 
 
 class UpdateServiceForActionOperator(ServiceOperator):
-    """scale: the live slot's desired count; restart: a forced new deployment of the same revision."""
+    """scale: the live slot's desired count; restart: a forced new deployment of the same revision.
+    `plan` is check_request's result (the service and how it was before)."""
+
+    template_fields = (*ServiceOperator.template_fields, "plan")
+
+    def __init__(self, *, plan: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.plan = plan
 
     def execute(self, context: Any) -> dict:
         self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         from latticedb_deploy.aws.ecs import EcsClient
 
         req = self.request(context)
-        plan = context["ti"].xcom_pull(task_ids=CHECK_TASK_ID)
+        plan = self.plan
+        if not plan:
+            raise AirflowFailException(f"{self.task_id}: no plan given (check_request's result): nothing changed")
         ecs = EcsClient(self.env)
         service = plan["service"]
         if req.action == "scale":
@@ -237,14 +243,20 @@ class WaitForServiceSensor(EcsRolloutSensor):
 
 
 class ServiceReportOperator(ServiceOperator):
-    """After scale/restart: what the service is now (in XCom and Slack)."""
+    """After scale/restart: what the service is now (in XCom and Slack). `plan` is check_request's
+    result, `change` update_service's."""
+
+    template_fields = (*ServiceOperator.template_fields, "plan", "change")
+
+    def __init__(self, *, plan: Any = None, change: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.plan, self.change = plan, change
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.service_ops import short, summary_lines
 
         req = self.request(context)
-        change = context["ti"].xcom_pull(task_ids=UPDATE_TASK_ID)
-        plan = context["ti"].xcom_pull(task_ids=CHECK_TASK_ID)
+        change, plan = self.change, self.plan
         status = read_status(self.env)
         live = next(s for s in status["slots"] if s["service"] == change["service"])
         if live["task_definition"] != plan["task_definition"]:

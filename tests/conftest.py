@@ -44,11 +44,14 @@ from tests.security.ledger_session import (  # noqa: E402,F401 - session hooks: 
 
 
 def pytest_configure(config) -> None:
-    """Per process: the Param schema-check memo (tests/integration/helpers.py), and with
-    LATTICEDB_RECORD_DURATIONS=<file> a recorder of every test's duration (tests/schedule.py)."""
+    """Per process: the Param schema-check memo (tests/integration/helpers.py), fewer garbage-collector
+    passes (harness/dag_runs.py), and with LATTICEDB_RECORD_DURATIONS=<file> a recorder of every test's
+    duration (tests/schedule.py)."""
+    from harness.dag_runs import fewer_gc_passes
     from tests.integration.helpers import quick_param_schema_checks
 
     quick_param_schema_checks()
+    fewer_gc_passes()
     path = os.environ.get("LATTICEDB_RECORD_DURATIONS")
     if path and not hasattr(config, "workerinput"):
         from tests.schedule import DurationRecorder

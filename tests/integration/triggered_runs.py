@@ -86,7 +86,8 @@ def executing_triggered_runs(dag_ids: list[str], max_runs: int = 1, timeout: flo
 
 
 if __name__ == "__main__":
-    from harness.dag_runs import quick_param_schema_checks
+    from harness.dag_runs import fewer_gc_passes, quick_param_schema_checks
 
     quick_param_schema_checks()  # as in the test workers: serializing each run's DAG re-checked every Param schema
+    fewer_gc_passes()
     serve(sys.argv[3:], int(sys.argv[1]), float(sys.argv[2]))

@@ -90,3 +90,40 @@ def test_incident_reasons_never_raise(monkeypatch):
     monkeypatch.setattr(flags, "redis_client", broken)
     (reason,) = flags.incident_reasons(load_config().environment("local"))
     assert "cannot read incident state from Redis" in reason and "latticedb_local_redis" in reason
+
+
+def test_an_unreachable_redis_is_reported_after_one_retry_not_waited_on(monkeypatch):
+    """A Redis that drops every connection: pre-flight gets its answer after two attempts (redis-py 8's
+    defaults made eleven, with backoff, 3.6 s for a refused port and about a minute for a silent host)."""
+    import json
+    import socket
+    import threading
+
+    from latticedb_deploy.config import load_config
+    from tests.envs import ENV
+
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def drop_every_connection():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            conn.close()
+
+    threading.Thread(target=drop_every_connection, daemon=True).start()
+    port = server.getsockname()[1]
+    monkeypatch.setenv(ENV.conn_var(ENV.redis_conn_id), json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": port}))
+    env = load_config().environment(ENV.name)
+    try:
+        client = flags.redis_client(env)
+        (reason,) = flags.incident_reasons(env)
+    finally:
+        server.close()
+    assert reason.startswith(f"cannot read incident state from Redis (connection '{ENV.redis_conn_id}')"), reason
+    assert len(accepted) == 1 + flags.CONNECTION_RETRIES == 2
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_connect_timeout"] == kwargs["socket_timeout"] == flags.SOCKET_TIMEOUT_SECONDS

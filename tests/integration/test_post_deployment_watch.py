@@ -116,6 +116,8 @@ def test_a_successful_deployment_schedules_the_watch_and_it_posts_its_verdicts(l
     scheduled = xcom(deploy_dag, dr.run_id, "schedule_post_deployment_watch", key="watch")
     watch_run_id = f"watch__{deploy_dag}__{dr.run_id}"
     assert scheduled["run_id"] == watch_run_id and scheduled["paused"] is False, scheduled
+    link = xcom(deploy_dag, dr.run_id, "schedule_post_deployment_watch", key="_link_WatchRunLink")
+    assert link.endswith(f"/dags/{DAG_ID}/runs/{watch_run_id}"), link  # the "Triggered DAG" link (WatchRunLink)
     # Not waited for: the deployment finished before its watch did.
     assert child["runs"] == [(DAG_ID, watch_run_id, "success")], child.get("output")
 

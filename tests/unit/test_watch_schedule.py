@@ -105,6 +105,25 @@ def test_the_operator_skips_where_there_is_no_watch():
         _operator("staging").execute(_context(_TI(lambda dag_id: None)))
 
 
+def test_the_triggered_run_link_is_empty_without_a_scheduled_watch_and_looks_nothing_up(monkeypatch):
+    """A skipped watch: no "Triggered DAG" link, and no XCom lookup (which logged an ERROR on every such run)."""
+    from airflow.providers.standard.operators import trigger_dagrun
+    from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
+
+    looked_up = []
+    monkeypatch.setattr(trigger_dagrun.XCom, "get_value", lambda **kw: looked_up.append(kw) or "watch__x")
+    skipped = _operator("staging")
+    with pytest.raises(AirflowSkipException):
+        skipped.execute(_context(_TI(lambda dag_id: None)))
+    (link,) = skipped.operator_extra_links
+    assert link.name == "Triggered DAG" and link.get_link(skipped, ti_key=object()) == "" and looked_up == []
+    scheduled = _operator("production")
+    with pytest.raises(DagRunTriggerException):
+        scheduled.execute(_context(_TI(lambda dag_id: type("D", (), {"is_paused": False})())))
+    url = link.get_link(scheduled, ti_key=object())
+    assert len(looked_up) == 1 and url.endswith("/dags/latticedb_post_deployment_watch/runs/watch__x"), url
+
+
 def test_a_watch_that_cannot_be_scheduled_is_a_warning_on_the_last_try():
     def missing(dag_id):
         raise RuntimeError(f"DAG {dag_id} not found")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunLink, TriggerDagRunOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from latticedb_deploy.config import WATCH_DEFAULT_OFFSETS, WATCH_LABELS
@@ -158,6 +158,21 @@ class SloWatchOperator(LatticeDBOperator):
         notify.send(self.env, event, title, fields, notify.run_link(context))
 
 
+class WatchRunLink(TriggerDagRunLink):
+    """The "Triggered DAG" link to the watch run this task scheduled; none when it scheduled none.
+
+    Airflow's link looks the triggered run's id up in XCom after every try; where the environment has
+    no watch (the task skipped) that lookup logged an ERROR "XCom not found" into a succeeded
+    deployment's log and stored a link to a run named "None". The run id is on the operator itself
+    when this try scheduled one (run() sets trigger_run_id), so nothing is looked up without it.
+    """
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if not getattr(operator, "trigger_run_id", None):
+            return ""
+        return super().get_link(operator, ti_key=ti_key)
+
+
 class SchedulePostDeploymentWatchOperator(BestEffortMixin, DeploymentStepOperator, TriggerDagRunOperator):
     """schedule_post_deployment_watch: after a succeeded deployment, trigger latticedb_post_deployment_watch
     for it and do not wait (the watch lasts 24 h; its checks defer in the triggerer).
@@ -171,6 +186,7 @@ class SchedulePostDeploymentWatchOperator(BestEffortMixin, DeploymentStepOperato
 
     template_fields = DeploymentStepOperator.template_fields
     ui_color = "#fff4e5"
+    operator_extra_links = (WatchRunLink(),)
 
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("trigger_dag_id", WATCH_DAG_ID)

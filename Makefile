@@ -15,7 +15,7 @@ TEST_WORKERS ?= 8
 # Environments `make local-up` starts (local plus any of its copies in include/config/latticedb.yaml local_copies).
 LOCAL_ENVIRONMENTS ?= local
 
-.PHONY: help install demo test lint local-up local-down up down bench e2e clean iam-policy
+.PHONY: help install demo test lint local-up local-down up down bench e2e stack-deps clean iam-policy
 
 help: ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -54,21 +54,19 @@ test: install lint ## install and run the whole test suite
 	  echo "warning: redis-server is not installed; the tests that need it will be skipped (apt-get install redis-server)"
 	@$(ENVSH); $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25 --timeout=1200
 
-e2e: install ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, Celery worker) + local env + headless Chromium; artifacts in artifacts/e2e/
+stack-deps: install ## what a running Airflow needs (make e2e, make bench): Celery and PostgreSQL drivers in .venv, redis-server, PostgreSQL
 	@[ $(VENV)/.e2e-installed -nt scripts/e2e/requirements.txt ] || { $(PY) -m pip install -q -r scripts/e2e/requirements.txt && touch $(VENV)/.e2e-installed; }
 	@missing=""; command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	  { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
-	  { command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; } || missing="$$missing chromium"; \
+	  scripts/apt-install-missing.sh stack-deps $$missing
+
+e2e: stack-deps ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler, dag-processor, triggerer, Celery worker) + local env + headless Chromium; artifacts in artifacts/e2e/
+	@missing=""; { command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; } || missing="$$missing chromium"; \
 	  { command -v chromedriver >/dev/null || [ -x /usr/lib/chromium/chromedriver ]; } || missing="$$missing chromium-driver"; \
-	  if [ -n "$$missing" ]; then \
-	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	      echo "installing$$missing (apt-get)"; \
-	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
-	    else echo "warning: make e2e needs$$missing (apt-get install$$missing)"; fi; \
-	  fi
+	  scripts/apt-install-missing.sh e2e $$missing
 	@$(ENVSH); LATTICEDB_E2E=1 LATTICEDB_TEST_ENVIRONMENT=local $(PY) -m pytest -q -p no:cacheprovider --durations=0 --timeout=900 tests/e2e tests/faults/test_triggerer_restart.py
 
-bench: install ## benchmarks (measured, never asserted): parse time, CPU per AWS client, control-plane overhead, rollback latency, worker slots, judge, control actions, a canary in a running Airflow
+bench: stack-deps ## benchmarks (measured, never asserted): parse time, CPU per AWS client, control-plane overhead, rollback latency, worker slots, judge, control actions, a canary in a running Airflow
 	@$(ENVSH); rc=0; for b in parse_time aws_clients overhead rollback_latency worker_slots judge control canary_wall; do \
 	  echo; echo "== benchmarks/$$b.py"; $(PY) -m benchmarks.$$b || { rc=1; echo "benchmarks/$$b.py failed"; }; \
 	done; exit $$rc

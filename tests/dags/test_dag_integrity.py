@@ -94,3 +94,25 @@ def test_every_step_reads_its_inputs_from_an_upstream_task(bag, dag_id):
     restore = dag.task_dict["rollback.restore_previous_revision"]
     assert dag.task_dict["rollback.shift_traffic_back"].restore.operator is restore
     assert dag.task_dict["rollback.notify_rollback"].restore.operator is restore
+
+
+@pytest.mark.parametrize("dag_id", DEPLOYMENT_DAGS)
+def test_each_task_has_its_own_copy_of_the_dag_params(bag, dag_id):
+    """The factory builds tasks with the params attached afterwards (factory._params_copied_once): each
+    task still ends with the DAG's params, as "dag" params, in objects of its own (a run's values are
+    resolved into a task's Param objects), and an approval's form keeps none of them."""
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    dag = bag.dags[dag_id]
+    assert set(dag.params) >= {"image_uri", "environment", "auto_rollback", "notify"}
+    seen: dict[int, str] = {id(dag.params.get_param(name)): "the DAG" for name in dag.params}
+    for task in dag.tasks:
+        if isinstance(task, HITLOperator):
+            assert not set(task.params) & set(dag.params), task.task_id
+            continue
+        assert task.params.dump() == dag.params.dump(), task.task_id
+        for name in dag.params:
+            param = task.params.get_param(name)
+            assert param.source == "dag" and param.schema == dag.params.get_param(name).schema, (task.task_id, name)
+            assert id(param) not in seen, f"{task.task_id} shares its {name!r} Param with {seen[id(param)]}"
+            seen[id(param)] = task.task_id

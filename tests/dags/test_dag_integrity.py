@@ -116,3 +116,17 @@ def test_each_task_has_its_own_copy_of_the_dag_params(bag, dag_id):
             assert param.source == "dag" and param.schema == dag.params.get_param(name).schema, (task.task_id, name)
             assert id(param) not in seen, f"{task.task_id} shares its {name!r} Param with {seen[id(param)]}"
             seen[id(param)] = task.task_id
+
+
+def test_a_value_resolved_into_one_tasks_params_stays_there():
+    """What a run's conf does to a task's params (resolved into its Param objects) reaches no other task."""
+    from latticedb_deploy.factory import build_deployment_dag, canary_params
+    from latticedb_deploy.strategies import CANARY
+
+    dag = build_deployment_dag(CANARY, dag_id="params_isolation", extra_params=canary_params())
+    first, second = dag.task_dict["notify_start"], dag.task_dict["deploy.gate_50pct"]
+    first.params["environment"] = "staging"
+    first.params["traffic_steps"] = [10, 100]
+    first.params["traffic_steps"].append(50)  # a list value mutated in place, as user code might
+    assert second.params["environment"] == dag.params["environment"] == "local"
+    assert second.params["traffic_steps"] is None and dag.params["traffic_steps"] is None

@@ -446,7 +446,7 @@ def _params_copied_once(dag: DAG) -> Iterator[None]:
     """Give each task built inside one copy of the DAG's params, not one per layer of its class.
 
     Airflow deep-copies the DAG's params into an operator at every `__init__` of its class hierarchy
-    (`_get_parent_defaults`, three to four per operator here): 264 copies, 22 of the canary DAG's 45 ms
+    (`_get_parent_defaults`, three to four per operator here): 264 copies, 22 ms of the canary DAG's 45 ms
     of parse, paid by every task process (each parses its DAG file) and the dag-processor. The tasks are
     built while the DAG has no params, then each gets the one copy Airflow's merge would have left it
     (the DAG's params, source "dag", under the task's own). An approval (HITLOperator) keeps what it

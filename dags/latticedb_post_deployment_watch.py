@@ -12,7 +12,7 @@ also by hand (conf: environment, deployment, version, deployed_at).
 from airflow.sdk import DAG, Param
 
 from latticedb_deploy.callbacks import notify_dag_failure
-from latticedb_deploy.factory import DEFAULT_ARGS, environment_param
+from latticedb_deploy.factory import DEFAULT_ARGS, environment_param, params_copied_once
 from latticedb_deploy.operators.watch import DEFAULT_OFFSETS, LABELS, SloWatchOperator
 
 # Not operations_dag(): that allows one active run, and a watch lasts 24 h; two deployments a day
@@ -48,6 +48,6 @@ with DAG(
                                 description="Metrics window judged at each check (default post_deployment.window_seconds)."),
         "notify": Param(True, type="boolean", title="Notify", description="Post each verdict to Slack."),
     },
-) as dag:
+) as dag, params_copied_once(dag):
     for i, label in enumerate(LABELS):
         SloWatchOperator(task_id=f"watch_{label}", index=i, retries=1)

@@ -50,13 +50,17 @@ def environment_param(description: str = "Where to deploy (from include/config/l
     return Param("local", type="string", enum=load_config().environment_names, title="Environment", description=description)
 
 
+@contextmanager
 def operations_dag(
     dag_id: str, *, description: str, tags: list[str], schedule: Any = None, doc_md: str | None = None, **kwargs: Any
-) -> DAG:
-    """A LatticeDB DAG outside the strategy factory: the same defaults, retries, tags and failure callback."""
+) -> Iterator[DAG]:
+    """A LatticeDB DAG outside the strategy factory: the same defaults, retries, tags and failure callback.
+
+    Used as `with operations_dag(...) as dag:`, like `with DAG(...) as dag:`; its tasks get one copy
+    of the DAG's params each (params_copied_once)."""
     from latticedb_deploy.callbacks import notify_dag_failure
 
-    return DAG(
+    with DAG(
         dag_id=dag_id,
         description=description,
         doc_md=doc_md,
@@ -67,7 +71,8 @@ def operations_dag(
         on_failure_callback=notify_dag_failure,
         tags=["latticedb", *tags],
         **kwargs,
-    )
+    ) as dag, params_copied_once(dag):
+        yield dag
 
 
 def deployment_params(extra: dict[str, Param] | None = None) -> dict[str, Param]:
@@ -442,7 +447,7 @@ def _rollback(strategy: Strategy, deploy: list[Any], inputs: StepContext) -> lis
 
 
 @contextmanager
-def _params_copied_once(dag: DAG) -> Iterator[None]:
+def params_copied_once(dag: DAG) -> Iterator[None]:
     """Give each task built inside one copy of the DAG's params, not one per layer of its class.
 
     Airflow deep-copies the DAG's params into an operator at every `__init__` of its class hierarchy
@@ -514,7 +519,7 @@ def build_deployment_dag(
         default_args=DEFAULT_ARGS,
         params=deployment_params(extra_params),
         tags=["latticedb", "deployment", strategy.name, *(tags or [])],
-    ) as dag, _params_copied_once(dag):
+    ) as dag, params_copied_once(dag):
         notify_start = NotifyOperator(task_id="notify_start", event="started", title=f"{strategy.name} deployment started")
         hold, checks, verdict = _preflight(strategy)
         prepare = _prepare()

@@ -96,15 +96,14 @@ def test_every_step_reads_its_inputs_from_an_upstream_task(bag, dag_id):
     assert dag.task_dict["rollback.notify_rollback"].restore.operator is restore
 
 
-@pytest.mark.parametrize("dag_id", DEPLOYMENT_DAGS)
-def test_each_task_has_its_own_copy_of_the_dag_params(bag, dag_id):
-    """The factory builds tasks with the params attached afterwards (factory._params_copied_once): each
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_each_task_has_its_own_copy_of_the_dag_params(bag, dag_file):
+    """Every DAG's tasks are built with the params attached afterwards (factory.params_copied_once): each
     task still ends with the DAG's params, as "dag" params, in objects of its own (a run's values are
     resolved into a task's Param objects), and an approval's form keeps none of them."""
     from airflow.providers.standard.operators.hitl import HITLOperator
 
-    dag = bag.dags[dag_id]
-    assert set(dag.params) >= {"image_uri", "environment", "auto_rollback", "notify"}
+    [dag] = [d for d in bag.dags.values() if Path(d.fileloc).name == dag_file.name]
     seen: dict[int, str] = {id(dag.params.get_param(name)): "the DAG" for name in dag.params}
     for task in dag.tasks:
         if isinstance(task, HITLOperator):

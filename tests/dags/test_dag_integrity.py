@@ -129,3 +129,28 @@ def test_a_value_resolved_into_one_tasks_params_stays_there():
     first.params["traffic_steps"].append(50)  # a list value mutated in place, as user code might
     assert second.params["environment"] == dag.params["environment"] == "local"
     assert second.params["traffic_steps"] is None and dag.params["traffic_steps"] is None
+
+
+def test_params_copied_once_serializes_every_dag_as_airflows_own_merge(monkeypatch):
+    """Each DAG file built with factory.params_copied_once serializes byte for byte as it does when
+    Airflow merges the params into every operator itself (the helper replaced by a no-op)."""
+    import contextlib
+    import json
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from latticedb_deploy import factory
+
+    def serialized() -> dict:
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        assert not bag.import_errors and len(bag.dags) == len(DAG_FILES)
+        return {dag_id: json.dumps(DagSerialization.to_dict(dag), sort_keys=True, default=str)
+                for dag_id, dag in bag.dags.items()}
+
+    ours = serialized()
+    monkeypatch.setattr(factory, "params_copied_once", lambda dag: contextlib.nullcontext())
+    airflows = serialized()
+    assert ours.keys() == airflows.keys()
+    for dag_id in ours:
+        assert ours[dag_id] == airflows[dag_id], dag_id

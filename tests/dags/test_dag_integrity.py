@@ -118,17 +118,18 @@ def test_each_task_has_its_own_copy_of_the_dag_params(bag, dag_file):
 
 
 def test_a_value_resolved_into_one_tasks_params_stays_there():
-    """What a run's conf does to a task's params (resolved into its Param objects) reaches no other task."""
-    from latticedb_deploy.factory import build_deployment_dag, canary_params
-    from latticedb_deploy.strategies import CANARY
+    """What a run's conf does to a task's params (resolved into its Param objects, or a default list
+    changed in place by user code) reaches no other task and not the DAG."""
+    from airflow.dag_processing.dagbag import DagBag
 
-    dag = build_deployment_dag(CANARY, dag_id="params_isolation", extra_params=canary_params())
-    first, second = dag.task_dict["notify_start"], dag.task_dict["deploy.gate_50pct"]
+    [dag] = DagBag(dag_folder=str(ROOT / "dags" / "latticedb_post_deployment_watch.py")).dags.values()
+    first, second = dag.task_dict["watch_1h"], dag.task_dict["watch_6h"]
+    default = list(dag.params["offsets_seconds"])
     first.params["environment"] = "staging"
-    first.params["traffic_steps"] = [10, 100]
-    first.params["traffic_steps"].append(50)  # a list value mutated in place, as user code might
+    first.params["offsets_seconds"][0] = 60  # the default list (a Param value), changed in place
+    assert first.params["offsets_seconds"] == [60, *default[1:]]
     assert second.params["environment"] == dag.params["environment"] == "local"
-    assert second.params["traffic_steps"] is None and dag.params["traffic_steps"] is None
+    assert second.params["offsets_seconds"] == dag.params["offsets_seconds"] == default
 
 
 def test_params_copied_once_serializes_every_dag_as_airflows_own_merge(monkeypatch):

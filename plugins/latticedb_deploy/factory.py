@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import DAG, Param, TaskGroup, chain
@@ -191,6 +192,11 @@ class StepContext:
     mutation_task_ids: tuple[str, ...] = ()
     gate_task_ids: tuple[str, ...] = ()
 
+    @cached_property
+    def slot_task_ids(self) -> dict[int, list[str]]:
+        """The strategy's traffic slots (_slot_task_ids), worked out once for all its gates."""
+        return _slot_task_ids(self.strategy)
+
     @property
     def inputs(self) -> dict[str, Any]:
         """baseline= and new_revision= for a DeploymentStepOperator."""
@@ -239,7 +245,7 @@ def _output_of(kind: str, step: Step, ctx: StepContext) -> Any:
 def _plan_traffic_steps(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.operators.plan import PlanTrafficStepsOperator
 
-    return PlanTrafficStepsOperator(task_id=step.task_id, slot_task_ids=_slot_task_ids(ctx.strategy))
+    return PlanTrafficStepsOperator(task_id=step.task_id, slot_task_ids=ctx.slot_task_ids)
 
 
 @step_builder(*_WAITS)
@@ -276,7 +282,7 @@ def _gate(step: Step, ctx: StepContext) -> Any:
     from latticedb_deploy.sensors.metric_gate import MetricGateSensor
 
     return MetricGateSensor(task_id=step.task_id, percent=step.percent, trigger_rule="none_failed",
-                            slot_task_ids=_slot_task_ids(ctx.strategy), **ctx.inputs)
+                            slot_task_ids=ctx.slot_task_ids, **ctx.inputs)
 
 
 @step_builder("retire_old_stable", "scale_down_old_colour")
@@ -477,9 +483,12 @@ def params_copied_once(dag: DAG) -> Iterator[None]:
 
 def _own_param(param: Param) -> Param:
     """A task's own Param: its own object and value (a run's values are resolved into them, in place),
-    the schema shared (read only: validated against, serialized). A quarter of a deep copy's cost."""
-    own = copy.copy(param)
-    own.value = copy.deepcopy(param.value)
+    the schema shared (read only: validated against, serialized). Built without `Param.__init__`: its
+    JSON check of the value passed when the DAG's Param was made, and a copy of that value stays JSON."""
+    own = object.__new__(type(param))
+    own.__dict__.update(param.__dict__)
+    if isinstance(param.value, (dict, list)):  # a scalar is immutable: nothing to share
+        own.value = copy.deepcopy(param.value)
     return own
 
 

@@ -9,6 +9,7 @@ rollback (the strategy's rollback steps) lights up when a deploy or verify task 
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -463,7 +464,6 @@ def params_copied_once(dag: DAG) -> Iterator[None]:
     (the DAG's params, source "dag", under the task's own). An approval (HITLOperator) keeps what it
     has: its params are its form's fields, and it drops the DAG's from them itself.
     """
-    from airflow.providers.standard.operators.hitl import HITLOperator
     from airflow.sdk.definitions.param import ParamsDict
 
     params = dag.params
@@ -472,8 +472,10 @@ def params_copied_once(dag: DAG) -> Iterator[None]:
         yield
     finally:
         dag.params = params
+    # Airflow's HITL module, only if a task imported it: a DAG without an approval does not pay its import.
+    hitl = sys.modules.get("airflow.providers.standard.operators.hitl")
     for task in dag.tasks:
-        if isinstance(task, HITLOperator):
+        if hitl is not None and isinstance(task, hitl.HITLOperator):
             continue
         merged = ParamsDict({name: _own_param(params.get_param(name)) for name in params})
         merged._fill_missing_param_source("dag")

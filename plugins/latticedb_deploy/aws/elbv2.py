@@ -19,39 +19,64 @@ class Slot:
 
 
 class TrafficClient:
+    """The listeners' weights, read fresh on every call; the ARNs they name (load balancer, listeners,
+    target groups) looked up once per client, since they do not change while a task runs. A traffic
+    read is three AWS calls on a new client (target groups, load balancer, listeners), one after."""
+
     def __init__(self, env: Environment, client: Any = None):
         self.env = env
         self.client = client or boto_client(env, "elbv2")
         self._tg: dict[str, str] = {}
+        self._lb_arn: str | None = None
+        self._listener_arns: dict[int, str] = {}
 
     def target_group_arn(self, name: str) -> str:
-        if name not in self._tg:
-            resp = self.client.describe_target_groups(Names=[name])
-            self._tg[name] = resp["TargetGroups"][0]["TargetGroupArn"]
-        return self._tg[name]
+        return self._target_group_arns(name)[name]
+
+    def _target_group_arns(self, *names: str) -> dict[str, str]:
+        """name -> ARN for `names`, the ones not known yet in one DescribeTargetGroups call."""
+        missing = [n for n in names if n not in self._tg]
+        if missing:
+            for group in self.client.describe_target_groups(Names=missing)["TargetGroups"]:
+                self._tg[group["TargetGroupName"]] = group["TargetGroupArn"]
+        absent = [n for n in names if n not in self._tg]
+        if absent:
+            raise RuntimeError(f"no target group named {', '.join(map(repr, absent))}")
+        return {n: self._tg[n] for n in names}
 
     def slots(self) -> tuple[Slot, Slot]:
         lb = self.env.load_balancer
+        arns = self._target_group_arns(lb.blue_target_group, lb.green_target_group)
         return (
-            Slot("blue", self.env.service, self.target_group_arn(lb.blue_target_group)),
-            Slot("green", self.env.green_service, self.target_group_arn(lb.green_target_group)),
+            Slot("blue", self.env.service, arns[lb.blue_target_group]),
+            Slot("green", self.env.green_service, arns[lb.green_target_group]),
         )
 
     def load_balancer_arn(self) -> str:
-        lbs = self.client.describe_load_balancers(Names=[self.env.load_balancer.name])["LoadBalancers"]
-        return lbs[0]["LoadBalancerArn"]
+        if self._lb_arn is None:
+            lbs = self.client.describe_load_balancers(Names=[self.env.load_balancer.name])["LoadBalancers"]
+            self._lb_arn = lbs[0]["LoadBalancerArn"]
+        return self._lb_arn
+
+    def _listener(self, port: int | None = None) -> dict[str, Any]:
+        """The listener on `port` (default the production one) as AWS describes it now, actions included."""
+        port = port or self.env.load_balancer.listener_port
+        known = self._listener_arns.get(port)
+        if known is not None:
+            return self.client.describe_listeners(ListenerArns=[known])["Listeners"][0]
+        for listener in self.client.describe_listeners(LoadBalancerArn=self.load_balancer_arn())["Listeners"]:
+            self._listener_arns[listener["Port"]] = listener["ListenerArn"]
+            if listener["Port"] == port:
+                return listener
+        raise RuntimeError(f"load balancer {self.env.load_balancer.name!r} has no listener on port {port}")
 
     def listener_arn(self, port: int | None = None) -> str:
         port = port or self.env.load_balancer.listener_port
-        listeners = self.client.describe_listeners(LoadBalancerArn=self.load_balancer_arn())["Listeners"]
-        for listener in listeners:
-            if listener["Port"] == port:
-                return listener["ListenerArn"]
-        raise RuntimeError(f"load balancer {self.env.load_balancer.name!r} has no listener on port {port}")
+        return self._listener_arns.get(port) or self._listener(port)["ListenerArn"]
 
     def weights(self, port: int | None = None) -> dict[str, int]:
         """Target group ARN -> percentage of the listener's default forward action."""
-        listener = self.client.describe_listeners(ListenerArns=[self.listener_arn(port)])["Listeners"][0]
+        listener = self._listener(port)
         raw: dict[str, int] = {}
         for action in listener.get("DefaultActions", []):
             if action.get("Type") != "forward":

@@ -35,7 +35,7 @@ class TrafficClient:
 
     def _target_group_arns(self, *names: str) -> dict[str, str]:
         """name -> ARN for `names`, the ones not known yet in one DescribeTargetGroups call."""
-        missing = [n for n in names if n not in self._tg]
+        missing = list(dict.fromkeys(n for n in names if n not in self._tg))  # each name once
         if missing:
             for group in self.client.describe_target_groups(Names=missing)["TargetGroups"]:
                 self._tg[group["TargetGroupName"]] = group["TargetGroupArn"]

@@ -6,7 +6,8 @@ Against the local environment with `dag.test()` (tasks in-process, triggers inli
   whose tasks are plain Python tasks that do nothing, run the same way.
 Time per task = wall / task instances that ran. "Waits" = time spent in the deferred sensors
 (metric gates polling CloudWatch every metrics.poll_seconds, ECS rollout waits), which is the wait
-the run was told to do, not overhead.
+the run was told to do, not overhead. AWS calls per run are counted in this process (botocore's
+`_make_api_call`; the runs' tasks and triggers run here): `overhead.<run>.aws_calls`.
 
 One untimed rolling deploy runs first: the first task of a process imports what the operators use at
 run time (boto3 clients, the Slack and Redis hooks; 2.4 s), which a long-running worker has imported
@@ -19,7 +20,15 @@ import os
 import sys
 import time
 
-from benchmarks.common import LocalEnvironment, airflow_home, median, merge_results, quiet_airflow_logs, table
+from benchmarks.common import (
+    AwsCallCounter,
+    LocalEnvironment,
+    airflow_home,
+    median,
+    merge_results,
+    quiet_airflow_logs,
+    table,
+)
 
 REPEATS = int(os.environ.get("BENCH_OVERHEAD_REPEATS", "2"))
 CANARY_STEPS = [20, 40, 60, 80, 100]
@@ -99,10 +108,12 @@ def main() -> None:
         ]
         for label, dag_id, shape_id, conf in cases:
             key = "overhead." + dag_id.removeprefix("latticedb_deploy_")
-            real, base = [], []
+            real, base, aws = [], [], []
             for _ in range(REPEATS):
                 local.reset()
-                dr, wall, n, waits = run(bag, dag_id, conf)
+                with AwsCallCounter() as calls:
+                    dr, wall, n, waits = run(bag, dag_id, conf)
+                aws.append(calls)
                 if dr.state != "success":
                     notes.append(f"{label}: run ended {dr.state}")
                 real.append((wall, n, waits))
@@ -125,7 +136,10 @@ def main() -> None:
                 f"{key}.ratio_excl_waits": round(excl / bwall, 2), f"{key}.ratio": round(wall / bwall, 2),
                 f"{key}.wall_seconds": round(wall, 2), f"{key}.waits_seconds": round(waits, 2),
                 f"{key}.noop_wall_seconds": round(bwall, 2), f"{key}.tasks_run": n,
+                f"{key}.aws_calls": median([c.total for c in aws]),
             })
+            per_service = ", ".join(f"{s} {k}" for s, k in aws[0].by_service().items())
+            notes.append(f"{label}: AWS calls per run {[c.total for c in aws]} (first run: {per_service})")
     table(
         "Control-plane overhead vs a do-nothing DAG of the same shape (dag.test, local environment)",
         ["run", "tasks run", "wall s", "s/task", "in waits s", "s/task excl. waits", "baseline tasks",

@@ -40,3 +40,25 @@ def test_only_numbers_are_written(tmp_path, value):
     with pytest.raises(ValueError, match="numbers only"):
         merge_results({"slots.mean_running_while_waiting": value}, path)
     assert not path.exists()
+
+
+def test_aws_calls_are_counted_by_service_and_operation_and_the_client_restored_after():
+    import boto3
+    import botocore.client
+    from moto import mock_aws
+
+    from benchmarks.common import AwsCallCounter
+
+    original = botocore.client.BaseClient._make_api_call
+    with mock_aws():
+        elb = boto3.client("elbv2", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        ddb = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        with AwsCallCounter() as calls:
+            elb.describe_load_balancers()
+            elb.describe_target_groups()
+            ddb.list_tables()
+        ddb.list_tables()  # after the block: not counted
+    assert calls.total == 3
+    assert calls.by_service() == {"dynamodb": 1, "elbv2": 2}
+    assert calls.calls[("elbv2", "DescribeTargetGroups")] == 1
+    assert botocore.client.BaseClient._make_api_call is original

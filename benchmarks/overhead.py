@@ -21,7 +21,6 @@ import sys
 import time
 
 from benchmarks.common import (
-    AwsCallCounter,
     LocalEnvironment,
     airflow_home,
     median,
@@ -29,6 +28,7 @@ from benchmarks.common import (
     quiet_airflow_logs,
     table,
 )
+from harness.aws_calls import AwsCallCounter
 
 REPEATS = int(os.environ.get("BENCH_OVERHEAD_REPEATS", "2"))
 CANARY_STEPS = [20, 40, 60, 80, 100]

@@ -6,7 +6,8 @@
 - `harness.scheduler`: the mini-scheduler that drives an existing DAG run in-process, as
   `dag.test()` drives its own;
 - `harness.airflow_stack`, `harness.api`: a running distributed Airflow (Postgres, Redis,
-  api-server, scheduler, dag-processor, triggerer, Celery worker) and a REST client for it.
+  api-server, scheduler, dag-processor, triggerer, Celery worker) and a REST client for it;
+- `harness.aws_calls`: the AWS calls a process makes, counted by service and operation.
 
 Benchmarks import from here, never from tests/. Importing this package puts plugins/ and
 include/local on sys.path (after what is already there).

@@ -47,7 +47,7 @@ def test_aws_calls_are_counted_by_service_and_operation_and_the_client_restored_
     import botocore.client
     from moto import mock_aws
 
-    from benchmarks.common import AwsCallCounter
+    from harness.aws_calls import AwsCallCounter
 
     original = botocore.client.BaseClient._make_api_call
     with mock_aws():

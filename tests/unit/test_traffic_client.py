@@ -1,15 +1,14 @@
 """TrafficClient: weights read fresh on every call, the ARNs behind them looked up once per client.
 
 moto in decorator mode (a narrow unit test): one ALB with the production and test listeners and the
-two colours' target groups, as `local` names them; AWS calls counted by operation name.
+two colours' target groups, as `local` names them; AWS calls counted by operation name (harness.aws_calls).
 """
-
-from collections import Counter
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from harness.aws_calls import AwsCallCounter
 from latticedb_deploy.aws.elbv2 import TrafficClient
 from latticedb_deploy.config import load_config
 
@@ -47,29 +46,21 @@ def alb():
         yield {"env": env, "elb": elb, "blue": blue, "green": green, "prod": prod}
 
 
-def _counted(client) -> Counter:
-    calls: Counter = Counter()
-    client.meta.events.register("before-call.*.*", lambda model, **_: calls.update([model.name]))
-    return calls
-
-
 def test_a_new_client_reads_traffic_in_three_calls_and_then_in_one(alb):
-    client = _elbv2()
-    calls = _counted(client)
-    traffic = TrafficClient(alb["env"], client=client)
-
-    live, idle, weights = traffic.live_and_idle()
+    traffic = TrafficClient(alb["env"], client=_elbv2())
+    with AwsCallCounter() as calls:
+        live, idle, weights = traffic.live_and_idle()
     assert (live.colour, idle.colour) == ("blue", "green")
     assert weights == {alb["blue"]: 100, alb["green"]: 0}
-    assert calls == Counter({"DescribeTargetGroups": 1, "DescribeLoadBalancers": 1, "DescribeListeners": 1})
+    assert calls.by_operation() == {"DescribeTargetGroups": 1, "DescribeLoadBalancers": 1, "DescribeListeners": 1}
 
-    calls.clear()
-    traffic.live_and_idle()
-    assert calls == Counter({"DescribeListeners": 1})
+    with AwsCallCounter() as calls:
+        traffic.live_and_idle()
+    assert calls.by_operation() == {"DescribeListeners": 1}
 
-    calls.clear()  # every listener's ARN came with the first read: the test listener is one call too
-    assert traffic.weights(alb["env"].load_balancer.test_listener_port) == {alb["blue"]: 0, alb["green"]: 100}
-    assert calls == Counter({"DescribeListeners": 1})
+    with AwsCallCounter() as calls:  # every listener's ARN came with the first read: the test listener is one call too
+        assert traffic.weights(alb["env"].load_balancer.test_listener_port) == {alb["blue"]: 0, alb["green"]: 100}
+    assert calls.by_operation() == {"DescribeListeners": 1}
 
 
 def test_weights_are_read_fresh_after_someone_else_moves_traffic(alb):
@@ -83,13 +74,11 @@ def test_weights_are_read_fresh_after_someone_else_moves_traffic(alb):
 
 
 def test_setting_weights_after_a_read_is_one_call_and_lands_on_the_production_listener(alb):
-    client = _elbv2()
-    traffic = TrafficClient(alb["env"], client=client)
+    traffic = TrafficClient(alb["env"], client=_elbv2())
     traffic.live_and_idle()
-    calls = _counted(client)
-
-    traffic.set_weights({alb["blue"]: 25, alb["green"]: 75})
-    assert calls == Counter({"ModifyListener": 1})
+    with AwsCallCounter() as calls:
+        traffic.set_weights({alb["blue"]: 25, alb["green"]: 75})
+    assert calls.by_operation() == {"ModifyListener": 1}
     assert TrafficClient(alb["env"], client=_elbv2()).weights() == {alb["blue"]: 25, alb["green"]: 75}
 
 

@@ -76,6 +76,9 @@ def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
     from latticedb_deploy.operators.deploy import RecordBaselineOperator, RestorePreviousRevisionOperator
 
     baseline = RecordBaselineOperator(task_id="record_baseline", environment=ENV.name).execute({})
+    from latticedb_deploy.aws.elbv2 import TrafficClient  # the gates read the load balancer from the baseline
+
+    assert baseline["load_balancer_arn"] == TrafficClient(load_config().environment(ENV.name)).load_balancer_arn()
     # What the run before the shift did: hold the environment, and bring the new slot up (here on the
     # baseline's revision). A slot with no running tasks is never given traffic.
     assert EnvironmentLock(load_config().environment(ENV.name)).acquire(f"{DAG_ID}/{RUN_ID}") is None

@@ -82,6 +82,27 @@ def test_gate_defers_with_its_step_and_skips_steps_outside_the_plan(gate):
         gate.execute(context)
 
 
+def test_a_gate_takes_the_load_balancer_from_the_baseline_without_asking_aws(monkeypatch):
+    """prepare.record_baseline records the load balancer's ARN; a gate's start on the worker then builds no
+    ELB client and makes no ELB call (a baseline recorded by an older version is still looked up)."""
+    from latticedb_deploy.aws.elbv2 import TrafficClient
+
+    def no_elb(self, env, client=None):
+        raise AssertionError("the gate built an ELB client")
+
+    monkeypatch.setattr(TrafficClient, "__init__", no_elb)
+    op = MetricGateSensor(task_id="gate_25pct", percent=25, baseline={**BASELINE, "load_balancer_arn": "arn:lb:recorded"})
+    op.environment, op.tolerated_failures = "local", 0
+    context = {"params": {"traffic_steps": [25, 100], "interval_seconds": 4}, "ti": FakeTI()}
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert deferred.value.trigger.load_balancer_arn == "arn:lb:recorded"
+    old = MetricGateSensor(task_id="gate_25pct", percent=25, baseline=BASELINE)
+    old.environment, old.tolerated_failures = "local", 0
+    with pytest.raises(AssertionError, match="built an ELB client"):
+        old.execute(context)
+
+
 def test_gates_where_the_stable_slot_serves_nothing_judge_it_on_its_window_before_the_switch(gate):
     """Below 100 % both slots take traffic in the gate's own window; at 100 % (and in the blue/green bake)
     the old slot is judged on its last window before the switch, at least min_samples periods long."""

@@ -22,7 +22,8 @@ class RecordBaselineOperator(LatticeDBOperator):
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.elbv2 import TrafficClient
 
-        live, idle, weights = TrafficClient(self.env).live_and_idle()
+        traffic = TrafficClient(self.env)
+        live, idle, weights = traffic.live_and_idle()
         svc = EcsClient(self.env).describe_service(live.service)
         baseline = {
             "colour": live.colour,
@@ -34,6 +35,8 @@ class RecordBaselineOperator(LatticeDBOperator):
             "task_definition": svc["taskDefinition"],
             "desired_count": svc["desiredCount"],
             "weights": weights,
+            # Known from the read above; the gates need it for CloudWatch's LoadBalancer dimension.
+            "load_balancer_arn": traffic.load_balancer_arn(),
         }
         self.log.info("Last good state: %s on %s (%d tasks)", live.service, svc["taskDefinition"], svc["desiredCount"])
         return baseline

@@ -84,7 +84,8 @@ class MetricGateSensor(DeploymentStepOperator, SkipMixin):
                 return self._promoted(context, {"step": step.percent, "reason": signal.message,
                                                 "control": signal.to_dict(), "evaluations": []})
         baseline = self.required("baseline")
-        traffic = TrafficClient(self.env)
+        # A baseline recorded before it carried the load balancer's ARN (a run started on an older version).
+        lb_arn = baseline.get("load_balancer_arn") or TrafficClient(self.env).load_balancer_arn()
         now = time.time()
         # The relative judge (judge.mode) compares the new slot with the stable one. Below 100 % both take
         # traffic over the same window; at a canary's 100 % step and in the blue/green bake the stable slot
@@ -101,7 +102,7 @@ class MetricGateSensor(DeploymentStepOperator, SkipMixin):
             config=self.config_snapshot,
             step=step.percent,
             target_group_arn=baseline["idle_target_group_arn"],
-            load_balancer_arn=traffic.load_balancer_arn(),
+            load_balancer_arn=lb_arn,
             started_at=now,
             interval_seconds=step.interval_seconds,
             deadline=now + step.interval_seconds + max(step.interval_seconds, 30),

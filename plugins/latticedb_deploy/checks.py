@@ -164,11 +164,12 @@ def check_current_deployment(env: Environment, image_uri: str, params: dict) -> 
     )
 
 
-def target_health(env: Environment, target_group_arn: str) -> tuple[list[str], list[str]]:
-    """(healthy target ids, "id: state (reason)" for every other target) of one target group."""
+def target_health(env: Environment, target_group_arn: str, elbv2: Any = None) -> tuple[list[str], list[str]]:
+    """(healthy target ids, "id: state (reason)" for every other target) of one target group, asked with
+    `elbv2` (a boto3 client; built from the environment when not given)."""
     from latticedb_deploy.aws import boto_client
 
-    resp = boto_client(env, "elbv2").describe_target_health(TargetGroupArn=target_group_arn)
+    resp = (elbv2 or boto_client(env, "elbv2")).describe_target_health(TargetGroupArn=target_group_arn)
     healthy, other = [], []
     for desc in resp.get("TargetHealthDescriptions", []):
         target, health = desc["Target"]["Id"], desc.get("TargetHealth") or {}

@@ -20,23 +20,35 @@ def criteria(env: Any) -> Any:
     return GateCriteria.for_post_deployment(env)
 
 
-def checks_round(env: Any, baseline_alarms: set[str], since: datetime) -> list[dict]:
-    """One round of checks: [{"check", "passed", "detail", ...}] (blocking AWS calls)."""
-    from latticedb_deploy.aws.cloudwatch import MetricsClient
-    from latticedb_deploy.aws.ecs import EcsClient
-    from latticedb_deploy.aws.elbv2 import TrafficClient
+class RoundClients:
+    """The AWS clients every round of one wait uses, built once: a new client looks the Airflow connection
+    up (in a triggerer, a request to its supervisor, and to the API server where connections live in the
+    metadata database) and a new TrafficClient looks the load balancer's ARNs up again."""
+
+    def __init__(self, env: Any):
+        from latticedb_deploy.aws.cloudwatch import MetricsClient
+        from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+
+        self.traffic, self.ecs, self.metrics = TrafficClient(env), EcsClient(env), MetricsClient(env)
+
+
+def checks_round(env: Any, baseline_alarms: set[str], since: datetime, clients: RoundClients | None = None) -> list[dict]:
+    """One round of checks: [{"check", "passed", "detail", ...}] (blocking AWS calls), with `clients` (built
+    here when not given)."""
     from latticedb_deploy.checks import target_health
     from latticedb_deploy.judge import PASS, evaluate
     from latticedb_deploy.readiness import unsettled
 
+    clients = clients or RoundClients(env)
     out: list[dict] = []
 
     def check(name: str, ok: bool, detail: str, **extra: Any) -> None:
         out.append({"check": name, "passed": ok, "detail": detail, **extra})
 
-    traffic = TrafficClient(env)
+    traffic = clients.traffic
     live, _, weights = traffic.live_and_idle()
-    svc = EcsClient(env).describe_service(live.service)
+    svc = clients.ecs.describe_service(live.service)
     why = unsettled(svc, live.service)
     share = weights.get(live.target_group_arn, 0)
     check(
@@ -45,13 +57,13 @@ def checks_round(env: Any, baseline_alarms: set[str], since: datetime) -> list[d
         f"{live.service} ({live.colour}) runs {svc['runningCount']}/{svc['desiredCount']} tasks, "
         f"{why or 'settled'}, {share}% of traffic",
     )
-    healthy, unhealthy = target_health(env, live.target_group_arn)
+    healthy, unhealthy = target_health(env, live.target_group_arn, traffic.client)
     check(
         "targets healthy",
         not unhealthy and len(healthy) >= svc["desiredCount"],
         f"{len(healthy)}/{svc['desiredCount']} healthy" + (f"; {', '.join(unhealthy)}" if unhealthy else ""),
     )
-    metrics = MetricsClient(env)
+    metrics = clients.metrics
     end = datetime.now(UTC)
     # Only traffic served after the rollout counts: the window starts when these checks began.
     span = env.post_deployment.window_seconds

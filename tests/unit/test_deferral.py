@@ -233,3 +233,38 @@ def test_an_old_slot_with_too_little_history_leaves_the_gate_to_the_thresholds(m
     trigger.baseline_window = None
     ev, record = trigger._evaluate_with_judge(env, GateCriteria.for_gate(env), "both", now - 2)
     assert ev.verdict != PASS and "relative_skipped" not in record
+
+
+def test_a_rollout_wait_builds_its_ecs_client_once_and_again_after_a_poll_that_failed(monkeypatch):
+    """Every poll of one rollout asks ECS with the same client; a failed poll gets a new one (a rotated
+    connection is read anew)."""
+    import asyncio
+
+    from latticedb_deploy import rollout
+    from latticedb_deploy.aws import ecs
+
+    built, polls = [], iter(["in_progress", "error", "in_progress", rollout.COMPLETED])
+
+    class CountedEcs:
+        def __init__(self, env):
+            built.append(self)
+
+        def describe_service(self, service):
+            state = next(polls)
+            if state == "error":
+                raise RuntimeError("ExpiredToken")
+            return {"state": state, "by": self}
+
+    monkeypatch.setattr(ecs, "EcsClient", CountedEcs)
+    seen = []
+    monkeypatch.setattr(rollout, "rollout_status", lambda svc, td: seen.append(svc["by"]) or type(
+        "S", (), {"to_dict": lambda self: {"state": svc["state"], "reason": svc["state"]}})())
+    trigger = EcsRolloutTrigger(environment="local", service="s", task_definition="arn:td:2", poll_seconds=0.01,
+                                deadline=9e12)
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    assert asyncio.run(first_event())["status"] == rollout.COMPLETED
+    assert len(built) == 2 and seen == [built[0], built[1], built[1]]

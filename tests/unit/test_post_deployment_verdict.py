@@ -88,3 +88,43 @@ def test_the_checks_defer_with_the_preflight_alarms_and_resume_to_a_verdict():
         op.execute_complete({"ti": ti}, {"passed": False, "report": failed,
                                          "failure": "post-deployment checks failed: not healthy after 60s"})
     assert ti.pushed["return_value"] == failed  # the report stays readable after a failure
+
+
+def test_one_wait_builds_its_aws_clients_once_and_again_after_a_round_that_could_not_read_aws(monkeypatch):
+    """Every round of one wait asks AWS with the same clients (a new client is a connection lookup, in a
+    triggerer a round trip to its supervisor); a round that failed to read AWS gets new ones, so a rotated
+    connection is read anew rather than failing every round until the timeout."""
+    import asyncio
+    import time
+
+    from latticedb_deploy import post_deployment
+    from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
+
+    built: list[object] = []
+    rounds = iter([_checks(service="1/2 running"), RuntimeError("ExpiredToken"), _checks(service="1/2 running"),
+                   _checks(service="1/2 running"), _checks()])
+    used: list[object] = []
+
+    class CountedClients:
+        def __init__(self, env):
+            built.append(self)
+
+    def one_round(env, alarms, since, clients=None):
+        used.append(clients)
+        result = next(rounds)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    monkeypatch.setattr(post_deployment, "RoundClients", CountedClients)
+    monkeypatch.setattr(post_deployment, "checks_round", one_round)
+    trigger = PostDeploymentChecksTrigger(environment="local", since=time.time() - 100, baseline_alarms=[],
+                                          timeout_seconds=1000, poll_seconds=0.01)
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    assert asyncio.run(first_event())["passed"] is True
+    assert len(used) == 5 and len(built) == 2  # one set for rounds 1-2, a new one after the failed round
+    assert used[0] is used[1] is built[0] and used[2] is used[3] is used[4] is built[1]

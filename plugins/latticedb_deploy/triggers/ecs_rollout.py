@@ -43,6 +43,7 @@ class EcsRolloutTrigger(BaseTrigger):
         self.abortable = abortable
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
         self.since = since  # when the wait began: service events from then on are this rollout's
+        self._ecs = None  # the EcsClient of every poll, built by the first (one connection lookup per wait)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -60,21 +61,24 @@ class EcsRolloutTrigger(BaseTrigger):
             },
         )
 
+    def _client(self) -> Any:
+        if self._ecs is None:
+            from latticedb_deploy import run_config
+            from latticedb_deploy.aws.ecs import EcsClient
+
+            self._ecs = EcsClient(run_config.environment(self.environment, self.config))
+        return self._ecs
+
     def _poll_once(self) -> dict:
-        from latticedb_deploy import run_config
-        from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.rollout import rollout_status
 
-        env = run_config.environment(self.environment, self.config)
-        return rollout_status(EcsClient(env).describe_service(self.service), self.task_definition).to_dict()
+        return rollout_status(self._client().describe_service(self.service), self.task_definition).to_dict()
 
     def _troubleshoot(self) -> list[str]:
         """Service events of this rollout and its stopped tasks' reasons and exit codes (runbook: troubleshooting)."""
-        from latticedb_deploy import run_config
-        from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.rollout import troubleshooting_facts
 
-        ecs = EcsClient(run_config.environment(self.environment, self.config))
+        ecs = self._client()
         service = ecs.describe_service(self.service)
         stopped = ecs.stopped_tasks(self.service, self.task_definition)
         return troubleshooting_facts(service, stopped, self.task_definition, since=self.since)
@@ -105,6 +109,7 @@ class EcsRolloutTrigger(BaseTrigger):
             try:
                 status = await asyncio.to_thread(self._poll_once)
             except Exception as exc:  # noqa: BLE001 - transient AWS errors: keep polling until the deadline
+                self._ecs = None  # the next poll builds it again: a rotated connection is read anew
                 self.log.warning("Polling %s failed (will retry): %s", self.service, exc)
                 status = {"state": "in_progress", "reason": f"poll error: {exc}"}
             if status["reason"] != last:

@@ -28,6 +28,7 @@ class PostDeploymentChecksTrigger(BaseTrigger):
         self.owner = owner
         self.rounds = rounds
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
+        self._clients = None  # post_deployment.RoundClients, built by the first round
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -42,8 +43,16 @@ class PostDeploymentChecksTrigger(BaseTrigger):
 
         return run_config.environment(self.environment, self.config)
 
+    def _round(self, env: Any, alarms: set[str], since: datetime) -> list[dict]:
+        """One round, with the AWS clients of the first round that could build them (see RoundClients)."""
+        from latticedb_deploy.post_deployment import RoundClients, checks_round
+
+        if self._clients is None:
+            self._clients = RoundClients(env)
+        return checks_round(env, alarms, since, self._clients)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from latticedb_deploy.post_deployment import checks_round, verdict
+        from latticedb_deploy.post_deployment import verdict
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
         env = await asyncio.to_thread(self._env)
@@ -58,8 +67,9 @@ class PostDeploymentChecksTrigger(BaseTrigger):
             rounds += 1
             elapsed = time.time() - self.since
             try:
-                checks = await asyncio.to_thread(checks_round, env, alarms, since)
+                checks = await asyncio.to_thread(self._round, env, alarms, since)
             except Exception as exc:  # noqa: BLE001 - AWS unreachable is not a verdict on the deployment
+                self._clients = None  # the next round builds them again: a rotated connection is read anew
                 self.log.warning("post-deployment checks round %d could not read AWS (will retry): %s", rounds, exc)
                 if elapsed + self.poll_seconds > self.timeout_seconds:
                     yield TriggerEvent({"passed": False, "report": {"passed": False, "rounds": rounds, "checks": []},

@@ -128,3 +128,33 @@ def test_one_wait_builds_its_aws_clients_once_and_again_after_a_round_that_could
     assert asyncio.run(first_event())["passed"] is True
     assert len(used) == 5 and len(built) == 2  # one set for rounds 1-2, a new one after the failed round
     assert used[0] is used[1] is built[0] and used[2] is used[3] is used[4] is built[1]
+
+
+def test_a_long_wait_builds_its_clients_again_as_often_as_a_connection_is_looked_up_again(monkeypatch):
+    """A wait that outlives CLIENT_REUSE_SECONDS gets new clients, as any boto_client caller would: an
+    edited connection (new keys, another role) is read within that time even if no round fails."""
+    import asyncio
+    import time
+
+    from latticedb_deploy import aws, post_deployment
+    from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
+
+    built: list[object] = []
+    rounds = iter([_checks(service="1/2 running")] * 3 + [_checks()])
+
+    class CountedClients:
+        def __init__(self, env):
+            built.append(self)
+
+    monkeypatch.setattr(post_deployment, "RoundClients", CountedClients)
+    monkeypatch.setattr(post_deployment, "checks_round", lambda env, alarms, since, clients=None: next(rounds))
+    monkeypatch.setattr(aws, "CLIENT_REUSE_SECONDS", 0.0)
+    trigger = PostDeploymentChecksTrigger(environment="local", since=time.time() - 100, baseline_alarms=[],
+                                          timeout_seconds=1000, poll_seconds=0.01)
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    assert asyncio.run(first_event())["passed"] is True
+    assert len(built) == 4

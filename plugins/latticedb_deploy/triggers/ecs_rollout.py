@@ -44,6 +44,7 @@ class EcsRolloutTrigger(BaseTrigger):
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
         self.since = since  # when the wait began: service events from then on are this rollout's
         self._ecs = None  # the EcsClient of every poll, built by the first (one connection lookup per wait)
+        self._ecs_built = 0.0  # time.monotonic() when it was built
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -62,11 +63,16 @@ class EcsRolloutTrigger(BaseTrigger):
         )
 
     def _client(self) -> Any:
-        if self._ecs is None:
+        """The EcsClient of an earlier poll, built again as often as `boto_client` looks a connection up
+        again (CLIENT_REUSE_SECONDS), so an edited connection is read."""
+        from latticedb_deploy.aws import CLIENT_REUSE_SECONDS
+
+        if self._ecs is None or time.monotonic() - self._ecs_built >= CLIENT_REUSE_SECONDS:
             from latticedb_deploy import run_config
             from latticedb_deploy.aws.ecs import EcsClient
 
             self._ecs = EcsClient(run_config.environment(self.environment, self.config))
+            self._ecs_built = time.monotonic()
         return self._ecs
 
     def _poll_once(self) -> dict:

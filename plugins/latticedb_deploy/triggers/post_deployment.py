@@ -29,6 +29,7 @@ class PostDeploymentChecksTrigger(BaseTrigger):
         self.rounds = rounds
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
         self._clients = None  # post_deployment.RoundClients, built by the first round
+        self._clients_built = 0.0  # time.monotonic() when they were built
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -44,11 +45,13 @@ class PostDeploymentChecksTrigger(BaseTrigger):
         return run_config.environment(self.environment, self.config)
 
     def _round(self, env: Any, alarms: set[str], since: datetime) -> list[dict]:
-        """One round, with the AWS clients of the first round that could build them (see RoundClients)."""
+        """One round, with the AWS clients of an earlier round (see RoundClients), built again as often as
+        `boto_client` looks a connection up again (CLIENT_REUSE_SECONDS), so an edited connection is read."""
+        from latticedb_deploy.aws import CLIENT_REUSE_SECONDS
         from latticedb_deploy.post_deployment import RoundClients, checks_round
 
-        if self._clients is None:
-            self._clients = RoundClients(env)
+        if self._clients is None or time.monotonic() - self._clients_built >= CLIENT_REUSE_SECONDS:
+            self._clients, self._clients_built = RoundClients(env), time.monotonic()
         return checks_round(env, alarms, since, self._clients)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -91,3 +91,16 @@ def test_a_blocked_lease_never_expires_and_only_a_person_clears_it(lock):
     assert lock.clear(expected_owner="someone/else") is False
     assert lock.clear(expected_owner="deploy/1") is True
     assert lock.acquire("next/2", ttl_seconds=60, now=99999) is None
+
+
+def test_a_renewal_is_one_call_that_returns_the_item_it_wrote(lock):
+    """Every poll of every wait renews the lease: the conditional update returns the item it left
+    (ReturnValues ALL_NEW, a person's control signal included), instead of a second read."""
+    from harness.aws_calls import AwsCallCounter
+
+    assert lock.acquire("a/1", ttl_seconds=60, now=1000) is None
+    assert lock.signal("a/1", '{"action": "pause"}', None) is True
+    with AwsCallCounter() as calls:
+        holder = lock.renew("a/1", ttl_seconds=60, now=1050)
+    assert dict(calls.calls) == {("dynamodb", "UpdateItem"): 1}
+    assert (holder.owner, holder.expires_at, holder.control) == ("a/1", 1110, '{"action": "pause"}')

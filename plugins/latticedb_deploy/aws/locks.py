@@ -94,7 +94,10 @@ class EnvironmentLock:
     # ------------------------------------------------------------------ reading
     def holder(self) -> Holder | None:
         """Who holds the environment now (None: free; a record of a past pre-emption is free too)."""
-        item = self._item()
+        return self._holder(self._item())
+
+    @staticmethod
+    def _holder(item: dict | None) -> Holder | None:
         if not item or "owner" not in item:
             return None
 
@@ -189,7 +192,8 @@ class EnvironmentLock:
         ttl = _ttl(self.env, ttl_seconds)
         now = time.time() if now is None else now
         try:
-            self.client.update_item(
+            # ALL_NEW: the item as this write left it (a control signal on it included), in the same call.
+            item = self.client.update_item(
                 TableName=self.env.lock_table,
                 Key=self._key,
                 UpdateExpression="SET expires_at = :expires, renewed_at = :now",
@@ -198,10 +202,11 @@ class EnvironmentLock:
                 ExpressionAttributeValues={
                     ":owner": {"S": owner}, ":now": {"N": f"{now:.3f}"}, ":expires": {"N": f"{now + ttl:.3f}"},
                 },
-            )
+                ReturnValues="ALL_NEW",
+            ).get("Attributes")
         except self.client.exceptions.ConditionalCheckFailedException:
             raise LeaseLostError(self.lost_message(owner)) from None
-        holder = self.holder()
+        holder = self._holder(item)
         if holder is None or holder.owner != owner:  # cannot happen after the write above, but never claim it
             raise LeaseLostError(self.lost_message(owner))
         return holder

@@ -90,49 +90,21 @@ def test_the_checks_defer_with_the_preflight_alarms_and_resume_to_a_verdict():
     assert ti.pushed["return_value"] == failed  # the report stays readable after a failure
 
 
-def test_one_wait_builds_its_aws_clients_once_and_again_after_a_round_that_could_not_read_aws(monkeypatch):
-    """Every round of one wait asks AWS with the same clients (a new client is a connection lookup, in a
-    triggerer a round trip to its supervisor); a round that failed to read AWS gets new ones, so a rotated
-    connection is read anew rather than failing every round until the timeout."""
-    import asyncio
-    import time
-
-    from latticedb_deploy import post_deployment
-    from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
-
-    built: list[object] = []
-    rounds = iter([_checks(service="1/2 running"), RuntimeError("ExpiredToken"), _checks(service="1/2 running"),
-                   _checks(service="1/2 running"), _checks()])
-    used: list[object] = []
-
-    class CountedClients:
-        def __init__(self, env):
-            built.append(self)
-
-    def one_round(env, alarms, since, clients=None):
-        used.append(clients)
-        result = next(rounds)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    monkeypatch.setattr(post_deployment, "RoundClients", CountedClients)
-    monkeypatch.setattr(post_deployment, "checks_round", one_round)
-    trigger = PostDeploymentChecksTrigger(environment="local", since=time.time() - 100, baseline_alarms=[],
-                                          timeout_seconds=1000, poll_seconds=0.01)
-
-    async def first_event():
-        async for event in trigger.run():
-            return event.payload
-
-    assert asyncio.run(first_event())["passed"] is True
-    assert len(used) == 5 and len(built) == 2  # one set for rounds 1-2, a new one after the failed round
-    assert used[0] is used[1] is built[0] and used[2] is used[3] is used[4] is built[1]
-
-
-def test_a_long_wait_builds_its_clients_again_as_often_as_a_connection_is_looked_up_again(monkeypatch):
-    """A wait that outlives CLIENT_REUSE_SECONDS gets new clients, as any boto_client caller would: an
-    edited connection (new keys, another role) is read within that time even if no round fails."""
+@pytest.mark.parametrize(
+    ("case", "reuse_seconds", "rounds", "clients_per_round"),
+    [
+        # Every round of one wait asks AWS with the same clients (a new client is a connection lookup, in a
+        # triggerer a round trip to its supervisor); a round that failed to read AWS gets new ones, so a
+        # rotated connection is read at the next round rather than failing every round until the timeout.
+        ("one set per wait, a new one after a round that could not read AWS", 300.0,
+         ["not steady", "ExpiredToken", "not steady", "not steady", "pass"], [0, 0, 1, 1, 1]),
+        # A wait that outlives CLIENT_REUSE_SECONDS gets new clients, as any boto_client caller would: an
+        # edited connection (new keys, another role) is read within that time even if no round fails.
+        ("a new set every CLIENT_REUSE_SECONDS", 0.0, ["not steady", "not steady", "pass"], [0, 1, 2]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_the_checks_wait_reuses_its_aws_clients(monkeypatch, case, reuse_seconds, rounds, clients_per_round):
     import asyncio
     import time
 
@@ -140,15 +112,23 @@ def test_a_long_wait_builds_its_clients_again_as_often_as_a_connection_is_looked
     from latticedb_deploy.triggers.post_deployment import PostDeploymentChecksTrigger
 
     built: list[object] = []
-    rounds = iter([_checks(service="1/2 running")] * 3 + [_checks()])
+    used: list[object] = []
+    outcomes = iter(rounds)
 
     class CountedClients:
         def __init__(self, env):
             built.append(self)
 
+    def one_round(env, alarms, since, clients=None):
+        used.append(clients)
+        outcome = next(outcomes)
+        if outcome == "ExpiredToken":
+            raise RuntimeError(outcome)
+        return _checks() if outcome == "pass" else _checks(service="1/2 running")
+
     monkeypatch.setattr(post_deployment, "RoundClients", CountedClients)
-    monkeypatch.setattr(post_deployment, "checks_round", lambda env, alarms, since, clients=None: next(rounds))
-    monkeypatch.setattr(aws, "CLIENT_REUSE_SECONDS", 0.0)
+    monkeypatch.setattr(post_deployment, "checks_round", one_round)
+    monkeypatch.setattr(aws, "CLIENT_REUSE_SECONDS", reuse_seconds)
     trigger = PostDeploymentChecksTrigger(environment="local", since=time.time() - 100, baseline_alarms=[],
                                           timeout_seconds=1000, poll_seconds=0.01)
 
@@ -157,4 +137,5 @@ def test_a_long_wait_builds_its_clients_again_as_often_as_a_connection_is_looked
             return event.payload
 
     assert asyncio.run(first_event())["passed"] is True
-    assert len(built) == 4
+    assert [built.index(c) for c in used] == clients_per_round
+    assert len(built) == max(clients_per_round) + 1

@@ -7,12 +7,20 @@ file. Without the freeze, a full collection over Airflow's ~200k objects (130-16
 whichever file allocates enough first, which the real parser never pays. The
 baseline is generated per file: one DAG with as many EmptyOperator tasks (chained) as the file's DAGs
 have tasks in total.
+
+A second pair of columns parses with bytecode: a copy of dags/, plugins/ and include/ compiled with
+`compileall` (and the baseline compiled too), what a parser pays once Python has written
+`__pycache__` next to the modules (on first import, unless PYTHONDONTWRITEBYTECODE is set, as it is
+on the machine these figures come from) or once an image build has run `compileall`. This checkout
+itself stays free of `__pycache__`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import py_compile
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +29,7 @@ from pathlib import Path
 from benchmarks.common import PY, ROOT, median, merge_results, table
 
 REPEATS = int(os.environ.get("BENCH_PARSE_REPEATS", "7"))
+BYTECODE_REPEATS = int(os.environ.get("BENCH_PARSE_BYTECODE_REPEATS", "3"))
 
 _PROBE = r"""
 import json, sys, time, warnings
@@ -52,43 +61,64 @@ def parse(path: Path, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compiled_copy(home: Path) -> Path:
+    """dags/, plugins/ and include/ copied under `home` with every module compiled to bytecode."""
+    root = home / "compiled"
+    for part in ("dags", "plugins", "include"):
+        shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run([PY, "-m", "compileall", "-q", str(root / "dags"), str(root / "plugins")], check=True)
+    return root
+
+
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="latticedb-bench-parse-"))
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
            "PYTHONPATH": str(ROOT / "plugins"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}
+    compiled = compiled_copy(home)
+    env_bytecode = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(compiled / "dags"),
+                    "AIRFLOW__CORE__PLUGINS_FOLDER": str(compiled / "plugins"), "PYTHONPATH": str(compiled / "plugins")}
     rows, results = [], {}
     for path in sorted((ROOT / "dags").glob("*.py")):
         runs = [parse(path, env) for _ in range(REPEATS)]
         if runs[0]["errors"]:
-            rows.append([path.name, "-", "-", "import error", "-", "-", "-", "-", "-"])
+            rows.append([path.name, "-", "-", "import error", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         n = runs[0]["tasks"]
         base_file = home / f"baseline_{n}.py"
         base_file.write_text(_BASELINE.format(n=max(n, 1)))
         base = [parse(base_file, env) for _ in range(REPEATS)]
+        py_compile.compile(str(base_file), doraise=True)  # after the source-only parses above
+        bc = median([parse(compiled / "dags" / path.name, env_bytecode)["seconds"] for _ in range(BYTECODE_REPEATS)]) * 1000
+        bbc = median([parse(base_file, env_bytecode)["seconds"] for _ in range(BYTECODE_REPEATS)]) * 1000
         ms, bms = median([r["seconds"] for r in runs]) * 1000, median([b["seconds"] for b in base]) * 1000
         warm, bwarm = median([r["warm"] for r in runs]) * 1000, median([b["warm"] for b in base]) * 1000
         rows.append([path.name, runs[0]["dags"], n, f"{ms:.0f}", f"{bms:.0f}", f"{ms / bms:.1f}x",
-                     f"{warm:.0f}", f"{bwarm:.0f}", f"{warm / bwarm:.1f}x"])
+                     f"{warm:.0f}", f"{bwarm:.0f}", f"{warm / bwarm:.1f}x", f"{bc:.0f}", f"{bbc:.0f}", f"{bc / bbc:.1f}x"])
         results[f"parse.{path.stem}.first_ratio"] = round(ms / bms, 2)
         results[f"parse.{path.stem}.reparse_ratio"] = round(warm / bwarm, 2)
         results[f"parse.{path.stem}.first_ms"] = round(ms, 1)
         results[f"parse.{path.stem}.reparse_ms"] = round(warm, 1)
+        results[f"parse.{path.stem}.first_ms_bytecode"] = round(bc, 1)
+        results[f"parse.{path.stem}.first_ratio_bytecode"] = round(bc / bbc, 2)
     table(
         "DAG parse time per file (median of fresh-process parses)",
         ["DAG file", "DAGs", "tasks", "parse ms", "baseline ms", "ratio", "re-parse ms", "baseline re-parse ms",
-         "re-parse ratio"],
+         "re-parse ratio", "parse ms, bytecode", "baseline ms, bytecode", "ratio, bytecode"],
         rows,
         [f"{REPEATS} parses per file and per baseline, each in a new process; `airflow` imported before timing",
          "baseline: a generated file, one DAG with the same number of chained EmptyOperator tasks",
          "parse ms: first parse in the process (imports latticedb_deploy + provider modules, reads the YAML config);"
-         " re-parse ms: a second DagBag of the same file in the same process (modules already imported)"],
+         " re-parse ms: a second DagBag of the same file in the same process (modules already imported)",
+         f"bytecode: the first parse of a compiled copy of dags/, plugins/ and include/ against a compiled baseline "
+         f"({BYTECODE_REPEATS} parses each, BENCH_PARSE_BYTECODE_REPEATS)"],
     )
     firsts = [v for k, v in results.items() if k.endswith(".first_ratio")]
+    compiled_firsts = [v for k, v in results.items() if k.endswith(".first_ratio_bytecode")]
     reparses = [v for k, v in results.items() if k.endswith(".reparse_ratio")]
     if firsts:
         results["parse.max_first_ratio"], results["parse.max_reparse_ratio"] = max(firsts), max(reparses)
+        results["parse.max_first_ratio_bytecode"] = max(compiled_firsts)
     results["parse.repeats"] = REPEATS
     merge_results(results)
 

@@ -12,7 +12,7 @@ from latticedb_deploy.operators.best_effort import BestEffortMixin
 
 def _protected_task_definitions(operator: DeploymentStepOperator, ecs: Any) -> set[str]:
     """In use by either slot's service, the rollback target (baseline), and the revision just deployed."""
-    protected = {ecs.describe_service(s)["taskDefinition"] for s in operator.env.services}
+    protected = {svc["taskDefinition"] for svc in ecs.describe_services(*operator.env.services)}
     baseline, new = operator.baseline, operator.new_revision
     if baseline:
         protected.add(baseline["task_definition"])

@@ -126,8 +126,7 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
             raise AirflowSkipException("nothing to roll back: the run failed before changing anything")
         holder = self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
-        live = ecs.describe_service(baseline["service"])
-        idle = ecs.describe_service(baseline["idle_service"])
+        live, idle = ecs.describe_services(baseline["service"], baseline["idle_service"])
         weights = traffic.weights()
         mutated = any(ti.xcom_pull(task_ids=t) is not None for t in self.mutation_task_ids)
         untouched = (

@@ -142,7 +142,7 @@ class PlanRollbackOperator(LatticeDBOperator):
         started = time.time()
         ecs, traffic = EcsClient(self.env), TrafficClient(self.env)
         live_slot, idle_slot, weights = traffic.live_and_idle()
-        live, idle = ecs.describe_service(live_slot.service), ecs.describe_service(idle_slot.service)
+        live, idle = ecs.describe_services(live_slot.service, idle_slot.service)
         passed_over: list[str] = []
 
         def previous(active: list[str], live_td: str) -> str | None:

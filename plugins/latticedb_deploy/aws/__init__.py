@@ -55,6 +55,25 @@ def boto_client(env: Environment, service: str) -> Any:
     return client
 
 
+class KeptForAWait:
+    """Clients a trigger keeps across the polls of one wait (each new one is a connection lookup, in a
+    triggerer a request to its supervisor): built on first use, again after CLIENT_REUSE_SECONDS as
+    `boto_client`'s own reuse is, and again after `drop()` (a poll that could not read AWS), so an
+    edited or rotated connection is read within that time."""
+
+    def __init__(self) -> None:
+        self._value: Any = None
+        self._built = 0.0
+
+    def get(self, build: Any) -> Any:
+        if self._value is None or time.monotonic() - self._built >= CLIENT_REUSE_SECONDS:
+            self._value, self._built = build(), time.monotonic()
+        return self._value
+
+    def drop(self) -> None:
+        self._value = None
+
+
 def _connection_digest(hook: Any) -> str:
     conn = hook.get_connection(hook.aws_conn_id)
     parts = [conn.conn_type, conn.login, conn.password, conn.host, conn.schema, conn.port, conn.extra]

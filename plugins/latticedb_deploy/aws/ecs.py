@@ -25,11 +25,7 @@ class EcsClient:
         self.client = client or boto_client(env, "ecs")
 
     def describe_service(self, service: str) -> dict:
-        resp = self.client.describe_services(cluster=self.env.cluster, services=[service])
-        found = [s for s in resp.get("services", []) if s.get("status") != "INACTIVE"]
-        if not found:
-            raise ServiceNotFound(f"ECS service {service!r} not found in cluster {self.env.cluster!r}")
-        return found[0]
+        return self.describe_services(service)[0]
 
     def describe_services(self, *services: str) -> list[dict]:
         """Several services in one call (up to 10, ECS's limit), in the order asked; ServiceNotFound names any
@@ -38,7 +34,7 @@ class EcsClient:
         found = {s["serviceName"]: s for s in resp.get("services", []) if s.get("status") != "INACTIVE"}
         missing = [s for s in services if s.rsplit("/", 1)[-1] not in found]
         if missing:
-            raise ServiceNotFound(f"ECS service(s) {', '.join(map(repr, missing))} not found in cluster {self.env.cluster!r}")
+            raise ServiceNotFound(f"ECS service {', '.join(map(repr, missing))} not found in cluster {self.env.cluster!r}")
         return [found[s.rsplit("/", 1)[-1]] for s in services]
 
     def describe_task_definition(self, arn: str) -> dict:

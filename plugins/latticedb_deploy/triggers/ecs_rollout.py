@@ -9,6 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from latticedb_deploy.aws import KeptForAWait
+
 
 class EcsRolloutTrigger(BaseTrigger):
     """Fires once with {"status": completed|failed|timeout|lease_lost, ...} for `task_definition` on `service`;
@@ -43,8 +45,7 @@ class EcsRolloutTrigger(BaseTrigger):
         self.abortable = abortable
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
         self.since = since  # when the wait began: service events from then on are this rollout's
-        self._ecs = None  # the EcsClient of every poll, built by the first (one connection lookup per wait)
-        self._ecs_built = 0.0  # time.monotonic() when it was built
+        self._ecs = KeptForAWait()  # the EcsClient of every poll
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -63,17 +64,10 @@ class EcsRolloutTrigger(BaseTrigger):
         )
 
     def _client(self) -> Any:
-        """The EcsClient of an earlier poll, built again as often as `boto_client` looks a connection up
-        again (CLIENT_REUSE_SECONDS), so an edited connection is read."""
-        from latticedb_deploy.aws import CLIENT_REUSE_SECONDS
+        from latticedb_deploy import run_config
+        from latticedb_deploy.aws.ecs import EcsClient
 
-        if self._ecs is None or time.monotonic() - self._ecs_built >= CLIENT_REUSE_SECONDS:
-            from latticedb_deploy import run_config
-            from latticedb_deploy.aws.ecs import EcsClient
-
-            self._ecs = EcsClient(run_config.environment(self.environment, self.config))
-            self._ecs_built = time.monotonic()
-        return self._ecs
+        return self._ecs.get(lambda: EcsClient(run_config.environment(self.environment, self.config)))
 
     def _poll_once(self) -> dict:
         from latticedb_deploy.rollout import rollout_status
@@ -115,7 +109,7 @@ class EcsRolloutTrigger(BaseTrigger):
             try:
                 status = await asyncio.to_thread(self._poll_once)
             except Exception as exc:  # noqa: BLE001 - transient AWS errors: keep polling until the deadline
-                self._ecs = None  # the next poll builds it again: a rotated connection is read anew
+                self._ecs.drop()  # the next poll builds it again: a rotated connection is read anew
                 self.log.warning("Polling %s failed (will retry): %s", self.service, exc)
                 status = {"state": "in_progress", "reason": f"poll error: {exc}"}
             if status["reason"] != last:

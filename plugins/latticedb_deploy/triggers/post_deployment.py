@@ -10,6 +10,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from latticedb_deploy.aws import KeptForAWait
+
 
 class PostDeploymentChecksTrigger(BaseTrigger):
     """Fires {"passed", "report", "failure"} (latticedb_deploy.post_deployment.verdict), or
@@ -28,8 +30,7 @@ class PostDeploymentChecksTrigger(BaseTrigger):
         self.owner = owner
         self.rounds = rounds
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
-        self._clients = None  # post_deployment.RoundClients, built by the first round
-        self._clients_built = 0.0  # time.monotonic() when they were built
+        self._clients = KeptForAWait()  # post_deployment.RoundClients of every round
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -45,14 +46,10 @@ class PostDeploymentChecksTrigger(BaseTrigger):
         return run_config.environment(self.environment, self.config)
 
     def _round(self, env: Any, alarms: set[str], since: datetime) -> list[dict]:
-        """One round, with the AWS clients of an earlier round (see RoundClients), built again as often as
-        `boto_client` looks a connection up again (CLIENT_REUSE_SECONDS), so an edited connection is read."""
-        from latticedb_deploy.aws import CLIENT_REUSE_SECONDS
+        """One round, with the AWS clients of an earlier round (see RoundClients and KeptForAWait)."""
         from latticedb_deploy.post_deployment import RoundClients, checks_round
 
-        if self._clients is None or time.monotonic() - self._clients_built >= CLIENT_REUSE_SECONDS:
-            self._clients, self._clients_built = RoundClients(env), time.monotonic()
-        return checks_round(env, alarms, since, self._clients)
+        return checks_round(env, alarms, since, self._clients.get(lambda: RoundClients(env)))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.post_deployment import verdict
@@ -72,7 +69,7 @@ class PostDeploymentChecksTrigger(BaseTrigger):
             try:
                 checks = await asyncio.to_thread(self._round, env, alarms, since)
             except Exception as exc:  # noqa: BLE001 - AWS unreachable is not a verdict on the deployment
-                self._clients = None  # the next round builds them again: a rotated connection is read anew
+                self._clients.drop()  # the next round builds them again: a rotated connection is read anew
                 self.log.warning("post-deployment checks round %d could not read AWS (will retry): %s", rounds, exc)
                 if elapsed + self.poll_seconds > self.timeout_seconds:
                     yield TriggerEvent({"passed": False, "report": {"passed": False, "rounds": rounds, "checks": []},

@@ -43,6 +43,17 @@ def control_signal(holder: Any, log: Any = None) -> Any:
         return None
 
 
+def ran_before(ti: Any, task_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """Those of `task_ids` that are upstream of `ti`'s task in its DAG: only they can have pushed an XCom
+    for it to read, so the others are not asked for (each read is a request to the API server). All of
+    them when the task is not in a DAG (a hand-built ti)."""
+    task = getattr(ti, "task", None)
+    if task is None or getattr(task, "dag", None) is None:
+        return list(task_ids)
+    upstream = task.get_flat_relative_ids(upstream=True)
+    return [t for t in task_ids if t in upstream]
+
+
 class LatticeDBOperator(BaseOperator):
     """Resolves `environment` (templated, default the run's param) to its typed config.
 
@@ -65,15 +76,32 @@ class LatticeDBOperator(BaseOperator):
         self.image_uri = image_uri
         self.notify = notify
 
-    config_snapshot: dict | None = None  # the run's config (latticedb_deploy.run_config), set before execute
-
     def pre_execute(self, context: Any) -> None:
-        """Read the run's config as it was when the run started, on every try and every resume."""
+        """Every try and every resume reads the run's config as it was when the run started: the snapshot
+        task takes it now; any other task reads it when it first needs it (`config_snapshot`), so a resume
+        that only reports its trigger's event makes no request for it."""
         from latticedb_deploy import run_config
 
         super().pre_execute(context)
-        self.config_snapshot = run_config.for_task(self, context)
-        self.__dict__.pop("env", None)
+        for cached in ("env", "_config_snapshot"):
+            self.__dict__.pop(cached, None)
+        self.__dict__["_run_context"] = context
+        if self.task_id == run_config.SNAPSHOT_TASK_ID:
+            self.config_snapshot  # noqa: B018  (taken at the run's start, whatever the task reads)
+
+    @property
+    def config_snapshot(self) -> dict | None:
+        """The run's config (latticedb_deploy.run_config), read once per try; None outside a run."""
+        if "_config_snapshot" not in self.__dict__:
+            from latticedb_deploy import run_config
+
+            context = self.__dict__.get("_run_context")
+            self.__dict__["_config_snapshot"] = run_config.for_task(self, context) if context is not None else None
+        return self.__dict__["_config_snapshot"]
+
+    @config_snapshot.setter
+    def config_snapshot(self, value: dict | None) -> None:
+        self.__dict__["_config_snapshot"] = value
 
     @cached_property
     def env(self) -> Environment:

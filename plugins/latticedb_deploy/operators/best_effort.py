@@ -49,11 +49,15 @@ class BestEffortMixin:
             return {"warning": True, "task": ti.task_id, "reason": reason, "attempts": attempts}
 
 
-def best_effort_warnings(ti: Any) -> list[dict]:
-    """The warnings the best-effort steps of this run returned (empty when all went well)."""
+def best_effort_warnings(ti: Any, known: dict[str, Any] | None = None) -> list[dict]:
+    """The warnings the best-effort steps before this task returned (empty when all went well). `known`:
+    results the caller already holds (an argument fed by that task's .output), by task id, not read again."""
+    from latticedb_deploy.operators.base import ran_before
+
+    known = known or {}
     found = []
-    for task_id in BEST_EFFORT_TASK_IDS:
-        value = ti.xcom_pull(task_ids=task_id)
+    for task_id in ran_before(ti, BEST_EFFORT_TASK_IDS):
+        value = known[task_id] if task_id in known else ti.xcom_pull(task_ids=task_id)
         if isinstance(value, dict) and value.get("warning"):
             found.append(value)
     return found

@@ -251,9 +251,12 @@ class NotifyOperator(LatticeDBOperator):
 def revision_fields(ti: Any) -> dict[str, object]:
     """The message fields every deployment notification carries: previous and new revision, digest.
     Read from the run (not arguments): failure callbacks and notify tasks at any point call it."""
+    from latticedb_deploy.operators.base import ran_before
+
     fields: dict[str, object] = {}
-    new = ti.xcom_pull(task_ids=REGISTER_TASK_ID)
-    baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID)
+    before = ran_before(ti, (REGISTER_TASK_ID, BASELINE_TASK_ID))  # none yet for notify_start
+    new = ti.xcom_pull(task_ids=REGISTER_TASK_ID) if REGISTER_TASK_ID in before else None
+    baseline = ti.xcom_pull(task_ids=BASELINE_TASK_ID) if BASELINE_TASK_ID in before else None
     if baseline:
         fields["Previous revision"] = baseline["task_definition"].split("/")[-1]
     if new:

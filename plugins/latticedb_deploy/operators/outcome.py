@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from latticedb_deploy.operators.best_effort import WATCH_TASK_ID, best_effort_warnings
+from latticedb_deploy.operators.best_effort import RECORD_TASK_ID, WATCH_TASK_ID, best_effort_warnings
 from latticedb_deploy.operators.deploy import NotifyOperator, revision_fields
 
 APPROVAL_TASK_ID = "deploy.approve_switch"
@@ -61,7 +61,7 @@ class DeploymentOutcomeOperator(NotifyOperator):
                 )
                 raise AirflowFailException(f"{approval.get('outcome', 'rejected')}: not deployed: {approval.get('reason')}")
             raise AirflowSkipException("nothing was deployed")
-        warnings = best_effort_warnings(ti)
+        warnings = best_effort_warnings(ti, known={RECORD_TASK_ID: recorded})
         fields = revision_fields(ti)
         if approval and approval.get("outcome") == "approved":
             fields["Approved by"] = approval.get("by")

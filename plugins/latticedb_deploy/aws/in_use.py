@@ -43,6 +43,7 @@ def can_run_from(other: Environment, env: Environment) -> bool:
 @dataclass
 class ImagesInUse:
     images: dict[str, list[str]] = field(default_factory=dict)  # image reference -> where it is used
+    described: dict[str, list[str]] = field(default_factory=dict)  # task definition ARN -> its images, as read
     checked: list[str] = field(default_factory=list)  # environments looked up
     unseen: list[str] = field(default_factory=list)  # environments that may use the repository but could not be looked up
     ignored: list[str] = field(default_factory=list)  # environments that cannot use this repository
@@ -91,7 +92,7 @@ def images_in_use(env: Environment, environments: list[Environment], client: Any
     """Every image any configured environment that can use `env`'s repository runs or keeps ACTIVE."""
     client = client or boto_client(env, "ecs")
     result = ImagesInUse()
-    described: dict[str, list[str]] = {}
+    described = result.described
     for other in environments:
         if not can_run_from(other, env):
             result.ignored.append(f"{other.name}: cannot run images from {registry_host(env)}/{env.ecr_repository}")

@@ -52,19 +52,20 @@ class CleanupImagesOperator(BestEffortMixin, DeploymentStepOperator):
         from latticedb_deploy.aws.ecr import EcrClient, image_digests_referenced, images_to_delete
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.in_use import images_in_use
-        from latticedb_deploy.config import load_config
-
         ecs, ecr = EcsClient(self.env), EcrClient(self.env)
-        in_use = images_in_use(self.env, list(load_config().environments.values()))
+        # The run's config (every environment sharing the repository), as the rest of the run reads it.
+        in_use = images_in_use(self.env, list(self.config.environments.values()))
         if in_use.unseen:
             raise AirflowFailException(
                 "deleted no image: environments that may run images from this repository cannot be looked up "
                 "with this connection: " + "; ".join(in_use.unseen)
             )
-        where = dict(in_use.images)
-        for arn in sorted(_protected_task_definitions(self, ecs)):  # rollback target, new revision
-            image = ecs.container_image(ecs.describe_task_definition(arn))
-            where.setdefault(image, []).append(f"{self.env.name}: {arn.split('/')[-1]} (this run)")
+        where = {image: list(users) for image, users in in_use.images.items()}  # this environment's services included
+        this_run = [r["task_definition"] for r in (self.baseline, self.new_revision) if r and r.get("task_definition")]
+        for arn in sorted(set(this_run)):  # rollback target, new revision: protected even if no longer ACTIVE
+            images = in_use.described.get(arn) or [ecs.container_image(ecs.describe_task_definition(arn))]
+            for image in images:
+                where.setdefault(image, []).append(f"{self.env.name}: {arn.split('/')[-1]} (this run)")
         images = ecr.list_images()
         by_tag = {tag: info.digest for info in images for tag in info.tags}
         protected = image_digests_referenced(sorted(where), by_tag)

@@ -7,7 +7,9 @@ Against the local environment with `dag.test()` (tasks in-process, triggers inli
 Time per task = wall / task instances that ran. "Waits" = time spent in the deferred sensors
 (metric gates polling CloudWatch every metrics.poll_seconds, ECS rollout waits), which is the wait
 the run was told to do, not overhead. AWS calls per run are counted in this process (botocore's
-`_make_api_call`; the runs' tasks and triggers run here): `overhead.<run>.aws_calls`.
+`_make_api_call`; the runs' tasks and triggers run here): `overhead.<run>.aws_calls`; so are the
+requests tasks make to their supervisor (XCom reads and writes, state changes; each one a request to
+the API server in a deployed Airflow): `overhead.<run>.task_requests`, of which `.xcom_reads`.
 
 One untimed rolling deploy runs first: the first task of a process imports what the operators use at
 run time (boto3 clients, the Slack and Redis hooks; 2.4 s), which a long-running worker has imported
@@ -29,6 +31,7 @@ from benchmarks.common import (
     table,
 )
 from harness.aws_calls import AwsCallCounter
+from harness.task_requests import TaskRequestCounter
 
 REPEATS = int(os.environ.get("BENCH_OVERHEAD_REPEATS", "2"))
 CANARY_STEPS = [20, 40, 60, 80, 100]
@@ -108,12 +111,13 @@ def main() -> None:
         ]
         for label, dag_id, shape_id, conf in cases:
             key = "overhead." + dag_id.removeprefix("latticedb_deploy_")
-            real, base, aws = [], [], []
+            real, base, aws, reqs = [], [], [], []
             for _ in range(REPEATS):
                 local.reset()
-                with AwsCallCounter() as calls:
+                with AwsCallCounter() as calls, TaskRequestCounter() as requests:
                     dr, wall, n, waits = run(bag, dag_id, conf)
                 aws.append(calls)
+                reqs.append(requests)
                 if dr.state != "success":
                     notes.append(f"{label}: run ended {dr.state}")
                 real.append((wall, n, waits))
@@ -137,9 +141,13 @@ def main() -> None:
                 f"{key}.wall_seconds": round(wall, 2), f"{key}.waits_seconds": round(waits, 2),
                 f"{key}.noop_wall_seconds": round(bwall, 2), f"{key}.tasks_run": n,
                 f"{key}.aws_calls": median([c.total for c in aws]),
+                f"{key}.task_requests": median([r.total for r in reqs]),
+                f"{key}.xcom_reads": median([sum(v for t, v in r.messages.items() if t.startswith("GetXCom")) for r in reqs]),
             })
             per_service = ", ".join(f"{s} {k}" for s, k in aws[0].by_service().items())
             notes.append(f"{label}: AWS calls per run {[c.total for c in aws]} (first run: {per_service})")
+            top = ", ".join(f"{t} {k}" for t, k in list(reqs[0].by_type().items())[:6])
+            notes.append(f"{label}: task-to-supervisor requests per run {[r.total for r in reqs]} (first run: {top})")
     table(
         "Control-plane overhead vs a do-nothing DAG of the same shape (dag.test, local environment)",
         ["run", "tasks run", "wall s", "s/task", "in waits s", "s/task excl. waits", "baseline tasks",

@@ -57,7 +57,7 @@ class _Ti:
     def xcom_push(self, key, value):
         self.store[("notify_start", key)] = value
 
-    def xcom_pull(self, task_ids, key):
+    def xcom_pull(self, task_ids, key="return_value"):
         return self.store.get((task_ids, key))
 
 
@@ -97,3 +97,68 @@ def test_triggers_carry_the_snapshot_and_read_it(config_file):
         clone = getattr(importlib.import_module(module), name)(**kwargs)
         assert clone.serialize() == (classpath, kwargs) and kwargs["config"] == snapshot
         assert clone._env().name == "local"
+
+
+class _CountingTi(_Ti):
+    """A ti whose XCom reads are counted, as each is one request to the API server."""
+
+    def __init__(self, store: dict):
+        super().__init__(store)
+        self.reads: list[tuple[str, str]] = []
+
+    def xcom_pull(self, task_ids, key="return_value"):
+        self.reads.append((task_ids, key))
+        return super().xcom_pull(task_ids, key)
+
+
+def _deployment_dag():
+    from airflow.sdk import DAG
+
+    from latticedb_deploy.operators.deploy import NotifyOperator
+
+    with DAG(dag_id="snapshot_reads", schedule=None):
+        start = NotifyOperator(task_id="notify_start", event="started", title="started", environment="local")
+        step = NotifyOperator(task_id="deploy.some_step", event="x", title="x", environment="local")
+        start >> step
+    return start, step
+
+
+def test_a_task_reads_the_snapshot_once_and_only_when_it_needs_the_config(config_file):
+    start, step = _deployment_dag()
+    store = {}
+    start.pre_execute({"ti": _CountingTi(store)})  # the snapshot task takes it at once, whatever it reads later
+    assert store[("notify_start", run_config.SNAPSHOT_KEY)]["text"] == config_file.read_text()
+    config_file.write_text("broken: [\n")
+
+    ti = _CountingTi(store)
+    step.pre_execute({"ti": ti})
+    assert ti.reads == []  # a resume that only reports its trigger's event stops here: no request
+    assert step.env.name == "local" and step.config.environment("production").name == "production"
+    assert ti.reads == [("notify_start", run_config.SNAPSHOT_KEY)]  # one read, for all of the try
+
+    ti = _CountingTi(store)
+    step.pre_execute({"ti": ti})  # the next try (or resume) reads it again, once
+    assert step.env.name == "local" and ti.reads == [("notify_start", run_config.SNAPSHOT_KEY)]
+
+
+def test_only_upstream_tasks_xcoms_are_read():
+    from latticedb_deploy.operators.base import ran_before
+    from latticedb_deploy.operators.best_effort import best_effort_warnings
+    from latticedb_deploy.operators.deploy import revision_fields
+
+    start, step = _deployment_dag()
+
+    class _RunTi(_CountingTi):
+        def __init__(self, task):
+            super().__init__({})
+            self.task = task
+
+    assert ran_before(_RunTi(step), ("notify_start", "deploy.some_step", "elsewhere")) == ["notify_start"]
+    ti = _RunTi(start)
+    assert revision_fields(ti) == {} and best_effort_warnings(ti) == [] and ti.reads == []
+    # outside a DAG (a hand-built ti) every one is read
+    bare = _CountingTi({("prepare.register_task_definition", "return_value"): {"task_definition": "td/x:2", "digest": "d"}})
+    assert revision_fields(bare) == {"New revision": "x:2", "Digest": "d"}
+    assert [t for t, _ in bare.reads] == ["prepare.register_task_definition", "prepare.record_baseline"]
+    warned = {"warning": True, "task": "record_deployment", "reason": "r"}
+    assert best_effort_warnings(_CountingTi({}), known={"record_deployment": warned}) == [warned]

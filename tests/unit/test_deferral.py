@@ -268,3 +268,48 @@ def test_a_rollout_wait_builds_its_ecs_client_once_and_again_after_a_poll_that_f
 
     assert asyncio.run(first_event())["status"] == rollout.COMPLETED
     assert len(built) == 2 and seen == [built[0], built[1], built[1]]
+
+
+def test_a_gate_builds_its_cloudwatch_client_once_per_wait_and_again_after_a_poll_that_failed(monkeypatch):
+    """Every poll of one gate (evaluation and relative judgement) queries CloudWatch with the same client,
+    one connection lookup per wait; a failed poll gets a new one (a rotated connection is read anew)."""
+    import time
+
+    from latticedb_deploy.aws import cloudwatch
+
+    built, polls = [], iter(["ok", "error", "ok", "ok", "ok", "ok"] + ["ok"] * 20)
+
+    class CountedMetrics:
+        def __init__(self, env, client=None):
+            built.append(self)
+
+        def target_group_window(self, **kw):
+            if next(polls) == "error":
+                raise RuntimeError("ExpiredToken")
+            return self
+
+    used = []
+    monkeypatch.setattr(cloudwatch, "MetricsClient", CountedMetrics)
+    monkeypatch.setattr("latticedb_deploy.judge.evaluate", lambda step, window, criteria: used.append(window) or _evaluation(PASS))
+    trigger = MetricGateTrigger(
+        environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
+        started_at=time.time(), interval_seconds=0.2, deadline=time.time() + 30,
+    )
+    monkeypatch.setattr(trigger, "_env", lambda: _fast_polls())
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    assert asyncio.run(first_event())["passed"] is True
+    assert len(built) == 2 and used[0] is built[0] and set(used[1:]) == {built[1]}
+
+
+def _fast_polls():
+    """The local environment with CloudWatch polled every 0.05 s and the thresholds alone judging."""
+    from dataclasses import replace
+
+    from latticedb_deploy.config import load_config
+
+    env = load_config().environment("local")
+    return replace(env, metrics=replace(env.metrics, poll_seconds=0.05), judge=replace(env.judge, mode="absolute"))

@@ -11,6 +11,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from latticedb_deploy.aws import KeptForAWait
+
 
 class MetricGateTrigger(BaseTrigger):
     """Evaluates every `poll_seconds` from `started_at`; fires {"passed", "reason", "evaluations"}.
@@ -67,6 +69,7 @@ class MetricGateTrigger(BaseTrigger):
         self.baseline_window = list(baseline_window) if baseline_window else None
         self.baseline_periods = baseline_periods
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
+        self._cloudwatch = KeptForAWait()  # the MetricsClient of every evaluation and judgement
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -93,11 +96,16 @@ class MetricGateTrigger(BaseTrigger):
 
         return run_config.environment(self.environment, self.config)
 
-    def _evaluate(self, env, criteria):
+    def _metrics(self, env):
+        """The wait's MetricsClient (see KeptForAWait): one connection lookup per wait, not two per poll."""
         from latticedb_deploy.aws.cloudwatch import MetricsClient
+
+        return self._cloudwatch.get(lambda: MetricsClient(env))
+
+    def _evaluate(self, env, criteria):
         from latticedb_deploy.judge import evaluate
 
-        window = MetricsClient(env).target_group_window(
+        window = self._metrics(env).target_group_window(
             target_group_arn=self.target_group_arn,
             load_balancer_arn=self.load_balancer_arn,
             start=datetime.fromtimestamp(self.started_at, UTC),
@@ -110,10 +118,9 @@ class MetricGateTrigger(BaseTrigger):
 
     def _judge(self, env):
         """The relative judge over [started_at, now): baseline vs canary per-period samples."""
-        from latticedb_deploy.aws.cloudwatch import MetricsClient
         from latticedb_deploy.relative_judge import judge
 
-        metrics = MetricsClient(env)
+        metrics = self._metrics(env)
 
         def samples(arns: dict[str, str], start: float, end: float) -> dict:
             return metrics.target_group_samples(
@@ -224,6 +231,7 @@ class MetricGateTrigger(BaseTrigger):
                 self.log.info("gate %d%%: %s%s", self.step, ev.summary, f" [held: {control.reason}]" if control.hold else "")
             except Exception as exc:  # noqa: BLE001 - a CloudWatch hiccup is not a verdict; keep watching
                 self.log.warning("gate %d%%: metrics query failed (will retry): %s", self.step, exc)
+                self._cloudwatch.drop()  # the next poll builds it again: a rotated connection is read anew
             now = time.time()
             if control.hold:  # paused: only a failure ends the gate; no pass, no deadline
                 decision = decide(evaluations, criteria=criteria, now=now, interval_end=float("inf"), deadline=float("inf"))

@@ -313,3 +313,27 @@ def _fast_polls():
 
     env = load_config().environment("local")
     return replace(env, metrics=replace(env.metrics, poll_seconds=0.05), judge=replace(env.judge, mode="absolute"))
+
+
+def test_a_wait_keeps_its_lease_client_and_builds_it_again_after_a_renewal_that_failed(monkeypatch):
+    """The lease is renewed at every poll with the wait's one client; a renewal that failed (an expired key,
+    throttling) is retried at the next poll with a new client, so a rotated connection does not let the
+    lease run out while the run waits."""
+    from latticedb_deploy.aws import locks
+    from latticedb_deploy.triggers.lease import LeaseKeeper
+
+    built, renewals = [], iter(["ok", "ok", "error", "ok", "ok"])
+
+    class CountedLock:
+        def __init__(self, env):
+            built.append(self)
+
+        def renew(self, owner):
+            if next(renewals) == "error":
+                raise RuntimeError("ExpiredTokenException")
+            return type("Holder", (), {"signal": None})()
+
+    monkeypatch.setattr(locks, "EnvironmentLock", CountedLock)
+    keeper = LeaseKeeper("local", "latticedb_deploy_canary/run-1", log=type("L", (), {"warning": print, "error": print})())
+    assert [asyncio.run(keeper.check()) for _ in range(5)] == [None] * 5
+    assert len(built) == 2

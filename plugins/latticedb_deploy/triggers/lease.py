@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from latticedb_deploy.aws import KeptForAWait
+
 
 class LeaseKeeper:
     """Renews `owner`'s lease on `environment`; `check()` returns why it was lost, else None.
@@ -19,17 +21,16 @@ class LeaseKeeper:
 
     def __init__(self, environment: str, owner: str | None, log: Any, config: dict | None = None):
         self.environment, self.owner, self.log, self.config = environment, owner, log, config
-        self._lock = None
+        self._lock = KeptForAWait()  # the EnvironmentLock (its DynamoDB client) of every renewal
         self.signal = None
 
     def _renew(self) -> str | None:
         from latticedb_deploy import run_config
         from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
 
-        if self._lock is None:
-            self._lock = EnvironmentLock(run_config.environment(self.environment, self.config))
+        lock = self._lock.get(lambda: EnvironmentLock(run_config.environment(self.environment, self.config)))
         try:
-            holder = self._lock.renew(self.owner)
+            holder = lock.renew(self.owner)
         except LeaseLostError as exc:
             return str(exc)
         try:
@@ -45,6 +46,7 @@ class LeaseKeeper:
             lost = await asyncio.to_thread(self._renew)
         except Exception as exc:  # noqa: BLE001 - not a verdict on the lease: try again next poll
             self.log.warning("renewing the lease on %s for %s failed (will retry): %s", self.environment, self.owner, exc)
+            self._lock.drop()  # the next poll builds its client again: a rotated connection is read anew
             return None
         if lost:
             self.log.error("%s", lost)

@@ -58,3 +58,23 @@ def test_a_client_is_reused_for_the_same_connection_and_caller_only(monkeypatch)
     assert boto_client(env, "elbv2") is not first
     rotated = _conn(monkeypatch, "t_aws_reuse", "AKIASSSS", 5105)  # the secret rotated: a new client at once
     assert boto_client(rotated, "ecs")._request_signer._credentials.access_key == "AKIASSSS"
+
+
+def test_a_new_client_reads_its_connection_once_and_a_reused_one_once(monkeypatch):
+    """Each connection lookup is a request to the supervisor (and on to the API server): a new client's
+    fingerprint and its hook's credentials come from one lookup; a reused client still looks once, so a
+    rotated secret is seen at the next call."""
+    from airflow.sdk.bases.hook import BaseHook
+
+    env = _conn(monkeypatch, "t_aws_lookups", "AKIALLLL", 5106)
+    lookups = []
+    original = BaseHook.get_connection.__func__
+
+    def counted(cls, conn_id):
+        lookups.append(conn_id)
+        return original(cls, conn_id)
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(counted))
+    first = boto_client(env, "dynamodb")
+    assert lookups == ["t_aws_lookups"] and first._request_signer._credentials.access_key == "AKIALLLL"
+    assert boto_client(env, "dynamodb") is first and len(lookups) == 2

@@ -122,6 +122,15 @@ def _hook_class() -> type:
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
     class SharedModelsAwsHook(AwsBaseHook):
+        def get_connection(self, conn_id: str) -> Any:  # type: ignore[override]
+            """One lookup per hook (each is a request to the supervisor, and from there to the API server):
+            boto_client's fingerprint and the hook's own conn_config read the same connection, a moment apart."""
+            fetched = self.__dict__.get("_fetched_connection")
+            if fetched is None or fetched[0] != conn_id:
+                fetched = (conn_id, super().get_connection(conn_id))
+                self.__dict__["_fetched_connection"] = fetched
+            return fetched[1]
+
         def get_session(self, region_name: str | None = None, deferrable: bool = False):
             session = super().get_session(region_name=region_name, deferrable=deferrable)
             if isinstance(session, boto3.session.Session):

@@ -52,6 +52,7 @@ class CleanupImagesOperator(BestEffortMixin, DeploymentStepOperator):
         from latticedb_deploy.aws.ecr import EcrClient, image_digests_referenced, images_to_delete
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.in_use import images_in_use
+
         ecs, ecr = EcsClient(self.env), EcrClient(self.env)
         # The run's config (every environment sharing the repository), as the rest of the run reads it.
         in_use = images_in_use(self.env, list(self.config.environments.values()))
@@ -60,9 +61,11 @@ class CleanupImagesOperator(BestEffortMixin, DeploymentStepOperator):
                 "deleted no image: environments that may run images from this repository cannot be looked up "
                 "with this connection: " + "; ".join(in_use.unseen)
             )
-        where = {image: list(users) for image, users in in_use.images.items()}  # this environment's services included
-        this_run = [r["task_definition"] for r in (self.baseline, self.new_revision) if r and r.get("task_definition")]
-        for arn in sorted(set(this_run)):  # rollback target, new revision: protected even if no longer ACTIVE
+        where = {image: list(users) for image, users in in_use.images.items()}
+        # Protected whatever images_in_use found: both slots' services, the rollback target, the new revision
+        # (read again here, in case this environment's own registry list left it out of images_in_use);
+        # a task definition images_in_use has described is not described again.
+        for arn in sorted(_protected_task_definitions(self, ecs)):
             images = in_use.described.get(arn) or [ecs.container_image(ecs.describe_task_definition(arn))]
             for image in images:
                 where.setdefault(image, []).append(f"{self.env.name}: {arn.split('/')[-1]} (this run)")

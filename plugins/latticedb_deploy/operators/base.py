@@ -99,10 +99,6 @@ class LatticeDBOperator(BaseOperator):
             self.__dict__["_config_snapshot"] = run_config.for_task(self, context) if context is not None else None
         return self.__dict__["_config_snapshot"]
 
-    @config_snapshot.setter
-    def config_snapshot(self, value: dict | None) -> None:
-        self.__dict__["_config_snapshot"] = value
-
     @cached_property
     def env(self) -> Environment:
         from latticedb_deploy import run_config

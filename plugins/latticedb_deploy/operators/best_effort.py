@@ -6,6 +6,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DagRunTriggerException
 
+from latticedb_deploy.operators.base import ran_before
+
 RECORD_TASK_ID = "record_deployment"
 WATCH_TASK_ID = "schedule_post_deployment_watch"
 # After verify passed the deployment is done: these steps only warn (see BestEffortMixin).
@@ -52,8 +54,6 @@ class BestEffortMixin:
 def best_effort_warnings(ti: Any, known: dict[str, Any] | None = None) -> list[dict]:
     """The warnings the best-effort steps before this task returned (empty when all went well). `known`:
     results the caller already holds (an argument fed by that task's .output), by task id, not read again."""
-    from latticedb_deploy.operators.base import ran_before
-
     known = known or {}
     found = []
     for task_id in ran_before(ti, BEST_EFFORT_TASK_IDS):

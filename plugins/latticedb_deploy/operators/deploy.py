@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from latticedb_deploy.operators.base import DeploymentStepOperator, LatticeDBOperator
+from latticedb_deploy.operators.base import DeploymentStepOperator, LatticeDBOperator, ran_before
 
 # Operators take the baseline and new revision as arguments (DeploymentStepOperator); these ids are
 # only for what any task or callback of a run may say about it (revision_fields, the deployment history).
@@ -251,8 +251,6 @@ class NotifyOperator(LatticeDBOperator):
 def revision_fields(ti: Any) -> dict[str, object]:
     """The message fields every deployment notification carries: previous and new revision, digest.
     Read from the run (not arguments): failure callbacks and notify tasks at any point call it."""
-    from latticedb_deploy.operators.base import ran_before
-
     fields: dict[str, object] = {}
     before = ran_before(ti, (REGISTER_TASK_ID, BASELINE_TASK_ID))  # none yet for notify_start
     new = ti.xcom_pull(task_ids=REGISTER_TASK_ID) if REGISTER_TASK_ID in before else None

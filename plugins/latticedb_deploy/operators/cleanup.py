@@ -52,10 +52,12 @@ class CleanupImagesOperator(BestEffortMixin, DeploymentStepOperator):
         from latticedb_deploy.aws.ecr import EcrClient, image_digests_referenced, images_to_delete
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.in_use import images_in_use
+        from latticedb_deploy.config import load_config
 
         ecs, ecr = EcsClient(self.env), EcrClient(self.env)
-        # The run's config (every environment sharing the repository), as the rest of the run reads it.
-        in_use = images_in_use(self.env, list(self.config.environments.values()))
+        # The file as it is now, not the run's snapshot, on purpose: an environment added to it mid-run that
+        # shares the repository is protected too, and a broken file deletes nothing (README, Configuration).
+        in_use = images_in_use(self.env, list(load_config().environments.values()))
         if in_use.unseen:
             raise AirflowFailException(
                 "deleted no image: environments that may run images from this repository cannot be looked up "

@@ -11,14 +11,13 @@ rollbacks fails (checked by hand with run_config.SNAPSHOT_TASK_ID pointed elsewh
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.envs import ENV
-from tests.integration.helpers import image, run_dag_run
+from tests.integration.helpers import EditWhenProductionChanges, image, run_dag_run
 
 pytestmark = pytest.mark.integration
 
@@ -52,35 +51,6 @@ CASES = [
     ("rolling", "v2.3.0-crash", {}, "deploy.wait_for_rollout"),
 ]
 MATRIX = [(s, i, c, t, e) for (s, i, c, t) in CASES for e in EDITS if s == "canary" or e == "half-written file"]
-
-
-class EditWhenProductionChanges(threading.Thread):
-    """Saves `edit` over the config file the moment production first changes."""
-
-    def __init__(self, local, path: Path, edit, live_revision: str):
-        super().__init__(daemon=True)
-        self.local, self.path, self.edit, self.live_revision = local, path, edit, live_revision
-        self.edited = threading.Event()
-        self._halt = threading.Event()
-
-    def _changed(self) -> bool:
-        weights = self.local.weights()
-        return weights.get(GREEN_TG, 0) > 0 or self.local.service(ENV.service)["taskDefinition"] != self.live_revision
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                if self._changed():
-                    self.path.write_text(self.edit(self.path.read_text()))
-                    self.edited.set()
-                    return
-            except Exception:  # noqa: BLE001 - the stand-in busy: look again
-                pass
-            self._halt.wait(0.1)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
 
 
 @pytest.mark.parametrize(("strategy", "tag", "conf", "failing", "edit"), MATRIX,

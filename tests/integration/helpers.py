@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.dag_runs import (  # noqa: F401 - re-exported: the tests' one place to run a DAG
     DAG_TEST_POLL_SECONDS,
@@ -37,3 +39,33 @@ def history(limit: int | None = None) -> list:
     from tests.envs import ENV
 
     return HistoryStore(load_config().environment(ENV.name)).query(limit=limit)
+
+
+class EditWhenProductionChanges(threading.Thread):
+    """Saves `edit` over the config file the moment production first changes (the listener leaves
+    100 % blue, or the live service gets a new revision): after the run took its config snapshot."""
+
+    def __init__(self, local, path: Path, edit, live_revision: str):
+        super().__init__(daemon=True)
+        self.local, self.path, self.edit, self.live_revision = local, path, edit, live_revision
+        self.edited = threading.Event()
+        self._halt = threading.Event()
+
+    def _changed(self) -> bool:
+        weights = self.local.weights()
+        return weights.get(ENV.green_tg, 0) > 0 or self.local.service(ENV.service)["taskDefinition"] != self.live_revision
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                if self._changed():
+                    self.path.write_text(self.edit(self.path.read_text()))
+                    self.edited.set()
+                    return
+            except Exception:  # noqa: BLE001 - the stand-in busy: look again
+                pass
+            self._halt.wait(0.1)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)

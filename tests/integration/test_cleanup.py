@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.envs import ENV
-from tests.integration.helpers import image, run_dag, run_dag_run, xcom
+from tests.integration.helpers import EditWhenProductionChanges, image, run_dag, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_rolling"
@@ -139,6 +139,42 @@ def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active
     assert pushed[2] not in remaining and pushed[3] not in remaining, "cleanup did delete unused old images"
     assert set(pushed[-20:]) <= remaining
     assert not any("Warning" in t for t in local.message_texts())
+
+
+def _staging_shares_the_repository(text: str) -> str:
+    """The config with staging pulling from this worker's repository (as `_sharing_config`, on a text)."""
+    raw = yaml.safe_load(text)
+    raw["environments"]["staging"]["ecr_repository"] = ENV.repository
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def test_cleanup_protects_the_images_of_an_environment_that_comes_to_share_the_repository_mid_run(
+    local, dagbag, tmp_path, monkeypatch
+):
+    """cleanup reads the config file as it is when it runs, not the run's snapshot (README, Configuration).
+    When the run starts, staging has a repository of its own; mid-run the file is saved with staging
+    pulling from this one. staging keeps ACTIVE a revision running the oldest image: that image survives,
+    while old images no environment uses are deleted. (staging's services are in this environment's IAM
+    policy, include/iam/local.json, as they must be for any environment that may share the repository.)"""
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(CONFIG.read_text())
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+    repo = image("x").rsplit(":", 1)[0]
+    pushed = _push_builds(local, EXTRA_IMAGES)
+    _register(local, "latticedb-task-staging", f"{repo}@{pushed[0]}")  # ACTIVE in staging, by digest
+    editor = EditWhenProductionChanges(local, path, _staging_shares_the_repository, local.service()["taskDefinition"])
+    editor.start()
+    try:
+        state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
+    finally:
+        editor.stop()
+    assert editor.edited.is_set(), tasks
+    assert state == "success", tasks
+    assert tasks["cleanup.delete_old_images"] == "success"
+    remaining = set(_digests(local))
+    assert pushed[0] in remaining, "staging, sharing the repository since mid-run, keeps a revision running it ACTIVE"
+    assert pushed[1] not in remaining and pushed[2] not in remaining, "cleanup did delete unused old images"
+    assert set(pushed[-20:]) <= remaining
 
 
 def test_cleanup_deletes_nothing_when_an_environment_that_may_use_the_repository_is_out_of_sight(

@@ -103,14 +103,19 @@ def _register(local, family: str, image_ref: str) -> str:
     )["taskDefinition"]["taskDefinitionArn"]
 
 
-def _sharing_config(tmp_path, monkeypatch) -> None:
-    """staging and production pull from this worker's repository, as every real environment shares
-    `latticedb` (each local test environment has its own repository, so that workers never collide)."""
-    raw = yaml.safe_load(CONFIG.read_text())
-    for name in ("staging", "production"):
+def _sharing_the_repository(text: str, names: tuple[str, ...] = ("staging", "production")) -> str:
+    """The config `text` with `names` pulling from this worker's repository, as every real environment
+    shares `latticedb` (each local test environment has its own repository, so that workers never collide)."""
+    raw = yaml.safe_load(text)
+    for name in names:
         raw["environments"][name]["ecr_repository"] = ENV.repository
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def _sharing_config(tmp_path, monkeypatch) -> None:
+    """staging and production pull from this worker's repository."""
     path = tmp_path / "latticedb.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    path.write_text(_sharing_the_repository(CONFIG.read_text()))
     monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
 
 
@@ -141,13 +146,6 @@ def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active
     assert not any("Warning" in t for t in local.message_texts())
 
 
-def _staging_shares_the_repository(text: str) -> str:
-    """The config with staging pulling from this worker's repository (as `_sharing_config`, on a text)."""
-    raw = yaml.safe_load(text)
-    raw["environments"]["staging"]["ecr_repository"] = ENV.repository
-    return yaml.safe_dump(raw, sort_keys=False)
-
-
 def test_cleanup_protects_the_images_of_an_environment_that_comes_to_share_the_repository_mid_run(
     local, dagbag, tmp_path, monkeypatch
 ):
@@ -162,7 +160,8 @@ def test_cleanup_protects_the_images_of_an_environment_that_comes_to_share_the_r
     repo = image("x").rsplit(":", 1)[0]
     pushed = _push_builds(local, EXTRA_IMAGES)
     _register(local, "latticedb-task-staging", f"{repo}@{pushed[0]}")  # ACTIVE in staging, by digest
-    editor = EditWhenProductionChanges(local, path, _staging_shares_the_repository, local.service()["taskDefinition"])
+    editor = EditWhenProductionChanges(
+        local, path, lambda text: _sharing_the_repository(text, ("staging",)), local.service()["taskDefinition"])
     editor.start()
     try:
         state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, field, fields, is_dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
+
+from latticedb_deploy.models import frozen_model
 
 # libyaml's loader (the same results as yaml.SafeLoader, about 10x faster) when PyYAML has it.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -29,39 +31,6 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ENV_REF_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def _model(cls: type) -> type:
-    """`dataclass(frozen=True)` with its `__eq__`, `__hash__` and `__repr__` shared, not generated.
-
-    dataclass() compiles every method it generates, for every class: for the 21 models here that was
-    126 compiles, most of this module's import, which every DAG file's first parse pays (a parser
-    imports it afresh). Now 63: dataclass() generates `__init__` and the frozen `__setattr__` and
-    `__delattr__`; the three shared behave as dataclass's own (tests/unit/test_config.py).
-    """
-    cls = dataclass(frozen=True, eq=False, repr=False)(cls)
-    cls._field_names = tuple(f.name for f in fields(cls))
-    cls.__eq__, cls.__hash__, cls.__repr__ = _model_eq, _model_hash, _model_repr
-    return cls
-
-
-def _model_values(self: Any) -> tuple:
-    return tuple(getattr(self, name) for name in self._field_names)
-
-
-def _model_eq(self: Any, other: Any) -> Any:
-    if other.__class__ is self.__class__:
-        return _model_values(self) == _model_values(other)
-    return NotImplemented
-
-
-def _model_hash(self: Any) -> int:
-    return hash(_model_values(self))
-
-
-def _model_repr(self: Any) -> str:
-    args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._field_names)
-    return f"{self.__class__.__qualname__}({args})"
-
-
 class ConfigError(ValueError):
     """The configuration file is missing, malformed or names something invalid."""
 
@@ -70,7 +39,7 @@ class UnknownEnvironmentError(ConfigError):
     """A deployment named an environment that the configuration does not define."""
 
 
-@_model
+@frozen_model
 class Thresholds:
     """The runbook's key metrics a deployment must stay within."""
 
@@ -84,7 +53,7 @@ class Thresholds:
         _check(self.max_p95_ms > 0, where, "max_p95_ms", "must be positive")
 
 
-@_model
+@frozen_model
 class Slo:
     """Production's SLO during a deployment (stricter than the thresholds)."""
 
@@ -102,7 +71,7 @@ class Slo:
         _check(self.max_p99_ms > 0, where, "max_p99_ms", "must be positive")
 
 
-@_model
+@frozen_model
 class Metrics:
     """How the metric gate reads CloudWatch."""
 
@@ -129,7 +98,7 @@ JUDGE_MODES = ("absolute", "relative", "both")
 JUDGE_BOTH_BY_DEFAULT = ("local", "staging", "production")
 
 
-@_model
+@frozen_model
 class Judge:
     """How a canary gate judges: fixed thresholds (`absolute`), canary vs baseline (`relative`), or `both`.
 
@@ -194,7 +163,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@_model
+@frozen_model
 class Rollout:
     """How long to wait for an ECS rollout and how often to look."""
 
@@ -206,7 +175,7 @@ class Rollout:
         _check(self.poll_seconds > 0, where, "poll_seconds", "must be positive")
 
 
-@_model
+@frozen_model
 class Smoke:
     """Smoke-test HTTP behaviour."""
 
@@ -221,7 +190,7 @@ class Smoke:
                f"must be zero or more, got {self.retry_delay_seconds:g}")
 
 
-@_model
+@frozen_model
 class Canary:
     """Default canary plan: runbook's `-c 10 -s 10 -t 300`, or an explicit list of steps."""
 
@@ -244,7 +213,7 @@ class Canary:
             raise ConfigError(f"{where}.{key}: {exc}") from None
 
 
-@_model
+@frozen_model
 class Notifications:
     """Slack: a webhook connection by default; a bot-token connection plus channel as an option."""
 
@@ -255,7 +224,7 @@ class Notifications:
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-@_model
+@frozen_model
 class Window:
     """An allowed deployment window: these weekdays, between start and end (HH:MM, local to the timezone)."""
 
@@ -272,7 +241,7 @@ class Window:
         _check(self.start < self.end, where, "end", "must be after start")
 
 
-@_model
+@frozen_model
 class Freeze:
     """A change freeze: no deployments between two ISO-8601 instants."""
 
@@ -294,7 +263,7 @@ class Freeze:
             _check(moments["start"] < moments["end"], where, "end", "must be after start")
 
 
-@_model
+@frozen_model
 class DeploymentWindows:
     """When deployments may run. No `allowed` windows means any time; freezes always apply."""
 
@@ -311,7 +280,7 @@ class DeploymentWindows:
             raise ConfigError(f"{where}.timezone: unknown time zone {self.timezone!r} (an IANA name like Europe/Berlin)") from None
 
 
-@_model
+@frozen_model
 class Capacity:
     """Room for the extra tasks a strategy starts; None means: ask the account's Fargate quota."""
 
@@ -321,7 +290,7 @@ class Capacity:
         _check(self.max_tasks is None or self.max_tasks >= 1, where, "max_tasks", f"must be at least 1 (or unset), got {self.max_tasks}")
 
 
-@_model
+@frozen_model
 class BlueGreen:
     bake_seconds: int = 300
     require_approval: bool = False
@@ -333,7 +302,7 @@ class BlueGreen:
                f"must be positive, got {self.approval_timeout_seconds}")
 
 
-@_model
+@frozen_model
 class Approval:
     """Who may approve a deployment in this environment (the blue/green switch, a progressive stage).
 
@@ -350,7 +319,7 @@ WATCH_DEFAULT_OFFSETS = (3600.0, 21600.0, 86400.0)  # runbook: "monitor for 24 h
 WATCH_ON_BY_DEFAULT = ("production",)
 
 
-@_model
+@frozen_model
 class PostDeployment:
     """post-deployment-checks.sh (timeout, metrics window) and the follow-up watch after a success.
 
@@ -377,7 +346,7 @@ class PostDeployment:
                f"must not decrease (the {', '.join(WATCH_LABELS)} checks in order), got {shown}")
 
 
-@_model
+@frozen_model
 class LoadBalancer:
     """The ALB in front of the two slots (blue and green target groups)."""
 
@@ -388,7 +357,7 @@ class LoadBalancer:
     test_listener_port: int = 8443
 
 
-@_model
+@frozen_model
 class Environment:
     """One deployment target: where LatticeDB runs and what "healthy" means there."""
 
@@ -509,7 +478,7 @@ _CRON_FIELD = r"[0-9A-Za-z*?/,\-]+"
 _CRON = re.compile(rf"@(hourly|daily|weekly|monthly|yearly|annually|midnight)|{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}}")
 
 
-@_model
+@frozen_model
 class Nightly:
     """latticedb_nightly_staging: redeploy an environment with the newest matching image every night."""
 
@@ -528,7 +497,7 @@ class Nightly:
             raise ConfigError(f"{where}.tag_pattern: not a valid regular expression ({exc}): {self.tag_pattern!r}") from None
 
 
-@_model
+@frozen_model
 class Stage:
     environment: str
     strategy: str
@@ -538,7 +507,7 @@ class Stage:
         _check(self.strategy in STRATEGY_NAMES, where, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}, got {self.strategy!r}")
 
 
-@_model
+@frozen_model
 class ProgressiveDelivery:
     """latticedb_progressive_delivery: the runbook's standard production deployment as stages."""
 
@@ -551,7 +520,7 @@ class ProgressiveDelivery:
     local_stages: tuple[Stage, ...] = ()
 
 
-@_model
+@frozen_model
 class DeployConfig:
     """All environments, keyed by name, and the operations that span them."""
 

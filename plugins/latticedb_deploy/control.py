@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+
+from latticedb_deploy.models import frozen_model
 
 ACTIONS = ("promote", "pause", "resume", "abort")
 FINAL = ("promote", "abort")
@@ -40,7 +42,7 @@ class ControlRefused(ValueError):
     """The action cannot apply to this deployment now; nothing was changed."""
 
 
-@dataclass(frozen=True)
+@frozen_model
 class ControlSignal:
     action: str
     by: str
@@ -112,7 +114,7 @@ def apply(current: ControlSignal | None, action: str, *, owner: str, by: str, re
     return signal
 
 
-@dataclass(frozen=True)
+@frozen_model
 class GateControl:
     """What a signal means for a gate at one poll: finish now (passed or not), or hold a pass."""
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
+
+from latticedb_deploy.models import frozen_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "LATTICEDB_DATA_DIR"
@@ -27,7 +29,7 @@ HEADER = "# LatticeDB Deployment Log\n"
 STRATEGY_NAMES = {"rolling": "Rolling", "blue_green": "Blue/Green", "canary": "Canary"}
 
 
-@dataclass(frozen=True)
+@frozen_model
 class DeploymentEntry:
     date: datetime
     version: str

@@ -12,7 +12,7 @@ import copy
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -22,6 +22,7 @@ from airflow.sdk import DAG, Param, TaskGroup, chain
 from latticedb_deploy.callbacks import notify_task_failure
 from latticedb_deploy.config import load_config
 from latticedb_deploy.images import IMAGE_URI_PATTERN
+from latticedb_deploy.models import frozen_model
 from latticedb_deploy.strategies import Step, Strategy
 
 PREFLIGHT_CHECKS = (  # the strategy check first, then the runbook's order
@@ -179,7 +180,7 @@ def _slot_task_ids(strategy: Strategy) -> dict[int, list[str]]:
 # builds its task. A strategy (strategies.py) is a list of steps; adding a kind is one builder here.
 
 
-@dataclass(frozen=True)
+@frozen_model
 class StepContext:
     """What a step's builder may need beyond the step itself: the strategy (its traffic slots), the
     run's inputs (`baseline` and `new_revision`: the prepare tasks' `.output`), the tasks built so far

@@ -7,7 +7,8 @@ references (a registry host, a repository, and a tag or digest) are accepted.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from latticedb_deploy.models import frozen_model
 
 # Also used as the JSON-schema `pattern` of the `image_uri` param, so a malformed
 # reference is refused by the trigger form / REST API before a run exists.
@@ -24,7 +25,7 @@ class InvalidImageError(ValueError):
     """The image reference is not fully qualified or not well formed."""
 
 
-@dataclass(frozen=True)
+@frozen_model
 class ImageRef:
     registry: str
     repository: str

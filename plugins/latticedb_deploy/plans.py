@@ -7,14 +7,15 @@ and refused up front, so a bad plan fails the run before any traffic moves.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+
+from latticedb_deploy.models import frozen_model
 
 
 class PlanError(ValueError):
     """A traffic plan that cannot be run; the message names the value and why."""
 
 
-@dataclass(frozen=True)
+@frozen_model
 class TrafficStep:
     """Send `percent` of traffic to the canary, then watch it for `interval_seconds`."""
 

@@ -6,10 +6,10 @@ is reached by the operators, the rollback and the tests, with no AWS in the way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from latticedb_deploy.models import frozen_model
 
 
-@dataclass(frozen=True)
+@frozen_model
 class SlotExpectation:
     """What a slot must be running before it may take traffic."""
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from latticedb_deploy.models import frozen_model
 
 ACTIONS = ("status", "scale", "restart")
 MAX_DESIRED = 100
@@ -22,7 +23,7 @@ class RequestError(ValueError):
     """A request refused before anything changed, with the reason."""
 
 
-@dataclass(frozen=True)
+@frozen_model
 class Request:
     action: str
     desired_count: int | None

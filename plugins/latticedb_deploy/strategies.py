@@ -6,12 +6,11 @@ into a task. Adding a strategy means writing a list, not a new DAG.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from latticedb_deploy.models import frozen_model
 from latticedb_deploy.plans import SLOT_PERCENTS
 
 
-@dataclass(frozen=True)
+@frozen_model
 class Step:
     """One deploy-phase step. `kind` picks the operator; `percent` is for traffic steps."""
 
@@ -25,7 +24,7 @@ class Step:
         return self.kind
 
 
-@dataclass(frozen=True)
+@frozen_model
 class Strategy:
     name: str
     summary: str

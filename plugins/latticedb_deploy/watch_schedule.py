@@ -6,16 +6,16 @@ only hands what this returns to TriggerDagRunOperator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from latticedb_deploy.config import WATCH_LABELS
+from latticedb_deploy.models import frozen_model
 
 WATCH_DAG_ID = "latticedb_post_deployment_watch"
 
 
-@dataclass(frozen=True)
+@frozen_model
 class WatchRequest:
     """One run of latticedb_post_deployment_watch: its run id, its conf, and when its checks are due."""
 

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -75,13 +76,15 @@ def test_killed_shift_retries_to_the_same_weights_then_rolls_back(local, kill):
     from latticedb_deploy.config import load_config
     from latticedb_deploy.operators.deploy import RecordBaselineOperator, RestorePreviousRevisionOperator
 
-    baseline = RecordBaselineOperator(task_id="record_baseline", environment=ENV.name).execute({})
+    # What the run before the shift did: hold the environment, record the last good state (on the lease
+    # too), and bring the new slot up (here on the baseline's revision). A slot with no running tasks is
+    # never given traffic.
+    assert EnvironmentLock(load_config().environment(ENV.name)).acquire(f"{DAG_ID}/{RUN_ID}") is None
+    baseline = RecordBaselineOperator(task_id="record_baseline", environment=ENV.name).execute(
+        {"run_id": RUN_ID, "ti": SimpleNamespace(dag_id=DAG_ID)})
     from latticedb_deploy.aws.elbv2 import TrafficClient  # the gates read the load balancer from the baseline
 
     assert baseline["load_balancer_arn"] == TrafficClient(load_config().environment(ENV.name)).load_balancer_arn()
-    # What the run before the shift did: hold the environment, and bring the new slot up (here on the
-    # baseline's revision). A slot with no running tasks is never given traffic.
-    assert EnvironmentLock(load_config().environment(ENV.name)).acquire(f"{DAG_ID}/{RUN_ID}") is None
     _bring_up(local, baseline)
     assert _run(25, baseline)["percent"] == 25  # the step before: 25 % on the new slot
     assert local.weights() == {GREEN: 25, BLUE: 75}

@@ -217,19 +217,21 @@ def test_slack_down_fails_neither_a_deployment_nor_a_rollback(local, dagbag, mod
     print(f"\n[slack down, mode {mode}] rolling deployment succeeded in {deploy_seconds:.1f}s")
 
 
-def test_emergency_rollback_preempts_the_deployment_in_flight(local, dagbag):
+@pytest.mark.parametrize("step", [25, 60])
+def test_emergency_rollback_preempts_the_deployment_in_flight(local, dagbag, step):
     """A canary sits in a long gate (its own process, as on a second scheduler); latticedb_rollback
     takes the environment by force. The canary stops at its next poll without touching traffic, and
-    says who stopped it and why; traffic stays where the emergency rollback put it."""
+    says who stopped it and why; traffic stays where the emergency rollback put it: all of it on the
+    revision that served before the canary, also past 50 %, where the canary slot has most traffic."""
     from tests.integration.background import BackgroundRun, lock_item, wait_until
 
     green, blue = ENV.green_tg, ENV.blue_tg
     v1 = local.service()["taskDefinition"]
     canary = BackgroundRun("latticedb_deploy_canary", {
-        "image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [25, 100], "interval_seconds": 45,
+        "image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [step, 100], "interval_seconds": 45,
     }).start()
     try:
-        wait_until(lambda: local.weights().get(green) == 25, 240, "the canary's 25% step")
+        wait_until(lambda: local.weights().get(green) == step, 240, f"the canary's {step}% step")
         assert lock_item(local)["owner"].startswith("latticedb_deploy_canary/")
 
         dr = _rollback_run(dagbag, reason="INC-6: v2.0.0 corrupts replication")
@@ -260,10 +262,10 @@ def test_emergency_rollback_preempts_the_deployment_in_flight(local, dagbag):
     assert not [t for t in later if "Rollback started" in t and "Emergency" not in t], later  # no second rollback
     states = canary.task_states()
     assert code != 0, canary.output[-3000:]  # `airflow dags test`: "DagRun failed"
-    assert states["deploy.gate_25pct"] == "failed", states
+    assert states[f"deploy.gate_{step}pct"] == "failed", states
     assert states["deploy.shift_traffic_to_100pct"] != "success", states
     assert states["rollback.restore_previous_revision"] == "skipped", states  # the emergency rollback owns traffic
     emergency = f"latticedb_rollback/{dr.run_id}"
-    stopped = [t for t in local.message_texts() if "Deployment stopped at deploy.gate_25pct" in t]
+    stopped = [t for t in local.message_texts() if f"Deployment stopped at deploy.gate_{step}pct" in t]
     assert stopped and emergency in stopped[0] and "INC-6" in stopped[0], local.message_texts()
     assert lock_item(local).get("owner") is None  # the emergency rollback gave the environment back

@@ -104,3 +104,23 @@ def test_a_renewal_is_one_call_that_returns_the_item_it_wrote(lock):
         holder = lock.renew("a/1", ttl_seconds=60, now=1050)
     assert dict(calls.calls) == {("dynamodb", "UpdateItem"): 1}
     assert (holder.owner, holder.expires_at, holder.control) == ("a/1", 1110, '{"action": "pause"}')
+
+
+def test_a_deployments_last_good_state_goes_with_its_lease_to_the_emergency_take(lock):
+    """prepare.record_baseline writes what served before the deployment on the run's lease; the emergency
+    rollback that pre-empts the run reads it from the holder it took over (its default target). Only the
+    holder can write it, and it never outlives the lease it was written on."""
+    from latticedb_deploy.aws.locks import LeaseLostError
+
+    baseline = {"service": "svc-blue", "task_definition": "arn:aws:ecs:us-east-1:1:task-definition/f:7", "weights": {"b": 100}}
+    assert lock.acquire("deploy/1", ttl_seconds=60, now=1000) is None
+    with pytest.raises(LeaseLostError, match="held by deploy/1"):
+        lock.record_last_good("other/2", {"service": "x"})
+    lock.record_last_good("deploy/1", baseline)
+    assert lock.renew("deploy/1", ttl_seconds=60, now=1010).baseline == baseline  # a renewal keeps it
+    previous = lock.take("latticedb_rollback/r1", "INC-7", ttl_seconds=60, now=1020)
+    assert previous.owner == "deploy/1" and previous.baseline == baseline
+    assert lock.holder().baseline is None  # the rollback's own lease: nothing recorded
+    assert lock.release("latticedb_rollback/r1") is True
+    assert lock.acquire("next/3", ttl_seconds=60, now=1030) is None
+    assert lock.holder().baseline is None  # a new run starts with none

@@ -14,11 +14,15 @@ One item per environment (partition key `environment` = its name; nothing else i
 owner, acquired_at, expires_at, renewed_at; after an emergency take: preempted_owner, preempted_by,
 preempted_at, reason (and released_at, without an owner, once given back); when a rollback failed:
 blocked, blocked_at; when a person acted on the deployment (latticedb_control): control, a JSON string
-(latticedb_deploy.control.ControlSignal), written with a conditional update naming the owner.
+(latticedb_deploy.control.ControlSignal), written with a conditional update naming the owner; once a
+deployment recorded what served before it (prepare.record_baseline): last_good, a JSON string of that
+baseline, so an emergency rollback that pre-empts the run knows which slot and revision were good (the
+weights alone do not say: a canary past 50 % takes more traffic than the stable slot).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +43,12 @@ class Holder:
     blocked: str | None = None  # set when the lease is kept because a rollback failed
     blocked_at: float | None = None
     control: str | None = None  # latticedb_control's signal (JSON), see latticedb_deploy.control
+    last_good: str | None = None  # the holder's baseline (JSON): what served before its deployment
+
+    @property
+    def baseline(self) -> dict | None:
+        """The state the holder's deployment started from (prepare.record_baseline), if it recorded it."""
+        return json.loads(self.last_good) if self.last_good else None
 
     @property
     def signal(self):
@@ -113,6 +123,7 @@ class EnvironmentLock:
             blocked=s("blocked"),
             blocked_at=float(item["blocked_at"]["N"]) if "blocked_at" in item else None,
             control=s("control"),
+            last_good=s("last_good"),
         )
 
     def preemption(self, owner: str) -> Preemption | None:
@@ -264,6 +275,22 @@ class EnvironmentLock:
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def record_last_good(self, owner: str, baseline: dict) -> None:
+        """Write on `owner`'s lease what served before its deployment; LeaseLostError if it is not `owner`'s.
+
+        An emergency take replaces the item, so the record goes with the run it describes."""
+        try:
+            self.client.update_item(
+                TableName=self.env.lock_table,
+                Key=self._key,
+                UpdateExpression="SET last_good = :baseline",
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":baseline": {"S": json.dumps(baseline, sort_keys=True)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise LeaseLostError(self.lost_message(owner)) from None
 
     # ------------------------------------------------------------------ incidents and emergencies
     def block(self, owner: str, why: str, now: float | None = None) -> bool:

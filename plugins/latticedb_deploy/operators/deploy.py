@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from latticedb_deploy.operators.base import DeploymentStepOperator, LatticeDBOperator, ran_before
+from latticedb_deploy.operators.base import DeploymentStepOperator, LatticeDBOperator, owner_of, ran_before
 
 # Operators take the baseline and new revision as arguments (DeploymentStepOperator); these ids are
 # only for what any task or callback of a run may say about it (revision_fields, the deployment history).
@@ -39,7 +39,19 @@ class RecordBaselineOperator(LatticeDBOperator):
             "load_balancer_arn": traffic.load_balancer_arn(),
         }
         self.log.info("Last good state: %s on %s (%d tasks)", live.service, svc["taskDefinition"], svc["desiredCount"])
+        self._keep_on_the_lease(context, baseline)
         return baseline
+
+    def _keep_on_the_lease(self, context: Any, baseline: dict) -> None:
+        """Written on the run's lease too: an emergency rollback that pre-empts this run takes it from there
+        (the listener's weights alone cannot tell it which slot was good). A lost lease stops the run here,
+        before anything changed."""
+        from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
+
+        try:
+            EnvironmentLock(self.env).record_last_good(owner_of(context), baseline)
+        except LeaseLostError as exc:
+            self.lease_lost(context, str(exc))
 
 
 class RegisterTaskDefinitionOperator(DeploymentStepOperator):

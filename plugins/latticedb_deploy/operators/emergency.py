@@ -47,45 +47,58 @@ def previous_revision(active_newest_first: list[str], current: str) -> str | Non
 
 
 def choose(
-    *, live: dict, idle: dict, live_weight: int, requested: str | None, active: list[str], previous=previous_revision
+    *, live: dict, idle: dict, live_weight: int, requested: str | None, active: list[str], previous=previous_revision,
+    last_good: dict | None = None,
 ) -> dict:
-    """Decide how to roll back. `requested` is a resolved ARN or None (= the previous one).
+    """Decide how to roll back. `requested` is a resolved ARN or None (= choose one).
 
-    Default target: the warm old colour's revision when the idle colour is warm and takes no
-    traffic (a blue/green switch still baking); the live colour's own revision when traffic is
-    split (a canary in flight: all traffic back to the stable colour); otherwise the newest
-    ACTIVE revision older than the one in service, as `previous(active, live)` picks it (the
-    operator's pick skips revisions whose image the deployment history knows failed).
+    Default target, first that applies:
+    - `last_good`: the revision that served before the deployment this rollback pre-empted (its
+      baseline, kept on the lease). Only it says which slot is the good one: by weight, a canary past
+      50 % is the "live" slot, and a blue/green waiting for approval has the new colour warm at 0 %;
+    - the warm idle colour's revision when the live one takes all traffic (a blue/green switch whose
+      run is gone, the old colour still warm);
+    - the live colour's own revision when traffic is split (a canary in flight: all traffic back to
+      the slot with most of it);
+    - the newest ACTIVE revision older than the one in service, as `previous(active, live)` picks it
+      (the operator's pick skips revisions whose image the deployment history knows failed).
+
+    How: SWITCH (one listener call) when the idle colour runs the target, settled; NOTHING when the
+    live colour runs it with all traffic and nothing rolling; otherwise UPDATE (the live colour gets
+    all traffic and rolls to the target).
     """
     live_td, idle_td = live["taskDefinition"], idle["taskDefinition"]
-    warm = live_weight == 100 and is_warm(idle, live_td)
-    if requested is None:
-        if warm:
-            target = idle_td
-        elif live_weight < 100:
-            target = live_td
-        else:
-            target = previous(active, live_td)
-        if target is None:
-            raise AirflowFailException(
-                f"no revision to roll back to: none older than {short(live_td)} is ACTIVE and not known bad "
-                "(a deployment of its image failed, or it runs the image in service), and the idle colour is "
-                "not warm; name target_revision explicitly"
-            )
-    else:
+    idle_warm = is_warm(idle, live_td)
+    if requested is not None:
         target = requested
-    if warm and target == idle_td:
+    elif last_good and last_good.get("task_definition"):
+        target = last_good["task_definition"]
+    elif idle_warm and live_weight == 100:
+        target = idle_td
+    elif live_weight < 100:
+        target = live_td
+    else:
+        target = previous(active, live_td)
+    if target is None:
+        raise AirflowFailException(
+            f"no revision to roll back to: none older than {short(live_td)} is ACTIVE and not known bad "
+            "(a deployment of its image failed, or it runs the image in service), and the idle colour is "
+            "not warm; name target_revision explicitly"
+        )
+    if idle_warm and target == idle_td:
         mode = SWITCH
     elif target == live_td and live_weight == 100 and len(live.get("deployments") or []) <= 1:
         mode = NOTHING
     else:
         mode = UPDATE
-    return {"mode": mode, "target_task_definition": target, "idle_warm": warm}
+    return {"mode": mode, "target_task_definition": target, "idle_warm": idle_warm,
+            "from_last_good": requested is None and bool(last_good and last_good.get("task_definition"))}
 
 
 class PlanRollbackOperator(LatticeDBOperator):
     """Read the live/idle colours and revisions; pick the fast path (listener) or the slow one (service).
-    `taken` is take_environment's result: whether a deployment in flight was pre-empted goes into the plan."""
+    `taken` is take_environment's result: the deployment in flight it pre-empted, and what served before
+    that deployment (the default target)."""
 
     template_fields = (*LatticeDBOperator.template_fields, "target_revision", "reason", "taken")
 
@@ -157,6 +170,7 @@ class PlanRollbackOperator(LatticeDBOperator):
             requested=self._resolve(ecs, context),
             active=ecs.list_revisions(),
             previous=previous,
+            last_good=(self.taken or {}).get("preempted_last_good"),
         )
         for why in passed_over:
             self.log.warning("Not rolling back to %s", why)

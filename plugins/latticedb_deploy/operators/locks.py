@@ -135,7 +135,11 @@ class TakeEnvironmentOperator(LatticeDBOperator):
             )
         else:
             self.log.info("Holding %s for %s (nobody else held it)", self.env.name, me)
-        return {"environment": self.env.name, "owner": me, "preempted": preempted}
+        # What served before the pre-empted deployment (its prepare.record_baseline): the rollback's default target.
+        last_good = previous.baseline if preempted else None
+        if last_good:
+            self.log.info("The pre-empted run started from %s on %s", last_good.get("service"), last_good.get("task_definition"))
+        return {"environment": self.env.name, "owner": me, "preempted": preempted, "preempted_last_good": last_good}
 
 
 class UnlockEnvironmentOperator(LatticeDBOperator):

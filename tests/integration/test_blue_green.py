@@ -86,8 +86,9 @@ def _open_request(session, ti) -> bool:
 
 
 def _answer_when_asked(dag_id: str, option: str, stop: threading.Event, user=("oncall", "On-call engineer"),
-                       task_id: str = "deploy.approve_switch") -> dict:
-    """Play the person in the Airflow UI: answer the approval through the HITL API's own handler."""
+                       task_id: str = "deploy.approve_switch", first=None) -> dict:
+    """Play the person in the Airflow UI: answer the approval through the HITL API's own handler
+    (after calling `first()`, if given, once the request is open: what happened while nobody answered)."""
     from types import SimpleNamespace
 
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
@@ -107,6 +108,8 @@ def _answer_when_asked(dag_id: str, option: str, stop: threading.Event, user=("o
                 )
             ).first()
             if ti is not None and _open_request(session, ti):
+                if first is not None:
+                    first()
                 update_hitl_detail(
                     dag_id=dag_id, dag_run_id=ti.run_id, task_id=ti.task_id,
                     update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option]),
@@ -162,6 +165,47 @@ def test_approval_decides_the_switch(local, dagbag, answer, switched):
     else:
         assert (record.outcome, record.failed_step) == ("rejected", "deploy.approve_switch"), record
         assert record.reason == "rejected by On-call engineer" and record.time_to_restore_seconds is None, record
+
+
+def test_an_emergency_rollback_during_the_approval_leaves_production_on_the_old_colour(local, dagbag):
+    """The new revision is warm on green at 0 % and the approval is open when on-call runs the emergency
+    rollback (its own process, as from the UI); then the approver rejects. The rollback's default target
+    is what served before the deployment (blue's revision, kept on the pre-empted run's lease), not the
+    warm green; and the rejected run, no longer holding the environment, scales nothing down."""
+    from tests.integration.background import BackgroundRun
+
+    v1 = local.service(BLUE)["taskDefinition"]
+    seen: dict = {}
+
+    def emergency_rollback():
+        run = BackgroundRun("latticedb_rollback", {
+            "environment": ENV.name, "reason": "INC-8: errors on blue", "target_revision": None, "notify": True,
+        }).start()
+        seen["code"], seen["states"] = run.wait(240), run.task_states()
+        seen["output"], seen["weights"], seen["green"] = run.output[-3000:], local.weights(), local.service(GREEN)
+
+    stop = threading.Event()
+    person = threading.Thread(target=_answer_when_asked, args=(DAG_ID, "Reject", stop),
+                              kwargs={"first": emergency_rollback}, daemon=True)
+    person.start()
+    try:
+        dr = run_dag_run(dagbag, DAG_ID, conf("v2.0.0", require_approval=True))
+    finally:
+        stop.set()
+        person.join(5)
+    tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert seen.get("code") == 0, seen.get("output")
+    assert seen["states"]["plan"] == "success" and seen["states"]["switch_listener"] == "skipped", seen["states"]
+    assert seen["weights"] == {ENV.blue_tg: 100, ENV.green_tg: 0}  # not switched to the unapproved colour
+    assert dr.state == "failed" and tasks["deploy.switch_traffic"] == "skipped", tasks
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
+    assert local.service(BLUE)["taskDefinition"] == v1
+    green = local.service(GREEN)
+    assert green["desiredCount"] == seen["green"]["desiredCount"] > 0  # left as the rollback found it
+    texts = local.message_texts()
+    assert any("Emergency rollback finished" in t for t in texts), texts
+    assert any("the environment was taken over" in t and "left as it is" in t for t in texts), texts
+    assert not any("Deployment rejected: not deployed, production untouched" in t for t in texts), texts
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ not (scaled to 0, another revision) is refused at once with the reason.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from latticedb_deploy.aws.ecs import EcsClient
@@ -47,10 +48,11 @@ class GuardedTraffic:
 
     def wait_until_ready(
         self, expectations: list[SlotExpectation], *, timeout: float, poll: float = 1.0, log: Any = None
-    ) -> None:
-        """Return once every slot is ready; raise SlotNotReady at once for a slot that is not converging,
-        or after `timeout` for one that did not get there."""
+    ) -> bool:
+        """Return once every slot is ready (True if that took a wait); raise SlotNotReady at once for a slot
+        that is not converging, or after `timeout` for one that did not get there."""
         deadline = time.monotonic() + timeout
+        waited = False
         while True:
             pending: list[str] = []
             for exp in expectations:
@@ -59,12 +61,13 @@ class GuardedTraffic:
                     raise SlotNotReady("; ".join(problems))
                 pending.extend(problems)
             if not pending:
-                return
+                return waited
             if time.monotonic() >= deadline:
                 raise SlotNotReady(f"not ready after {timeout:.0f}s: " + "; ".join(pending))
             if log is not None:
                 log.info("Waiting for the slot to be ready: %s", "; ".join(pending))
             time.sleep(poll)
+            waited = True
 
     def set_weights(
         self,
@@ -74,10 +77,13 @@ class GuardedTraffic:
         port: int | None = None,
         wait_seconds: float | None = None,
         log: Any = None,
+        fence: Callable[[], Any] | None = None,
     ) -> bool:
         """Set absolute weights in one call after checking every slot that gets weight > 0.
 
-        Returns False (no call made) when the listener already has exactly these weights.
+        Returns False (no call made) when the listener already has exactly these weights. `fence` (the
+        caller's lease check) is called again after a wait for a slot, right before the change: the
+        environment may have changed hands during the wait (up to ready_wait_seconds).
         """
         current = self.traffic.weights(port)
         wanted = {arn: w for arn, w in weights.items()}
@@ -89,6 +95,8 @@ class GuardedTraffic:
             raise SlotNotReady(f"no expectation for target group(s) {missing} that would get traffic")
         checks = [by_tg[arn] for arn, w in wanted.items() if w > 0]
         wait = ready_wait_seconds(self.env) if wait_seconds is None else wait_seconds
-        self.wait_until_ready(checks, timeout=wait, poll=min(self.env.rollout.poll_seconds, 5), log=log)
+        waited = self.wait_until_ready(checks, timeout=wait, poll=min(self.env.rollout.poll_seconds, 5), log=log)
+        if waited and fence is not None:
+            fence()
         self.traffic.set_weights(wanted, port)
         return True

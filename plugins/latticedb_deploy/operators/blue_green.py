@@ -83,15 +83,34 @@ class SwitchApprovalOperator(DeploymentApprovalOperator):
         )
 
     def on_rejected(self, context: Any, env: Any, outcome: str, reason: str) -> None:
+        """Scale the idle colour (the new revision, never switched to) back down: only while this run still
+        holds the environment (an emergency rollback may have taken it during the wait, and owns traffic
+        now) and only if that colour takes no production traffic."""
         from latticedb_deploy.aws.ecs import EcsClient
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
+        from latticedb_deploy.operators.base import owner_of
 
         baseline = self.baseline
         if not baseline:
             raise AirflowFailException(f"{self.task_id}: no baseline given: cannot tell which colour to scale down")
-        EcsClient(env).scale(baseline["idle_service"], 0)
-        self.log.warning("Switch %s (%s): not deployed, production untouched, %s scaled to 0",
-                         outcome, reason, baseline["idle_service"])
+        idle = baseline["idle_service"]
+        try:
+            EnvironmentLock(env).renew(owner_of(context))  # fencing, as before every change
+        except LeaseLostError as exc:
+            self.log.error("Switch %s (%s): %s scaled down by nobody: %s", outcome, reason, idle, exc)
+            self._notify(context, env, "warning", "Deployment rejected: not deployed; the environment was taken over",
+                         {"Outcome": reason, "Idle colour": f"{idle} left as it is", "Why": str(exc)})
+            return
+        share = TrafficClient(env).weights().get(baseline["idle_target_group_arn"], 0)
+        if share > 0:
+            self.log.error("Switch %s (%s): %s takes %d%% of production traffic: not scaled down", outcome, reason, idle, share)
+            self._notify(context, env, "warning", "Deployment rejected: not deployed; idle colour takes traffic",
+                         {"Outcome": reason, "Idle colour": f"{idle} takes {share}% of traffic: left as it is"})
+            return
+        EcsClient(env).scale(idle, 0)
+        self.log.warning("Switch %s (%s): not deployed, production untouched, %s scaled to 0", outcome, reason, idle)
         self._notify(
             context, env, "warning", "Deployment rejected: not deployed, production untouched",
-            {"Outcome": reason, "Idle colour": f"{baseline['idle_service']} scaled to 0"},
+            {"Outcome": reason, "Idle colour": f"{idle} scaled to 0"},
         )

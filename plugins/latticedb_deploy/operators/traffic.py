@@ -10,9 +10,13 @@ from latticedb_deploy.operators.base import DeploymentStepOperator, control_sign
 
 
 def guarded_shift(operator: Any, weights: dict[str, int], expectations: list, **kwargs: Any) -> bool:
-    """Set weights through GuardedTraffic; a slot unfit for traffic fails the task, with nothing changed."""
+    """Set weights through GuardedTraffic; a slot unfit for traffic fails the task, with nothing changed.
+    After a wait for a slot, the operator's lease is checked again right before the change (hold_lease)."""
     from latticedb_deploy.aws.guarded_traffic import GuardedTraffic, SlotNotReady
 
+    context = operator.__dict__.get("_run_context")
+    if context is not None and hasattr(operator, "hold_lease"):
+        kwargs.setdefault("fence", lambda: operator.hold_lease(context))
     try:
         return GuardedTraffic(operator.env).set_weights(weights, expectations, log=operator.log, **kwargs)
     except SlotNotReady as exc:

@@ -1,0 +1,77 @@
+"""GuardedTraffic checks the caller's lease again after waiting for a slot, right before the weight change:
+the environment may change hands during the wait (up to 300 s), and a run that lost it must change nothing.
+Narrow unit test: ECS and the listener are fakes that count calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from latticedb_deploy.aws.guarded_traffic import GuardedTraffic
+from latticedb_deploy.config import load_config
+from latticedb_deploy.readiness import SlotExpectation
+
+NEW = SlotExpectation("svc-green", "tg-green", "td:8", 2)
+OLD = SlotExpectation("svc-blue", "tg-blue", "td:7", 2)
+
+
+class FakeEcs:
+    """Blue settled on td:7; green on td:8 running `running` of 2 tasks, one more at each look (tasks take time)."""
+
+    def __init__(self, running: int):
+        self.running = running
+
+    def describe_service(self, name: str) -> dict:
+        green = name == NEW.service
+        svc = {"serviceName": name, "taskDefinition": "td:8" if green else "td:7", "desiredCount": 2,
+               "runningCount": self.running if green else 2,
+               "deployments": [{"status": "PRIMARY", "rolloutState": "COMPLETED"}]}
+        if green:
+            self.running = min(self.running + 1, 2)
+        return svc
+
+
+class FakeListener:
+    def __init__(self, ecs: FakeEcs):
+        self.ecs, self.changes = ecs, []
+
+    def weights(self, port=None) -> dict:
+        return {"tg-blue": 100, "tg-green": 0}
+
+    def healthy_targets(self, arn: str) -> int:
+        return self.ecs.running if arn == NEW.target_group_arn else 2
+
+    def set_weights(self, weights: dict, port=None) -> None:
+        self.changes.append(weights)
+
+
+class LeaseLost(RuntimeError):
+    pass
+
+
+def _guard(running: int) -> tuple[GuardedTraffic, FakeListener]:
+    env = load_config().environment("local")
+    ecs = FakeEcs(running)
+    listener = FakeListener(ecs)
+    return GuardedTraffic(env, ecs=ecs, traffic=listener), listener
+
+
+@pytest.mark.parametrize("running", [0, 1])
+def test_a_lease_lost_while_waiting_for_the_slot_changes_nothing(running):
+    guard, listener = _guard(running)
+
+    def fence():
+        raise LeaseLost("pre-empted by emergency rollback latticedb_rollback/r1")
+
+    with pytest.raises(LeaseLost):
+        guard.set_weights({"tg-green": 25, "tg-blue": 75}, [NEW, OLD], wait_seconds=30, fence=fence)
+    assert listener.changes == []
+
+
+def test_the_lease_is_checked_again_only_after_a_wait():
+    checks = []
+    guard, listener = _guard(2)  # ready at the first look: the caller's own check just before still holds
+    assert guard.set_weights({"tg-green": 25, "tg-blue": 75}, [NEW, OLD], wait_seconds=30, fence=lambda: checks.append(1))
+    assert (checks, listener.changes) == ([], [{"tg-green": 25, "tg-blue": 75}])
+    guard, listener = _guard(1)  # one wait: checked once, then changed
+    assert guard.set_weights({"tg-green": 25, "tg-blue": 75}, [NEW, OLD], wait_seconds=30, fence=lambda: checks.append(1))
+    assert (checks, listener.changes) == ([1], [{"tg-green": 25, "tg-blue": 75}])

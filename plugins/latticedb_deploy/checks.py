@@ -108,6 +108,7 @@ def check_aws_credentials(env: Environment, image_uri: str, params: dict) -> Che
 
 def check_image(env: Environment, image_uri: str, params: dict) -> CheckResult:
     from latticedb_deploy.aws.ecr import EcrClient, ImageNotFound
+    from latticedb_deploy.aws.in_use import registry_host
 
     name = "Image exists and scanned"
     image = parse_image_uri(image_uri)
@@ -115,9 +116,12 @@ def check_image(env: Environment, image_uri: str, params: dict) -> CheckResult:
         return CheckResult(
             name, FAIL, f"registry {image.registry} is not allowed in {env.name} (allowed: {', '.join(env.allowed_registries)})"
         )
-    ecr_account = image.registry.split(".", 1)[0] if ".dkr.ecr." in image.registry else None
-    if not env.allowed_registries and ecr_account and ecr_account != env.account_id:
-        return CheckResult(name, FAIL, f"registry account {ecr_account} is not the environment's account {env.account_id}")
+    own = registry_host(env)
+    if image.registry != own:  # the digest and scan below are read from the environment's own registry
+        return CheckResult(name, FAIL, (
+            f"registry {image.registry} is not {env.name}'s own registry {own} (account {env.account_id}, "
+            f"{env.region}), where the image's digest and scan are looked up: push or replicate the image there"
+        ))
     if env.ecr_repository != image.repository:
         return CheckResult(name, FAIL, f"repository {image.repository!r} is not {env.ecr_repository!r}")
     ecr = EcrClient(env)

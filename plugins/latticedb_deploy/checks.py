@@ -310,7 +310,13 @@ def check_traffic_plan(env: Environment, image_uri: str, params: dict) -> CheckR
     except PlanError as exc:
         return CheckResult(name, FAIL, str(exc))
     steps = " -> ".join(f"{s.percent}%" for s in plan)
-    return CheckResult(name, PASS, f"{steps}, {plan[0].interval_seconds}s per step")
+    interval = plan[0].interval_seconds
+    limit = env.gate_limit_seconds(interval)
+    if limit > interval + max(interval, 30):  # the relative judge needs longer than the interval allows
+        return CheckResult(name, PASS, (
+            f"{steps}, {interval}s per step; each gate may wait up to {limit:.0f}s for the relative judge's "
+            f"{env.judge.min_samples} samples of {env.judge_period_seconds}s a side"))
+    return CheckResult(name, PASS, f"{steps}, {interval}s per step")
 
 
 CHECKS: dict[str, Callable[[Environment, str, dict], CheckResult]] = {

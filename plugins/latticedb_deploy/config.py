@@ -95,6 +95,8 @@ class Metrics:
 JUDGE_METRICS = ("error_rate", "latency", "success_rate")
 JUDGE_MODES = ("absolute", "relative", "both")
 # Where `judge.mode` is unset: `both` in these environments (either failing fails the gate), `absolute` elsewhere.
+# Periods a gate waits beyond judge.min_samples: the first, partial (clock-aligned), and CloudWatch's delay.
+GATE_SAMPLE_MARGIN_PERIODS = 3
 JUDGE_BOTH_BY_DEFAULT = ("local", "staging", "production")
 
 
@@ -416,6 +418,17 @@ class Environment:
         if self.judge.mode is not None:
             return self.judge.mode
         return "both" if self.name in JUDGE_BOTH_BY_DEFAULT else "absolute"
+
+    def gate_limit_seconds(self, interval_seconds: float) -> float:
+        """How long a gate (a canary step, a bake) may take to reach a verdict from its start: its interval,
+        then as long again (at least 30 s) for conclusive metrics. With the relative judge, never less than
+        `judge.min_samples` + 3 of its periods: a side short of samples is never a pass, and CloudWatch's
+        periods are clock-aligned (the first is partial) and published a minute or two late, so a 300 s
+        step with 60 s periods cannot hold 10 samples a side by 600 s."""
+        limit = interval_seconds + max(interval_seconds, 30)
+        if self.judge_mode != "absolute":
+            limit = max(limit, (self.judge.min_samples + GATE_SAMPLE_MARGIN_PERIODS) * self.judge_period_seconds)
+        return limit
 
     @property
     def watch_offsets(self) -> tuple[float, ...] | None:

@@ -67,3 +67,25 @@ def test_bad_judge_block_names_file_key_and_problem(tmp_path, block, expected):
     with pytest.raises(ConfigError, match=expected) as err:
         _load(tmp_path, "staging", block)
     assert str(tmp_path / "judge.yaml") in str(err.value)
+
+
+# CloudWatch publishes ALB metrics a minute or two late (Environment.gate_limit_seconds allows two periods).
+PUBLICATION_DELAY_PERIODS = 2
+
+
+@pytest.mark.parametrize("name", ["staging", "production", "local", "dev"])
+@pytest.mark.parametrize("interval", [0, 60, 240, 300, 600, 900])
+@pytest.mark.parametrize("offset", [0, 1, 30, 59])  # seconds into a clock-aligned period the gate starts at
+def test_a_gate_lasts_long_enough_for_the_relative_judge_to_have_its_samples(name, interval, offset):
+    """A gate of any interval, started anywhere in a period, can see `min_samples` complete periods a side
+    before its deadline when the relative judge decides; otherwise a healthy canary in staging (300 s
+    steps, 60 s periods) failed as "inconclusive" at 600 s. With thresholds only, the limit is unchanged."""
+    env = load_config(REAL).environment(name)
+    period, limit = env.judge_period_seconds, env.gate_limit_seconds(interval)
+    assert limit >= interval + max(interval, 30)
+    if env.judge_mode == "absolute":
+        assert limit == interval + max(interval, 30)
+        return
+    first_whole = (period - offset) % period  # the partial first period does not count
+    visible = limit - PUBLICATION_DELAY_PERIODS * period - first_whole
+    assert visible // period >= env.judge.min_samples, (limit, visible)

@@ -105,7 +105,7 @@ class MetricGateSensor(DeploymentStepOperator, SkipMixin):
             load_balancer_arn=lb_arn,
             started_at=now,
             interval_seconds=step.interval_seconds,
-            deadline=now + step.interval_seconds + max(step.interval_seconds, 30),
+            deadline=now + self.env.gate_limit_seconds(step.interval_seconds),
             tolerated_failures=self._tolerated_failures(context),
             owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
             baseline_target_group_arn=baseline["target_group_arn"],

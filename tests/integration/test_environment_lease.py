@@ -150,6 +150,36 @@ def test_a_run_that_lost_its_lease_changes_nothing_and_says_why(local, dagbag):
     assert any("Automatic rollback not run" in t for t in texts), texts
 
 
+def test_a_run_whose_lease_lapsed_with_nobody_holding_it_still_rolls_back_what_it_changed(local, dagbag):
+    """Mid-gate, the run's lease item disappears (expired and cleared by hand, or taken by a run that failed
+    its pre-flight and gave it back): the gate stops as with any lost lease, but nobody owns the 25 %
+    split it left. Its rollback takes the environment again and puts 100 % back on the stable slot."""
+    ddb = local.client("dynamodb")
+    cleared: list[float] = []
+
+    def clear_in_the_gate():
+        wait_until(lambda: local.weights().get(GREEN) == 25, 240, "the 25% step", interval=0.1)
+        time.sleep(2)  # the gate is waiting
+        ddb.delete_item(TableName=LOCK_TABLE, Key={"environment": {"S": ENV.name}})
+        cleared.append(time.time())
+
+    thread = threading.Thread(target=clear_in_the_gate, daemon=True)
+    thread.start()
+    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name,
+                                      "traffic_steps": [25, 100], "interval_seconds": 30})
+    thread.join(10)
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert cleared, "the 25% step never came"
+    assert dr.state == "failed", states
+    assert states["deploy.gate_25pct"] == "failed", states
+    assert states["rollback.restore_previous_revision"] == "success", states
+    assert states["rollback.shift_traffic_back"] == "success", states
+    assert local.weights() == {BLUE: 100, GREEN: 0}
+    texts = local.message_texts()
+    assert any("Rollback took the environment again" in t for t in texts), texts
+    assert lock_item(local) is None  # given back at the end
+
+
 class ReleasedBetweenWriteAndRead:
     """A DynamoDB client whose first read comes just after the holder released the lease."""
 

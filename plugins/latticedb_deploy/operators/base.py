@@ -133,7 +133,8 @@ class LatticeDBOperator(BaseOperator):
 
         Lost (expired and taken, cleared, or pre-empted by an emergency rollback): the task fails saying
         who holds the environment and why, and changes nothing. A rollback task skips instead: whoever
-        took the environment (an emergency rollback) owns traffic now, and the rollback says so.
+        took the environment (an emergency rollback) owns traffic now, and the rollback says so; when
+        nobody holds it, the rollback takes it again and rolls back (_retaken_for_rollback).
         Aborted by a person (latticedb_control): any step but a rollback step fails, changing nothing,
         with "aborted by <user>: <reason>", and the run's rollback runs. Returns the lease (Holder),
         whose `signal` the caller may act on (a promote).
@@ -141,16 +142,34 @@ class LatticeDBOperator(BaseOperator):
         from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
         from latticedb_deploy.control import for_step
 
+        lock, owner = EnvironmentLock(self.env), owner_of(context)
         try:
-            holder = EnvironmentLock(self.env).renew(owner_of(context))
+            holder = lock.renew(owner)
         except LeaseLostError as exc:
-            self.lease_lost(context, str(exc))
+            holder = self._retaken_for_rollback(context, lock, owner, str(exc))
+            if holder is None:
+                self.lease_lost(context, str(exc))
         signal = control_signal(holder, self.log)
         if for_step(signal, rollback=self.task_id.startswith("rollback.")) == "abort":
             msg = f"{self.task_id} not run, nothing changed: the deployment was {signal.message}"
             self.log.error("%s", msg)
             raise AirflowFailException(msg)
         return holder
+
+    def _retaken_for_rollback(self, context: Any, lock: Any, owner: str, why: str) -> Any:
+        """A rollback step whose run's lease lapsed while nobody holds the environment now (expired and
+        cleared, or taken by a run that failed its pre-flight and gave it back) takes it again and rolls
+        back: otherwise what this run left (split traffic) has no owner and nobody restores it. Never after
+        an emergency rollback pre-empted this run (it decided where traffic goes), never while anyone holds
+        it or it is blocked. Returns the lease, or None (the caller stops as with any lost lease)."""
+        if not self.task_id.startswith("rollback.") or lock.preemption(owner) is not None:
+            return None
+        if lock.acquire(owner) is not None:  # somebody holds it, or it is blocked
+            return None
+        msg = f"{why} Nobody held the environment: this run took it again to roll back what it changed."
+        self.log.warning("%s", msg)
+        self.send(context, "warning", "Rollback took the environment again", {"Why": msg})
+        return lock.holder()
 
     def lease_lost(self, context: Any, why: str) -> None:
         """Stop this task because the run lost its lease (see hold_lease); never returns."""

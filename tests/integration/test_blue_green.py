@@ -121,16 +121,22 @@ def _answer_when_asked(dag_id: str, option: str, stop: threading.Event, user=("o
     return {}
 
 
-@pytest.mark.parametrize(("answer", "switched"), [("Approve", True), ("Reject", False)])
-def test_approval_decides_the_switch(local, dagbag, answer, switched):
+def _run_with_person(dagbag, run_conf: dict, person):
+    """Run the blue/green DAG while `person(stop)` plays the person in the Airflow UI, in another thread."""
     stop = threading.Event()
-    person = threading.Thread(target=_answer_when_asked, args=(DAG_ID, answer, stop), daemon=True)
-    person.start()
+    thread = threading.Thread(target=person, args=(stop,), daemon=True)
+    thread.start()
     try:
-        dr = run_dag_run(dagbag, DAG_ID, conf("v2.0.0", require_approval=True))
+        return run_dag_run(dagbag, DAG_ID, run_conf)
     finally:
         stop.set()
-        person.join(5)
+        thread.join(5)
+
+
+@pytest.mark.parametrize(("answer", "switched"), [("Approve", True), ("Reject", False)])
+def test_approval_decides_the_switch(local, dagbag, answer, switched):
+    dr = _run_with_person(dagbag, conf("v2.0.0", require_approval=True),
+                          lambda stop: _answer_when_asked(DAG_ID, answer, stop))
     state, tasks = dr.state, {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert tasks["deploy.approve_switch"] == "success"
     texts = local.message_texts()
@@ -184,15 +190,8 @@ def test_an_emergency_rollback_during_the_approval_leaves_production_on_the_old_
         seen["code"], seen["states"] = run.wait(240), run.task_states()
         seen["output"], seen["weights"], seen["green"] = run.output[-3000:], local.weights(), local.service(GREEN)
 
-    stop = threading.Event()
-    person = threading.Thread(target=_answer_when_asked, args=(DAG_ID, "Reject", stop),
-                              kwargs={"first": emergency_rollback}, daemon=True)
-    person.start()
-    try:
-        dr = run_dag_run(dagbag, DAG_ID, conf("v2.0.0", require_approval=True))
-    finally:
-        stop.set()
-        person.join(5)
+    dr = _run_with_person(dagbag, conf("v2.0.0", require_approval=True),
+                          lambda stop: _answer_when_asked(DAG_ID, "Reject", stop, first=emergency_rollback))
     tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert seen.get("code") == 0, seen.get("output")
     assert seen["states"]["plan"] == "success" and seen["states"]["switch_listener"] == "skipped", seen["states"]
@@ -227,10 +226,9 @@ def test_four_eyes_the_trigger_cannot_approve_their_own_deployment(local, dagbag
     from airflow.settings import Session
     from sqlalchemy import select
 
-    stop = threading.Event()
     result: dict = {}
 
-    def people():
+    def people(stop):
         result.update(_answer_when_asked(DAG_ID, "Approve", stop, user=("dag_test", "dag_test")))
         # The refusal: nothing changed, and the request is open again, still for this run.
         deadline = time.time() + 120
@@ -247,13 +245,7 @@ def test_four_eyes_the_trigger_cannot_approve_their_own_deployment(local, dagbag
             time.sleep(0.5)
         _answer_when_asked(DAG_ID, "Approve", stop, user=("oncall", "On-call engineer"))
 
-    person = threading.Thread(target=people, daemon=True)
-    person.start()
-    try:
-        dr = run_dag_run(dagbag, DAG_ID, conf("v2.0.0", require_approval=False))
-    finally:
-        stop.set()
-        person.join(5)
+    dr = _run_with_person(dagbag, conf("v2.0.0", require_approval=False), people)
     tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert result.get("reopened"), result
     assert result["weights_after_refusal"] == {ENV.blue_tg: 100, ENV.green_tg: 0}

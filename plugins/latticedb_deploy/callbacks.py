@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from latticedb_deploy.redaction import redacted
+
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +61,7 @@ def notify_task_failure(context: Any) -> None:
         params = context.get("params") or {}
         ti = context["ti"]
         exception = context.get("exception")
-        reason = str(exception or "unknown error")
+        reason = redacted(str(exception or "unknown error"))  # goes to Slack and the history, not only the log
         lease_lost = _is_lease_lost(exception)
         incident = is_rollback_task(ti.dag_id, ti.task_id) and not lease_lost
         _record(context, ti, reason, incident=incident, lease_lost=lease_lost)

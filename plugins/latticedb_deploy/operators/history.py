@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from latticedb_deploy.history import EMERGENCY_ROLLBACK_DAG, DeploymentRecord, iso
+from latticedb_deploy.redaction import redacted
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def remember_failure(context: Any) -> None:
     """On a failed task (from its failure callback): why it failed, for the run's history record."""
     try:
         ti = context["ti"]
-        reason = str(context.get("exception") or "unknown error")
+        reason = redacted(str(context.get("exception") or "unknown error"))
         ti.xcom_push(key=FAILURE_KEY, value={"task": ti.task_id, "reason": reason[:500]})
     except Exception as exc:  # noqa: BLE001 - a nicety: the record names the step without it too
         log.debug("failure reason not kept: %s", exc)

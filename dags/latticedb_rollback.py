@@ -1,7 +1,8 @@
 """latticedb_rollback (Airflow DAG): the runbook's emergency rollback (`manage-service.sh rollback -e <env>`).
 
-If the old colour of a blue/green pair is still warm, the listener switches back in one call
-(seconds); otherwise the live service returns to the target revision (default: the previous one)
+The default target is what served before the deployment it pre-empts (that run's baseline, kept
+on its lease), else the previous good revision. If a slot still runs the target warm, the listener
+switches to it in one call (seconds); otherwise the live service returns to the target revision
 with the ECS circuit breaker on, and the run waits, deferrably, until it is stable.
 
 It takes the environment's lease by force first (take_environment, recording this run and the
@@ -33,7 +34,8 @@ with operations_dag(
         "target_revision": Param(
             None, type=["null", "string"], title="Target revision",
             description="Task definition to return to: ARN, family:revision or a revision number. "
-            "Empty: the warm old colour's revision, else the newest ACTIVE revision older than the one in service.",
+            "Empty: what served before the deployment in flight, if one is pre-empted; else the warm old "
+            "colour's revision; else the newest ACTIVE revision older than the one in service, not known bad.",
         ),
         "reason": Param(
             type="string", minLength=3, title="Reason",

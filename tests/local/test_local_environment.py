@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -297,7 +298,13 @@ def test_slow_image_raises_window_maximum_to_its_p95(local):
         10,
         what="slow latency",
     )
-    assert max(metric_sum(local, "TargetResponseTime", "Maximum", LB.blue_target_group, 20)) < 2.0
+    # The image's P95 (1.8 s) times the simulator's per-period noise at its worst: the load swing's peak
+    # and four sigmas of latency noise. A fixed 2.0 s was within that range (2.02 s seen on a loaded machine).
+    sys.path.insert(0, str(REPO / "include" / "local"))
+    from latticedb_local.simulator import LATENCY_NOISE_SIGMA, LOAD_SENSITIVITY, LOAD_SWING
+
+    worst = 1.8 * (1 + LOAD_SENSITIVITY * LOAD_SWING) * math.exp(4 * LATENCY_NOISE_SIGMA)
+    assert max(metric_sum(local, "TargetResponseTime", "Maximum", LB.blue_target_group, 20)) < worst
 
 
 def test_weighted_shift_sends_errors_to_green(local):

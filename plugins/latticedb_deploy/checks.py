@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from latticedb_deploy.config import Environment, load_config
+from latticedb_deploy.config import Environment, interval_gate_limit_seconds, load_config
 from latticedb_deploy.images import InvalidImageError, parse_image_uri
 from latticedb_deploy.params import notify_enabled
 from latticedb_deploy.preflight import FAIL, PASS, WARN, CheckResult
@@ -312,7 +312,7 @@ def check_traffic_plan(env: Environment, image_uri: str, params: dict) -> CheckR
     steps = " -> ".join(f"{s.percent}%" for s in plan)
     interval = plan[0].interval_seconds
     limit = env.gate_limit_seconds(interval)
-    if limit > interval + max(interval, 30):  # the relative judge needs longer than the interval allows
+    if limit > interval_gate_limit_seconds(interval):  # the relative judge needs longer than the interval allows
         return CheckResult(name, PASS, (
             f"{steps}, {interval}s per step; each gate may wait up to {limit:.0f}s for the relative judge's "
             f"{env.judge.min_samples} samples of {env.judge_period_seconds}s a side"))

@@ -95,9 +95,14 @@ class Metrics:
 JUDGE_METRICS = ("error_rate", "latency", "success_rate")
 JUDGE_MODES = ("absolute", "relative", "both")
 # Where `judge.mode` is unset: `both` in these environments (either failing fails the gate), `absolute` elsewhere.
+JUDGE_BOTH_BY_DEFAULT = ("local", "staging", "production")
 # Periods a gate waits beyond judge.min_samples: the first, partial (clock-aligned), and CloudWatch's delay.
 GATE_SAMPLE_MARGIN_PERIODS = 3
-JUDGE_BOTH_BY_DEFAULT = ("local", "staging", "production")
+
+
+def interval_gate_limit_seconds(interval_seconds: float) -> float:
+    """A gate's limit from its interval alone: the interval, then as long again (at least 30 s)."""
+    return interval_seconds + max(interval_seconds, 30)
 
 
 @frozen_model
@@ -425,7 +430,7 @@ class Environment:
         `judge.min_samples` + 3 of its periods: a side short of samples is never a pass, and CloudWatch's
         periods are clock-aligned (the first is partial) and published a minute or two late, so a 300 s
         step with 60 s periods cannot hold 10 samples a side by 600 s."""
-        limit = interval_seconds + max(interval_seconds, 30)
+        limit = interval_gate_limit_seconds(interval_seconds)
         if self.judge_mode != "absolute":
             limit = max(limit, (self.judge.min_samples + GATE_SAMPLE_MARGIN_PERIODS) * self.judge_period_seconds)
         return limit

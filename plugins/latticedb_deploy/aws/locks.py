@@ -276,21 +276,27 @@ class EnvironmentLock:
             return False
         return True
 
-    def record_last_good(self, owner: str, baseline: dict) -> None:
-        """Write on `owner`'s lease what served before its deployment; LeaseLostError if it is not `owner`'s.
-
-        An emergency take replaces the item, so the record goes with the run it describes."""
+    def _set_as_owner(self, owner: str, update: str, values: dict) -> bool:
+        """`SET <update>` on the lease if `owner` holds it; returns whether it did."""
         try:
             self.client.update_item(
                 TableName=self.env.lock_table,
                 Key=self._key,
-                UpdateExpression="SET last_good = :baseline",
+                UpdateExpression=f"SET {update}",
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}, ":baseline": {"S": json.dumps(baseline, sort_keys=True)}},
+                ExpressionAttributeValues={":owner": {"S": owner}, **values},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
-            raise LeaseLostError(self.lost_message(owner)) from None
+            return False
+        return True
+
+    def record_last_good(self, owner: str, baseline: dict) -> None:
+        """Write on `owner`'s lease what served before its deployment; LeaseLostError if it is not `owner`'s.
+
+        An emergency take replaces the item, so the record goes with the run it describes."""
+        if not self._set_as_owner(owner, "last_good = :baseline", {":baseline": {"S": json.dumps(baseline, sort_keys=True)}}):
+            raise LeaseLostError(self.lost_message(owner))
 
     # ------------------------------------------------------------------ incidents and emergencies
     def block(self, owner: str, why: str, now: float | None = None) -> bool:
@@ -298,18 +304,7 @@ class EnvironmentLock:
 
         Returns False when `owner` does not hold the lease (then there is nothing of ours to keep)."""
         now = time.time() if now is None else now
-        try:
-            self.client.update_item(
-                TableName=self.env.lock_table,
-                Key=self._key,
-                UpdateExpression="SET blocked = :why, blocked_at = :now",
-                ConditionExpression="#owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}, ":why": {"S": why}, ":now": {"N": f"{now:.3f}"}},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._set_as_owner(owner, "blocked = :why, blocked_at = :now", {":why": {"S": why}, ":now": {"N": f"{now:.3f}"}})
 
     def take(self, owner: str, reason: str, ttl_seconds: int | None = None, now: float | None = None) -> Holder | None:
         """Take the lease by force (emergency rollback), whoever holds it. Returns the previous holder.

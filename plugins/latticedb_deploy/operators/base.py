@@ -156,6 +156,12 @@ class LatticeDBOperator(BaseOperator):
             raise AirflowFailException(msg)
         return holder
 
+    def lease_fence(self) -> Any:
+        """hold_lease for the try in progress, as a callable (None outside a run): what a change that
+        waited calls right before it acts (GuardedTraffic.set_weights's `fence`)."""
+        context = self.__dict__.get("_run_context")
+        return None if context is None else lambda: self.hold_lease(context)
+
     def _retaken_for_rollback(self, context: Any, lock: Any, owner: str, why: str) -> Any:
         """A rollback step whose run's lease lapsed while nobody holds the environment now (expired and
         cleared, or taken by a run that failed its pre-flight and gave it back) takes it again and rolls

@@ -14,9 +14,7 @@ def guarded_shift(operator: Any, weights: dict[str, int], expectations: list, **
     After a wait for a slot, the operator's lease is checked again right before the change (hold_lease)."""
     from latticedb_deploy.aws.guarded_traffic import GuardedTraffic, SlotNotReady
 
-    context = operator.__dict__.get("_run_context")
-    if context is not None and hasattr(operator, "hold_lease"):
-        kwargs.setdefault("fence", lambda: operator.hold_lease(context))
+    kwargs.setdefault("fence", operator.lease_fence() if hasattr(operator, "lease_fence") else None)
     try:
         return GuardedTraffic(operator.env).set_weights(weights, expectations, log=operator.log, **kwargs)
     except SlotNotReady as exc:

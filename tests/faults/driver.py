@@ -74,6 +74,23 @@ def listener_is_whole(local) -> bool:
     return set(w) == {GREEN, BLUE} and sum(w.values()) == 100
 
 
+def clear_with_downstream(dag, run_id: str, task_id: str) -> list[str]:
+    """Clear `task_id` of run `run_id` with its downstream tasks (what the UI's Clear does); returns the
+    cleared task ids. continue_run drives the run on."""
+    from airflow.models.taskinstance import clear_task_instances
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.settings import Session
+    from airflow.utils.state import DagRunState
+
+    sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    subset = sdag.partial_subset(task_ids=[task_id], include_downstream=True, include_upstream=False)
+    with Session() as session:
+        tis = sdag.clear(dry_run=True, task_ids=list(subset.task_dict), run_id=run_id, session=session)
+        clear_task_instances(list(tis), session, DagRunState.QUEUED)
+        session.commit()
+        return sorted(ti.task_id for ti in tis)
+
+
 def continue_run(dag, run_id: str, timeout: float = 240):
     """Drive an existing DagRun to a final state the way dag.test() does; return the DagRun."""
     return drive_run(dag, run_id, timeout=timeout)

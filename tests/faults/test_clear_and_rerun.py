@@ -11,26 +11,11 @@ from __future__ import annotations
 import pytest
 
 from tests.envs import ENV
-from tests.faults.driver import aws_stats, continue_run, faults, task_states, tries
+from tests.faults.driver import aws_stats, clear_with_downstream, continue_run, faults, task_states, tries
 from tests.integration.helpers import image, run_dag_run
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_deploy_rolling"
-
-
-def _clear_failed_with_downstream(dag, run_id: str, task_id: str) -> list[str]:
-    from airflow.models.taskinstance import clear_task_instances
-    from airflow.serialization.serialized_objects import DagSerialization
-    from airflow.settings import Session
-    from airflow.utils.state import DagRunState
-
-    sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    subset = sdag.partial_subset(task_ids=[task_id], include_downstream=True, include_upstream=False)
-    with Session() as session:
-        tis = sdag.clear(dry_run=True, task_ids=list(subset.task_dict), run_id=run_id, session=session)
-        clear_task_instances(list(tis), session, DagRunState.QUEUED)
-        session.commit()
-        return sorted(ti.task_id for ti in tis)
 
 
 def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
@@ -50,7 +35,7 @@ def test_failed_task_cleared_and_rerun_finishes_the_deployment(local, dagbag):
     revisions = local.revisions()
 
     faults(local, throttle=None)
-    cleared = _clear_failed_with_downstream(dagbag.dags[DAG_ID], dr.run_id, "deploy.update_service")
+    cleared = clear_with_downstream(dagbag.dags[DAG_ID], dr.run_id, "deploy.update_service")
     assert "deploy.wait_for_rollout" in cleared and "notify_success" in cleared, cleared
     dr = continue_run(dagbag.dags[DAG_ID], dr.run_id)
     states = task_states(dr)

@@ -105,7 +105,7 @@ def test_the_lease_outlives_its_ttl_while_the_run_waits_in_a_gate(local, dagbag,
     assert watch.open_moments == [], watch.open_moments[:5]  # never expired, never anyone else's
     assert refused and getattr(refused[0], "owner", "").startswith(f"{DAG_ID}/"), refused
     assert local.weights() == {GREEN: 100, BLUE: 0}
-    assert lock_item(local) is None  # released at the end
+    assert "owner" not in lock_item(local)  # released at the end: the item stays, without an owner
 
 
 def test_a_run_that_lost_its_lease_changes_nothing_and_says_why(local, dagbag):
@@ -151,25 +151,32 @@ def test_a_run_that_lost_its_lease_changes_nothing_and_says_why(local, dagbag):
 
 
 def test_a_run_whose_lease_lapsed_with_nobody_holding_it_still_rolls_back_what_it_changed(local, dagbag):
-    """Mid-gate, the run's lease item disappears (expired and cleared by hand, or taken by a run that failed
-    its pre-flight and gave it back): the gate stops as with any lost lease, but nobody owns the 25 %
-    split it left. Its rollback takes the environment again and puts 100 % back on the stable slot."""
-    ddb = local.client("dynamodb")
-    cleared: list[float] = []
+    """Mid-gate, the run's lease lapses and another run takes it, fails its pre-flight (changing nothing)
+    and gives it back: the gate stops as with any lost lease, but nobody owns the 25 % split it left. Its
+    rollback takes the environment again (its baseline is still the latest) and puts 100 % back on the
+    stable slot."""
+    from latticedb_deploy.aws.locks import EnvironmentLock
+    from latticedb_deploy.config import load_config
 
-    def clear_in_the_gate():
+    lock = EnvironmentLock(load_config().environment(ENV.name), client=local.client("dynamodb"))
+    other = "latticedb_deploy_rolling/manual__2026-01-01T00:00:00+00:00"
+    lapsed: list[float] = []
+
+    def lapse_in_the_gate():
         wait_until(lambda: local.weights().get(GREEN) == 25, 240, "the 25% step", interval=0.1)
         time.sleep(2)  # the gate is waiting
-        ddb.delete_item(TableName=LOCK_TABLE, Key={"environment": {"S": ENV.name}})
-        cleared.append(time.time())
+        later = time.time() + 2 * lock.env.lock_ttl_seconds  # as if the run's lease had expired
+        assert lock.acquire(other, now=later) is None
+        assert lock.release(other)
+        lapsed.append(time.time())
 
-    thread = threading.Thread(target=clear_in_the_gate, daemon=True)
+    thread = threading.Thread(target=lapse_in_the_gate, daemon=True)
     thread.start()
     dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name,
                                       "traffic_steps": [25, 100], "interval_seconds": 30})
     thread.join(10)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
-    assert cleared, "the 25% step never came"
+    assert lapsed, "the 25% step never came"
     assert dr.state == "failed", states
     assert states["deploy.gate_25pct"] == "failed", states
     assert states["rollback.restore_previous_revision"] == "success", states
@@ -177,7 +184,34 @@ def test_a_run_whose_lease_lapsed_with_nobody_holding_it_still_rolls_back_what_i
     assert local.weights() == {BLUE: 100, GREEN: 0}
     texts = local.message_texts()
     assert any("Rollback took the environment again" in t for t in texts), texts
-    assert lock_item(local) is None  # given back at the end
+    assert "owner" not in lock_item(local)  # given back at the end
+
+
+def test_a_cleared_task_of_an_old_run_never_rolls_production_back_to_that_runs_baseline(local, dagbag):
+    """Run A deploys v2.0.0, then run B deploys v2.0.1. Someone clears A's verify.smoke_tests with its
+    downstream tasks (the UI's Clear): the smoke test now meets v2.0.1 and fails, so A's rollback starts.
+    But A's baseline (v1.0.0) is not the last good state any more: B recorded a newer one. A's rollback
+    does not take the environment back; v2.0.1 keeps 100 % of traffic."""
+    from tests.faults.driver import clear_with_downstream, continue_run
+
+    rolling = "latticedb_deploy_rolling"
+    first = run_dag_run(dagbag, rolling, {"image_uri": image("v2.0.0"), "environment": ENV.name})
+    assert first.state == "success"
+    second = run_dag_run(dagbag, rolling, {"image_uri": image("v2.0.1"), "environment": ENV.name})
+    assert second.state == "success"
+    serving = local.service()
+    assert local.task_definition_image(serving["taskDefinition"]).endswith("@" + local.digest("v2.0.1"))
+
+    cleared = clear_with_downstream(dagbag.dags[rolling], first.run_id, "verify.smoke_tests")
+    assert "rollback.restore_previous_revision" in cleared, cleared
+    dr = continue_run(dagbag.dags[rolling], first.run_id)
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert states["verify.smoke_tests"] == "failed", states
+    assert states["rollback.restore_previous_revision"] == "skipped", states
+    assert local.service()["taskDefinition"] == serving["taskDefinition"]  # still v2.0.1
+    assert local.weights()[BLUE] == 100
+    assert "owner" not in lock_item(local) and lock_item(local)["baseline_by"].endswith(second.run_id)
+    assert any("Automatic rollback not run" in t for t in local.message_texts()), local.message_texts()
 
 
 class ReleasedBetweenWriteAndRead:

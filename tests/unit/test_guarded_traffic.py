@@ -19,6 +19,10 @@ class FakeEcs:
 
     def __init__(self, running: int):
         self.running = running
+        self.scaled: list[tuple[str, int]] = []
+
+    def scale(self, name: str, count: int) -> None:
+        self.scaled.append((name, count))
 
     def describe_service(self, name: str) -> dict:
         green = name == NEW.service
@@ -33,15 +37,17 @@ class FakeEcs:
 class FakeListener:
     def __init__(self, ecs: FakeEcs):
         self.ecs, self.changes = ecs, []
+        self.current = {"tg-blue": 100, "tg-green": 0}
 
     def weights(self, port=None) -> dict:
-        return {"tg-blue": 100, "tg-green": 0}
+        return dict(self.current)
 
     def healthy_targets(self, arn: str) -> int:
         return self.ecs.running if arn == NEW.target_group_arn else 2
 
     def set_weights(self, weights: dict, port=None) -> None:
         self.changes.append(weights)
+        self.current = dict(weights)
 
 
 class LeaseLost(RuntimeError):
@@ -75,3 +81,34 @@ def test_the_lease_is_checked_again_only_after_a_wait():
     guard, listener = _guard(1)  # one wait: checked once, then changed
     assert guard.set_weights({"tg-green": 25, "tg-blue": 75}, [NEW, OLD], wait_seconds=30, fence=lambda: checks.append(1))
     assert (checks, listener.changes) == ([1], [{"tg-green": 25, "tg-blue": 75}])
+
+
+# Scaling a slot to zero (deploy.retire_old_stable, deploy.scale_down_old_colour, rollback.shift_traffic_back)
+# reads the weights after the caller's lease check, not before its shift: an emergency rollback may have
+# switched all traffic back to that slot in between, and scaling it then is an outage.
+def test_a_slot_that_takes_traffic_is_never_scaled_to_zero():
+    from latticedb_deploy.aws.guarded_traffic import SlotInUse
+
+    guard, listener = _guard(2)
+    assert guard.set_weights({"tg-green": 100, "tg-blue": 0}, [NEW, OLD], wait_seconds=30)
+
+    def emergency_switched_back():  # between the shift and the scale: the fence still passes (a race)
+        listener.current = {"tg-blue": 100, "tg-green": 0}
+
+    with pytest.raises(SlotInUse, match="svc-blue takes 100% of traffic"):
+        guard.scale_to_zero("svc-blue", "tg-blue", fence=emergency_switched_back)
+    assert guard.ecs.scaled == []
+    guard.scale_to_zero("svc-green", "tg-green")
+    assert guard.ecs.scaled == [("svc-green", 0)]
+
+
+def test_a_lease_lost_before_a_scale_down_changes_nothing():
+    guard, listener = _guard(2)
+    listener.current = {"tg-green": 100, "tg-blue": 0}
+
+    def fence():
+        raise LeaseLost("pre-empted by emergency rollback latticedb_rollback/r1")
+
+    with pytest.raises(LeaseLost):
+        guard.scale_to_zero("svc-blue", "tg-blue", fence=fence)
+    assert guard.ecs.scaled == []

@@ -124,3 +124,111 @@ def test_a_deployments_last_good_state_goes_with_its_lease_to_the_emergency_take
     assert lock.release("latticedb_rollback/r1") is True
     assert lock.acquire("next/3", ttl_seconds=60, now=1030) is None
     assert lock.holder().baseline is None  # a new run starts with none
+
+
+# What happened after run A recorded its baseline and lost its lease (TTL 60 s from t=1000), and whether
+# A's rollback may take the environment back (EnvironmentLock.retake): only while nobody has changed
+# production since A's baseline, so a rollback never restores a baseline that no longer served last.
+def _nothing(lock):
+    pass
+
+
+def _b_failed_preflight(lock):  # took the expired lease, changed nothing, gave it back
+    assert lock.acquire("b/2", ttl_seconds=60, now=1100) is None
+    assert lock.release("b/2", now=1101)
+
+
+def _b_crashed_in_preflight(lock):  # took it, changed nothing, its own lease expired
+    assert lock.acquire("b/2", ttl_seconds=60, now=1100) is None
+
+
+def _b_deployed(lock):
+    assert lock.acquire("b/2", ttl_seconds=60, now=1100) is None
+    lock.record_last_good("b/2", {"service": "svc-green"})
+    assert lock.release("b/2", now=1101)
+
+
+def _b_deployed_and_crashed(lock):
+    assert lock.acquire("b/2", ttl_seconds=60, now=1100) is None
+    lock.record_last_good("b/2", {"service": "svc-green"})
+
+
+def _b_holds_it(lock):
+    assert lock.acquire("b/2", ttl_seconds=600, now=1100) is None
+
+
+def _emergency_rollback(lock):
+    lock.take("latticedb_rollback/r1", "INC-9", ttl_seconds=60, now=1100)
+    assert lock.release("latticedb_rollback/r1", now=1101)
+
+
+def _emergency_then_b_failed_preflight(lock):
+    _emergency_rollback(lock)
+    assert lock.acquire("b/2", ttl_seconds=60, now=1102) is None
+    assert lock.release("b/2", now=1103)
+
+
+def _service_restart(lock):  # latticedb_service scale/restart: changes the service, records no baseline
+    assert lock.acquire("latticedb_service/s1", ttl_seconds=60, now=1100, changes_production=True) is None
+    assert lock.release("latticedb_service/s1", now=1101)
+
+
+def _cleared_by_hand(lock):
+    assert lock.clear()
+
+
+def _blocked_by_a_failed_rollback(lock):
+    assert lock.acquire("a/1", ttl_seconds=60, now=1050) is None
+    assert lock.block("a/1", "rollback failed")
+
+
+@pytest.mark.parametrize("meanwhile, may_retake", [
+    (_nothing, True),
+    (_b_failed_preflight, True),
+    (_b_crashed_in_preflight, True),
+    (_b_deployed, False),
+    (_b_deployed_and_crashed, False),
+    (_b_holds_it, False),
+    (_emergency_rollback, False),
+    (_emergency_then_b_failed_preflight, False),
+    (_service_restart, False),
+    (_cleared_by_hand, False),
+    (_blocked_by_a_failed_rollback, False),
+], ids=lambda v: v.__name__.strip("_") if callable(v) else str(v))
+def test_a_run_takes_its_lapsed_lease_back_only_while_its_baseline_is_the_latest(lock, meanwhile, may_retake):
+    assert lock.acquire("a/1", ttl_seconds=60, now=1000) is None
+    lock.record_last_good("a/1", {"service": "svc-blue"})
+    meanwhile(lock)
+    before = lock._item()
+    assert lock.retake("a/1", ttl_seconds=60, now=1200) is may_retake
+    holder = lock.holder()
+    if may_retake:
+        assert holder.owner == "a/1" and holder.expires_at == 1260 and holder.baseline_is_from("a/1")
+    else:
+        assert lock._item() == before  # nothing written
+
+
+def test_the_lease_item_outlives_its_holders(lock):
+    """Released, the item stays without an owner (free), naming the run whose baseline is the latest;
+    a new holder starts with no signal, no baseline and no pre-emption record of its own."""
+    assert lock.acquire("a/1", ttl_seconds=60, now=1000) is None
+    lock.record_last_good("a/1", {"service": "svc-blue"})
+    assert lock.signal("a/1", '{"action": "pause"}', None)
+    assert lock.release("a/1", now=1010) is True
+    item = lock._item()
+    assert "owner" not in item and item["baseline_by"]["S"] == "a/1" and "control" not in item and "last_good" not in item
+    assert lock.holder() is None
+    assert lock.acquire("b/2", ttl_seconds=60, now=1020) is None
+    holder = lock.holder()
+    assert (holder.owner, holder.control, holder.last_good, holder.baseline_by) == ("b/2", None, None, "a/1")
+    assert not holder.baseline_is_from("b/2")  # until b records its own
+    lock.record_last_good("b/2", {"service": "svc-green"})
+    assert lock.holder().baseline_is_from("b/2")
+
+
+def test_a_lease_written_before_baseline_by_existed_still_counts_as_its_holders(lock):
+    """Upgrading mid-run: a lease item with last_good but no baseline_by is its holder's baseline."""
+    from latticedb_deploy.aws.locks import Holder
+
+    assert Holder("a/1", 0, 1, last_good='{"service": "x"}').baseline_is_from("a/1")
+    assert not Holder("a/1", 0, 1).baseline_is_from("a/1")  # re-acquired after a clear by hand: no baseline

@@ -22,6 +22,10 @@ class SlotNotReady(RuntimeError):
     """A slot that was to take traffic is not fit to: nothing was changed."""
 
 
+class SlotInUse(RuntimeError):
+    """A slot that was to be scaled to zero takes traffic: nothing was changed."""
+
+
 def ready_wait_seconds(env: Environment) -> float:
     """How long a weight change waits for a converging slot: tasks and target health checks take time."""
     return float(min(env.rollout.timeout_seconds, 300))
@@ -100,3 +104,15 @@ class GuardedTraffic:
             fence()
         self.traffic.set_weights(wanted, port)
         return True
+
+    def scale_to_zero(self, service: str, target_group_arn: str, *, port: int | None = None,
+                      fence: Callable[[], Any] | None = None) -> None:
+        """Scale a slot's service to zero, only while the listener gives it no traffic. `fence` (the
+        caller's lease check) runs first: the weights read after it are the ones the scale acts on, not
+        the ones seen before a shift (an emergency rollback may have switched traffic back since)."""
+        if fence is not None:
+            fence()
+        weight = self.traffic.weights(port).get(target_group_arn, 0)
+        if weight:
+            raise SlotInUse(f"{service} takes {weight}% of traffic; it was not scaled to 0")
+        self.ecs.scale(service, 0)

@@ -6,7 +6,7 @@ who holds it. The holder renews the lease before every change and on every poll 
 learns it there and changes nothing). A crashed run's lease expires after `lock_ttl_seconds`.
 
 The emergency rollback takes the lease by force (`take`), recording whom it pre-empted and why;
-when it gives the environment back, the item stays as a record without an owner (free for the next
+when it gives the environment back, that record stays on the item without an owner (free for the next
 run), so the pre-empted run still learns who stopped it. A run whose rollback failed keeps the lease
 (`block`): nobody can take it until a person clears it (`clear`, the latticedb_unlock DAG).
 
@@ -17,7 +17,10 @@ blocked, blocked_at; when a person acted on the deployment (latticedb_control): 
 (latticedb_deploy.control.ControlSignal), written with a conditional update naming the owner; once a
 deployment recorded what served before it (prepare.record_baseline): last_good, a JSON string of that
 baseline, so an emergency rollback that pre-empts the run knows which slot and revision were good (the
-weights alone do not say: a canary past 50 % takes more traffic than the stable slot).
+weights alone do not say: a canary past 50 % takes more traffic than the stable slot); and baseline_by,
+the run that last recorded a baseline (or the emergency rollback that last took the environment). The
+item outlives its holders: releasing removes the owner and keeps baseline_by, so a run that lost its
+lease can tell whether anyone has changed production since (`retake`, `Holder.baseline_by`).
 """
 
 from __future__ import annotations
@@ -44,11 +47,17 @@ class Holder:
     blocked_at: float | None = None
     control: str | None = None  # latticedb_control's signal (JSON), see latticedb_deploy.control
     last_good: str | None = None  # the holder's baseline (JSON): what served before its deployment
+    baseline_by: str | None = None  # the run that recorded the latest baseline (or took the lease by force)
 
     @property
     def baseline(self) -> dict | None:
         """The state the holder's deployment started from (prepare.record_baseline), if it recorded it."""
         return json.loads(self.last_good) if self.last_good else None
+
+    def baseline_is_from(self, owner: str) -> bool:
+        """Whether `owner` recorded the environment's latest baseline. A lease item written before
+        baseline_by existed has only last_good: that baseline is its holder's."""
+        return self.baseline_by == owner or (self.baseline_by is None and self.last_good is not None)
 
     @property
     def signal(self):
@@ -124,6 +133,7 @@ class EnvironmentLock:
             blocked_at=float(item["blocked_at"]["N"]) if "blocked_at" in item else None,
             control=s("control"),
             last_good=s("last_good"),
+            baseline_by=s("baseline_by"),
         )
 
     def preemption(self, owner: str) -> Preemption | None:
@@ -158,8 +168,13 @@ class EnvironmentLock:
         )
 
     # ------------------------------------------------------------------ a deployment's lease
-    def acquire(self, owner: str, ttl_seconds: int | None = None, now: float | None = None) -> Holder | None:
+    def acquire(
+        self, owner: str, ttl_seconds: int | None = None, now: float | None = None, *, changes_production: bool = False
+    ) -> Holder | None:
         """Take (or renew, for the same owner) the lease. Returns None on success, else who holds it.
+
+        `changes_production`: the holder will change the service without recording a baseline (a scale or
+        restart); it becomes baseline_by, so no run from before it retakes the lease to roll back (`retake`).
 
         None is only ever returned after a conditional write that succeeded: when the write fails
         but the holder is gone by the time we look (released, or expired), the write is tried again.
@@ -169,21 +184,12 @@ class EnvironmentLock:
         for _ in range(ATTEMPTS):
             now = time.time() if fixed_now is None else fixed_now
             try:
-                self.client.put_item(
-                    TableName=self.env.lock_table,
-                    Item={
-                        **self._key,
-                        "owner": {"S": owner},
-                        "acquired_at": {"N": f"{now:.3f}"},
-                        "expires_at": {"N": f"{now + ttl:.3f}"},
-                        "renewed_at": {"N": f"{now:.3f}"},
-                    },
-                    ConditionExpression=(
-                        "attribute_not_exists(#env) OR attribute_not_exists(#owner) OR "
-                        "(attribute_not_exists(blocked) AND (#owner = :owner OR expires_at < :now))"
-                    ),
-                    ExpressionAttributeNames={"#env": "environment", "#owner": "owner"},
-                    ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"N": f"{now:.3f}"}},
+                self._hold(
+                    owner, now, ttl,
+                    condition="attribute_not_exists(#env) OR attribute_not_exists(#owner) OR "
+                    "(attribute_not_exists(blocked) AND (#owner = :owner OR expires_at < :now))",
+                    names={"#env": "environment"},
+                    set_extra="baseline_by = :owner" if changes_production else "",
                 )
             except self.client.exceptions.ConditionalCheckFailedException:
                 holder = self.holder()
@@ -194,6 +200,52 @@ class EnvironmentLock:
         raise LockUnavailableError(
             f"could not take the lease on {self.env.name!r} in {ATTEMPTS} attempts: it changed hands on every try"
         )
+
+    # What a new holder clears: the previous holder's signal, baseline and pre-emption record.
+    _PREVIOUS_HOLDERS = (
+        "control, last_good, reason, released_at, blocked, blocked_at, "
+        "preempted_owner, preempted_by, preempted_at, preempted_blocked"
+    )
+
+    def _hold(self, owner: str, now: float, ttl: int, *, condition: str, names: dict | None = None,
+              values: dict | None = None, set_extra: str = "", remove: str = _PREVIOUS_HOLDERS) -> None:
+        """Make `owner` the holder in one conditional UpdateItem (the item, and its baseline_by, outlive
+        holders: see `retake`)."""
+        self.client.update_item(
+            TableName=self.env.lock_table,
+            Key=self._key,
+            UpdateExpression=(
+                "SET #owner = :owner, acquired_at = :now, expires_at = :expires, renewed_at = :now"
+                + (f", {set_extra}" if set_extra else "") + (f" REMOVE {remove}" if remove else "")
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#owner": "owner", **(names or {})},
+            ExpressionAttributeValues={
+                ":owner": {"S": owner}, ":now": {"N": f"{now:.3f}"}, ":expires": {"N": f"{now + ttl:.3f}"},
+                **(values or {}),
+            },
+        )
+
+    def retake(self, owner: str, ttl_seconds: int | None = None, now: float | None = None) -> bool:
+        """Take the lease back for `owner`'s rollback, only if nobody has changed production since `owner`
+        recorded its baseline: `owner` is still the item's baseline_by (no later run recorded one, no
+        emergency rollback took the environment, nobody cleared the item by hand), nobody holds it (or
+        the holder's lease expired) and it is not blocked. Returns whether it did.
+
+        A run that took the lease after `owner` and gave it back without changing anything (its pre-flight
+        failed) leaves baseline_by as it was; one that deployed does not."""
+        ttl = _ttl(self.env, ttl_seconds)
+        now = time.time() if now is None else now
+        try:
+            self._hold(
+                owner, now, ttl,
+                condition="baseline_by = :owner AND attribute_not_exists(blocked) AND "
+                "(attribute_not_exists(#owner) OR #owner = :owner OR expires_at < :now)",
+                remove="control, released_at",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def renew(self, owner: str, ttl_seconds: int | None = None, now: float | None = None) -> Holder:
         """Extend `owner`'s lease; raise LeaseLostError (saying who holds it and why) if it is not `owner`'s.
@@ -225,28 +277,20 @@ class EnvironmentLock:
     def release(self, owner: str, now: float | None = None) -> bool:
         """Give the lease back if we still hold it; returns whether we did.
 
-        A lease taken by force keeps its record of whom it pre-empted (without an owner: free)."""
+        The item stays, without an owner (free): with a record of whom an emergency take pre-empted, and
+        baseline_by (see `retake`)."""
         now = time.time() if now is None else now
-        names, values = {"#owner": "owner"}, {":owner": {"S": owner}}
-        try:
-            self.client.delete_item(
-                TableName=self.env.lock_table,
-                Key=self._key,
-                ConditionExpression="#owner = :owner AND attribute_not_exists(preempted_owner)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-            return True
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass
         try:
             self.client.update_item(
                 TableName=self.env.lock_table,
                 Key=self._key,
-                UpdateExpression="REMOVE #owner, acquired_at, expires_at, renewed_at, blocked, blocked_at SET released_at = :now",
-                ConditionExpression="#owner = :owner AND attribute_exists(preempted_owner)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={**values, ":now": {"N": f"{now:.3f}"}},
+                UpdateExpression=(
+                    "REMOVE #owner, acquired_at, expires_at, renewed_at, blocked, blocked_at, control, last_good "
+                    "SET released_at = :now"
+                ),
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"N": f"{now:.3f}"}},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
@@ -294,8 +338,10 @@ class EnvironmentLock:
     def record_last_good(self, owner: str, baseline: dict) -> None:
         """Write on `owner`'s lease what served before its deployment; LeaseLostError if it is not `owner`'s.
 
-        An emergency take replaces the item, so the record goes with the run it describes."""
-        if not self._set_as_owner(owner, "last_good = :baseline", {":baseline": {"S": json.dumps(baseline, sort_keys=True)}}):
+        A new holder (an emergency take too) clears it, so the record goes with the run it describes;
+        baseline_by stays, naming the last run that recorded one."""
+        baseline_json = {":baseline": {"S": json.dumps(baseline, sort_keys=True)}}
+        if not self._set_as_owner(owner, "last_good = :baseline, baseline_by = :owner", baseline_json):
             raise LeaseLostError(self.lost_message(owner))
 
     # ------------------------------------------------------------------ incidents and emergencies
@@ -316,38 +362,37 @@ class EnvironmentLock:
         for _ in range(ATTEMPTS):
             now = time.time() if fixed_now is None else fixed_now
             previous = self.holder()
-            item = {
-                **self._key,
-                "owner": {"S": owner},
-                "acquired_at": {"N": f"{now:.3f}"},
-                "expires_at": {"N": f"{now + ttl:.3f}"},
-                "renewed_at": {"N": f"{now:.3f}"},
-                "reason": {"S": reason},
-            }
+            # The emergency decides what serves from now on: it becomes baseline_by, so no run it pre-empted
+            # (or that held the environment before) takes it back to roll back (`retake`).
+            sets = ["reason = :reason", "baseline_by = :owner"]
+            values: dict[str, Any] = {":reason": {"S": reason}}
+            remove = ["control", "last_good", "released_at", "blocked", "blocked_at"]
             if previous is not None and previous.owner != owner:
-                item["preempted_owner"] = {"S": previous.owner}
-                item["preempted_by"] = {"S": owner}
-                item["preempted_at"] = {"N": f"{now:.3f}"}
+                sets += ["preempted_owner = :previous", "preempted_by = :owner", "preempted_at = :now"]
+                values[":previous"] = {"S": previous.owner}
                 if previous.blocked:
-                    item["preempted_blocked"] = {"S": previous.blocked}
-            condition: dict[str, Any] = (
-                {"ConditionExpression": "attribute_not_exists(#owner)", "ExpressionAttributeNames": {"#owner": "owner"}}
-                if previous is None
-                else {
-                    "ConditionExpression": "#owner = :previous",
-                    "ExpressionAttributeNames": {"#owner": "owner"},
-                    "ExpressionAttributeValues": {":previous": {"S": previous.owner}},
-                }
-            )
+                    sets.append("preempted_blocked = :blocked")
+                    values[":blocked"] = {"S": previous.blocked}
+                else:
+                    remove.append("preempted_blocked")
+            elif previous is None:  # an older emergency's record goes (baseline_by still fences its run)
+                remove += ["preempted_owner", "preempted_by", "preempted_at", "preempted_blocked"]
+            if previous is None:
+                condition = "attribute_not_exists(#owner)"
+            else:
+                condition = "#owner = :was"
+                values[":was"] = {"S": previous.owner}
             try:
-                self.client.put_item(TableName=self.env.lock_table, Item=item, **condition)
+                self._hold(owner, now, ttl, condition=condition, values=values, set_extra=", ".join(sets),
+                           remove=", ".join(remove))
             except self.client.exceptions.ConditionalCheckFailedException:
                 continue  # someone took or released it between our read and our write: look again
             return previous
         raise LockUnavailableError(f"could not take {self.env.name!r} by force in {ATTEMPTS} attempts")
 
     def clear(self, expected_owner: str | None = None) -> bool:
-        """Delete the lease whatever its state (a person's decision, latticedb_unlock).
+        """Delete the lease whatever its state (a person's decision, latticedb_unlock). With it goes
+        baseline_by: no run from before takes the environment back to roll back (`retake`).
 
         With `expected_owner`, only if that is still the holder (so a lease taken meanwhile survives)."""
         kwargs: dict[str, Any] = {}

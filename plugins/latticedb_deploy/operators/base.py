@@ -149,12 +149,27 @@ class LatticeDBOperator(BaseOperator):
             holder = self._retaken_for_rollback(context, lock, owner, str(exc))
             if holder is None:
                 self.lease_lost(context, str(exc))
+        if self.acts_on_baseline and not holder.baseline_is_from(owner):
+            self.lease_lost(context, self._stale_baseline(holder, owner))
         signal = control_signal(holder, self.log)
         if for_step(signal, rollback=self.task_id.startswith("rollback.")) == "abort":
             msg = f"{self.task_id} not run, nothing changed: the deployment was {signal.message}"
             self.log.error("%s", msg)
             raise AirflowFailException(msg)
         return holder
+
+    # Steps that change production from this run's baseline: they act only while that baseline is the
+    # environment's latest (the lease's baseline_by is this run). A run whose acquire_environment was
+    # cleared and re-run after another deployment holds the lease again with a baseline from before it.
+    acts_on_baseline = False
+
+    def _stale_baseline(self, holder: Any, owner: str) -> str:
+        by = holder.baseline_by
+        return (
+            f"STALE BASELINE: {'run ' + by if by else 'nobody'} recorded the environment's last good state after this "
+            f"run's ({'the lease was cleared by hand' if not by else 'it deployed since'}); this run's baseline "
+            f"no longer says what serves in {self.env.name!r}, so it changes nothing more."
+        )
 
     def lease_fence(self) -> Any:
         """hold_lease for the try in progress, as a callable (None outside a run): what a change that
@@ -167,10 +182,12 @@ class LatticeDBOperator(BaseOperator):
         cleared, or taken by a run that failed its pre-flight and gave it back) takes it again and rolls
         back: otherwise what this run left (split traffic) has no owner and nobody restores it. Never after
         an emergency rollback pre-empted this run (it decided where traffic goes), never while anyone holds
-        it or it is blocked. Returns the lease, or None (the caller stops as with any lost lease)."""
+        it or it is blocked, never once another run recorded a baseline since this run's (it deployed: what
+        this run would restore is no longer what served last; EnvironmentLock.retake). Returns the lease, or
+        None (the caller stops as with any lost lease)."""
         if not self.task_id.startswith("rollback.") or lock.preemption(owner) is not None:
             return None
-        if lock.acquire(owner) is not None:  # somebody holds it, or it is blocked
+        if not lock.retake(owner):  # somebody holds it, it is blocked, or production changed since (baseline_by)
             return None
         msg = f"{why} Nobody held the environment: this run took it again to roll back what it changed."
         self.log.warning("%s", msg)
@@ -201,6 +218,7 @@ class DeploymentStepOperator(LatticeDBOperator):
     pass the dicts themselves. A step that needs an input it was not given fails saying which."""
 
     template_fields: tuple[str, ...] = (*LatticeDBOperator.template_fields, "baseline", "new_revision")
+    acts_on_baseline = True
 
     def __init__(self, *, baseline: Any = None, new_revision: Any = None, **kwargs: Any):
         super().__init__(**kwargs)

@@ -213,6 +213,7 @@ class ShiftTrafficBackOperator(LatticeDBOperator):
     `restore` is rollback.restore_previous_revision's result (it names the last good state)."""
 
     template_fields = (*LatticeDBOperator.template_fields, "restore")
+    acts_on_baseline = True
 
     def __init__(self, *, restore: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -223,7 +224,7 @@ class ShiftTrafficBackOperator(LatticeDBOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from latticedb_deploy.aws.ecs import EcsClient
-        from latticedb_deploy.operators.traffic import guarded_shift
+        from latticedb_deploy.operators.traffic import drain_to_zero, guarded_shift
         from latticedb_deploy.readiness import last_good_slot
 
         restore = self.restore or {}
@@ -233,9 +234,8 @@ class ShiftTrafficBackOperator(LatticeDBOperator):
         shifted = guarded_shift(
             self, {baseline["target_group_arn"]: 100, baseline["idle_target_group_arn"]: 0}, [last_good_slot(baseline)]
         )
-        ecs = EcsClient(self.env)
-        if ecs.describe_service(baseline["idle_service"])["desiredCount"] != 0:
-            ecs.scale(baseline["idle_service"], 0)
+        if EcsClient(self.env).describe_service(baseline["idle_service"])["desiredCount"] != 0:
+            drain_to_zero(self, context, baseline["idle_service"], baseline["idle_target_group_arn"])
         shifted_at = time.time() if shifted else restore.get("shifted_at") or time.time()
         seconds = round(shifted_at - restore.get("detected_at", shifted_at), 1)
         self.log.info(

@@ -39,13 +39,16 @@ def _missing_table(env: Any) -> AirflowFailException:
 class AcquireEnvironmentOperator(LatticeDBOperator):
     """Fail at once, naming the holder, when another run is deploying to the same environment."""
 
+    # A holder that changes the service without recording a baseline (latticedb_service) says so.
+    changes_production = False
+
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.locks import EnvironmentLock
 
         me = owner_of(context)
         lock = EnvironmentLock(self.env)
         try:
-            holder = lock.acquire(me)
+            holder = lock.acquire(me, changes_production=self.changes_production)
         except lock.client.exceptions.ResourceNotFoundException:
             raise _missing_table(self.env) from None
         if holder is not None and holder.blocked:

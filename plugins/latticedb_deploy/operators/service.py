@@ -167,6 +167,7 @@ class AcquireForChangeOperator(AcquireEnvironmentOperator):
     """Take the environment's lease for scale/restart; a status request takes nothing (skips)."""
 
     template_fields = (*AcquireEnvironmentOperator.template_fields, "action")
+    changes_production = True
 
     def __init__(self, *, action: str = "{{ params.action }}", **kwargs: Any):
         kwargs.setdefault("image_uri", "")

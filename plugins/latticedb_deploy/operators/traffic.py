@@ -21,6 +21,18 @@ def guarded_shift(operator: Any, weights: dict[str, int], expectations: list, **
         raise AirflowFailException(f"refusing to change traffic, nothing changed: {exc}") from None
 
 
+def drain_to_zero(operator: Any, context: Any, service: str, target_group_arn: str) -> None:
+    """Scale a slot that should have no traffic to zero: the lease checked again, then the weights read
+    again, right before (GuardedTraffic.scale_to_zero). A slot that takes traffic (an emergency rollback
+    switched back to it) fails the task, with nothing changed."""
+    from latticedb_deploy.aws.guarded_traffic import GuardedTraffic, SlotInUse
+
+    try:
+        GuardedTraffic(operator.env).scale_to_zero(service, target_group_arn, fence=lambda: operator.hold_lease(context))
+    except SlotInUse as exc:
+        raise AirflowFailException(f"refusing to scale down, nothing changed: {exc}") from None
+
+
 def promote_to_full(operator: DeploymentStepOperator, context: Any, signal: Any) -> bool:
     """latticedb_control's promote: 100 % on the new slot at once (guarded, absolute, idempotent); says so
     in Slack when this call moved traffic. Returns whether it did (False: it was there already)."""
@@ -121,11 +133,10 @@ class RetireOldSlotOperator(DeploymentStepOperator):
 
     def execute(self, context: Any) -> dict:
         self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
-        from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.readiness import new_slot
 
         baseline, new = self.required("baseline", "new_revision")
         guarded_shift(self, {baseline["idle_target_group_arn"]: 100, baseline["target_group_arn"]: 0}, [new_slot(baseline, new)])
-        EcsClient(self.env).scale(baseline["service"], 0)
+        drain_to_zero(self, context, baseline["service"], baseline["target_group_arn"])
         self.log.info("%s (%s) serves 100%%; %s scaled to 0", baseline["idle_service"], baseline["idle_colour"], baseline["service"])
         return {"live_service": baseline["idle_service"], "retired_service": baseline["service"]}

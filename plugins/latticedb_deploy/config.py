@@ -380,6 +380,10 @@ class Environment:
     load_balancer: LoadBalancer
     test_url: str | None = None  # the test listener: reaches the idle colour without production traffic
     ecr_repository: str = "latticedb"
+    # Image cleanup: the one environment whose deployer deletes images from a repository other environments
+    # deploy from too (the most protected of them; see image_cleaner). Unmarked, an environment cleans only a
+    # repository no other environment may deploy from.
+    ecr_repository_owner: bool = False
     container_name: str = "latticedb"
     desired_count: int = 2
     keep_task_definitions: int = 10
@@ -488,6 +492,64 @@ class Environment:
             "needs blue_green.require_approval: true (a second engineer approves the switch); "
             "set approval.four_eyes: false to deploy this environment without one",
         )
+
+
+def registry_host(env: Environment) -> str:
+    return f"{env.account_id}.dkr.ecr.{env.region}.amazonaws.com"
+
+
+def can_run_from(other: Environment, env: Environment) -> bool:
+    """Whether `other`'s pre-flight would accept an image from `env`'s repository (the rule of
+    latticedb_deploy.aws.in_use): the same repository name and `env`'s registry in `other`'s
+    allowed_registries, or, without that list, the same account."""
+    if other.ecr_repository != env.ecr_repository:
+        return False
+    if other.allowed_registries:
+        return registry_host(env) in other.allowed_registries
+    return other.account_id == env.account_id
+
+
+def same_repository(a: Environment, b: Environment) -> bool:
+    """`a` and `b` push to, and clean, one ECR repository (account, region and name alike)."""
+    return (a.account_id, a.region, a.ecr_repository) == (b.account_id, b.region, b.ecr_repository)
+
+
+def repository_users(env: Environment, environments: list[Environment]) -> list[Environment]:
+    """The other environments that deploy from, or push to, `env`'s repository."""
+    return [o for o in environments if o.name != env.name and (can_run_from(o, env) or same_repository(o, env))]
+
+
+def image_cleaner(env: Environment, environments: list[Environment]) -> Environment | None:
+    """The one environment whose deployer deletes images from `env`'s repository, or None (nobody does).
+
+    The repository's owner (`ecr_repository_owner: true`, at most one per repository, checked when the
+    file is loaded) if one of its users is marked; else `env` itself if no other environment deploys from
+    it; else nobody. So dev and staging, sharing production's repository, never delete what production
+    may run or roll back to: production's role cleans it (and its IAM policy alone grants
+    ecr:BatchDeleteImage on it, latticedb_deploy.iam_policy).
+    """
+    users = repository_users(env, environments)
+    owners = [e for e in (env, *users) if e.ecr_repository_owner and same_repository(e, env)]
+    if owners:
+        return owners[0]
+    return None if users else env
+
+
+def may_delete_images(env: Environment, environments: list[Environment]) -> bool:
+    cleaner = image_cleaner(env, environments)
+    return cleaner is not None and cleaner.name == env.name
+
+
+def _check_repository_owners(environments: dict[str, Environment], wheres: dict[str, str]) -> None:
+    owners = [e for e in environments.values() if e.ecr_repository_owner]
+    for i, a in enumerate(owners):
+        for b in owners[i + 1:]:
+            if same_repository(a, b):
+                raise ConfigError(
+                    f"{wheres[b.name]}.ecr_repository_owner: {a.name} and {b.name} both own repository "
+                    f"{registry_host(a)}/{a.ecr_repository}; only one environment may delete its images "
+                    "(mark only the most protected environment that uses it)"
+                )
 
 
 # Five cron fields (numbers, names, * / , -) or a preset: the shape, checked without importing croniter
@@ -760,15 +822,17 @@ def _read_config(cfg_path: Path, text: str | None = None) -> DeployConfig:
         raise ConfigError(f"{cfg_path}: defaults: must be a mapping")
     if not isinstance(envs, dict) or not envs:
         raise ConfigError(f"{cfg_path}: environments: must be a non-empty mapping of environment name to settings")
-    environments = {}
+    environments, wheres = {}, {}
     for name, body in envs.items():
-        where = f"{cfg_path}: environments.{name}"
+        where = wheres[str(name)] = f"{cfg_path}: environments.{name}"
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: must be a mapping")
         merged = _expand(_merge(defaults, body))
         environments[str(name)] = _build(Environment, merged, where, name=str(name))
     for name, body in _local_copies(raw.get("local_copies"), envs, defaults, cfg_path).items():
-        environments[name] = _build(Environment, _expand(body), f"{cfg_path}: local_copies.names.{name}", name=name)
+        where = wheres[name] = f"{cfg_path}: local_copies.names.{name}"
+        environments[name] = _build(Environment, _expand(body), where, name=name)
+    _check_repository_owners(environments, wheres)
     nightly = _build(Nightly, _expand(raw.get("nightly") or {}), f"{cfg_path}: nightly")
     progressive = _build(ProgressiveDelivery, raw.get("progressive_delivery") or {}, f"{cfg_path}: progressive_delivery")
     if os.environ.get(PROGRESSIVE_ROUTE_ENV_VAR) == "local":

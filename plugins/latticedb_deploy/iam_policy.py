@@ -3,8 +3,10 @@
 Every ARN is built from include/config/latticedb.yaml (account, region, cluster, services, task
 family, load balancer, repository, lock table, task and execution roles), so the staging deployer
 can touch staging only. A statement uses `Resource: "*"` only where AWS offers no resource-level
-permission for the action, and then narrows it with the condition keys AWS supports (e.g.
-`ecs:cluster` for ListServices). The committed files are include/iam/<environment>.json; a test
+permission for the action, or authorizes the call as we make it against "*" (ecs:ListTasks naming no
+container instance), and then narrows it with the condition keys AWS supports (e.g. `ecs:cluster` for
+ListServices and ListTasks). Only the environment that cleans a shared ECR repository
+(config.image_cleaner) may delete images from it. The committed files are include/iam/<environment>.json; a test
 checks they equal what this module produces, and another checks every AWS call the integration
 suite makes against them.
 
@@ -22,7 +24,8 @@ import json
 import sys
 from pathlib import Path
 
-from latticedb_deploy.config import DeployConfig, Environment, load_config
+# can_run_from: the rule lives in config; re-exported here (tests compare it with aws.in_use's).
+from latticedb_deploy.config import DeployConfig, Environment, can_run_from, load_config, may_delete_images  # noqa: F401
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "include" / "iam"
 ECS_TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
@@ -111,15 +114,6 @@ def _statement(sid: str, actions: list[str], resources: str | list[str], conditi
     return stmt
 
 
-def can_run_from(other: Environment, env: Environment) -> bool:
-    """Whether `other` may run images from `env`'s repository (the rule of latticedb_deploy.aws.in_use)."""
-    if other.ecr_repository != env.ecr_repository:
-        return False
-    if other.allowed_registries:
-        return f"{env.account_id}.dkr.ecr.{env.region}.amazonaws.com" in other.allowed_registries
-    return other.account_id == env.account_id
-
-
 def sharing_the_repository(env: Environment, environments: list[Environment]) -> list[Environment]:
     """Other environments image cleanup looks up through this environment's connection (read only)."""
     return [
@@ -135,6 +129,7 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
     that share this one's repository, account and region, so it never deletes an image they run).
     """
     arns = Arns(env)
+    deletes_images = may_delete_images(env, environments or [env])
     others = sharing_the_repository(env, environments or [env])
     if getattr(env, "copy_of", None) and env.name.startswith("local-"):
         # The local test copies rehearse the shared-repository case against staging and production
@@ -143,8 +138,13 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
     statements = [
         # Pre-flight "AWS credentials valid". STS has no resources.
         _statement("CallerIdentity", ["sts:GetCallerIdentity"], "*"),
-        # Rolling/blue-green/canary point a slot at a revision or scale it: the two slots only.
-        _statement("UpdateSlots", ["ecs:UpdateService"], [arns.service(s) for s in env.services]),
+        # Rolling/blue-green/canary point a slot at a revision or scale it: the two slots only, and only at
+        # a revision of this environment's own family (never another environment's, with its task role).
+        # IfExists: a scale or a forced new deployment names no task definition.
+        _statement(
+            "UpdateSlots", ["ecs:UpdateService"], [arns.service(s) for s in env.services],
+            {"ArnLikeIfExists": {"ecs:task-definition": arns.task_definitions}},
+        ),
         # The capacity check sums running tasks over every service of the cluster (its own cluster only).
         _statement("DescribeClusterServices", ["ecs:DescribeServices"], arns.service("*")),
         _statement("DescribeCluster", ["ecs:DescribeClusters"], arns.cluster),
@@ -156,10 +156,10 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
         # ListServices has no resource-level permission; ecs:cluster narrows it to this cluster.
         _statement("ListClusterServices", ["ecs:ListServices"], "*", {"ArnEquals": {"ecs:cluster": arns.cluster}}),
         # A failed or timed-out rollout reports its stopped tasks' reasons and exit codes (read only).
-        # ListTasks' only resource type is the container instance: this cluster's, and ecs:cluster.
-        _statement(
-            "StoppedTasksList", ["ecs:ListTasks"], arns.container_instances, {"ArnEquals": {"ecs:cluster": arns.cluster}}
-        ),
+        # ListTasks' only resource type is the container instance, but a call that names none (ours:
+        # cluster + serviceName) is authorized against "*" ("not authorized to perform: ecs:ListTasks on
+        # resource: *"); ecs:cluster narrows it to this cluster.
+        _statement("StoppedTasksList", ["ecs:ListTasks"], "*", {"ArnEquals": {"ecs:cluster": arns.cluster}}),
         _statement("StoppedTasksDescribe", ["ecs:DescribeTasks"], arns.tasks, {"ArnEquals": {"ecs:cluster": arns.cluster}}),
         _statement("RegisterRevisions", ["ecs:RegisterTaskDefinition"], arns.task_definitions),
         # No resource-level permission and no condition keys exist for these three.
@@ -176,10 +176,12 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
             {"StringEquals": {"iam:PassedToService": ECS_TASKS_PRINCIPAL}},
         ),
         _statement(
-            "Images",
-            ["ecr:BatchDeleteImage", "ecr:DescribeImageScanFindings", "ecr:DescribeImages", "ecr:DescribeRepositories"],
-            arns.repository,
+            "Images", ["ecr:DescribeImageScanFindings", "ecr:DescribeImages", "ecr:DescribeRepositories"], arns.repository
         ),
+        # Image cleanup deletes only where this environment is the repository's cleaner: it owns it
+        # (ecr_repository_owner) or no other environment deploys from it. dev and staging share
+        # production's repository, so they may not delete what production runs (config.image_cleaner).
+        *([_statement("ImageCleanup", ["ecr:BatchDeleteImage"], arns.repository)] if deletes_images else []),
         # Elastic Load Balancing's Describe* actions have no resource-level permission or condition key.
         _statement(
             "LoadBalancerRead",
@@ -197,10 +199,11 @@ def policy_for(env: Environment, environments: list[Environment] | None = None) 
         # return composite alarms (CloudWatch API reference), which the incident check reads.
         _statement("MetricsAndAlarms", ["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData"], "*"),
         # The lease: this environment's item only (its partition key is the environment name; the
-        # pre-emption record lives on that same item).
+        # pre-emption record lives on that same item). Every write is a conditional UpdateItem (the item
+        # outlives its holders); DeleteItem only for a person's clear (latticedb_unlock).
         _statement(
             "EnvironmentLease",
-            ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
             arns.lock_table,
             {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [env.name]}},
         ),

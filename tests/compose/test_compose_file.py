@@ -291,6 +291,15 @@ def _secrets_script(services) -> str:
     return "\n".join(line[indent:] for line in lines)
 
 
+def test_published_ports_listen_on_loopback_by_default(raw, services):
+    """The api-server's admin login defaults to airflow / airflow: by default only this host reaches it."""
+    published = [(name, str(p)) for name, svc in services.items() for p in svc.get("ports") or []]
+    assert ("airflow-apiserver", "127.0.0.1:8080:8080") in published, published
+    for name, port in published:  # with every variable unset (compose's defaults)
+        assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert '"${AIRFLOW_BIND:-127.0.0.1}:8080:8080"' in raw  # and the bind address can be moved deliberately
+
+
 def test_no_secret_value_is_shipped(raw, services):
     assert "latticedb-local-change-me" not in raw
     for name, svc in services.items():

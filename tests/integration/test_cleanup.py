@@ -103,26 +103,42 @@ def _register(local, family: str, image_ref: str) -> str:
     )["taskDefinition"]["taskDefinitionArn"]
 
 
-def _sharing_the_repository(text: str, names: tuple[str, ...] = ("staging", "production")) -> str:
+def _own_the_repository(raw: dict, owner: bool = True) -> None:
+    """Mark (or unmark) this worker's environment `ecr_repository_owner` in the raw config."""
+    if ENV.name in raw["environments"]:
+        raw["environments"][ENV.name]["ecr_repository_owner"] = owner
+    else:
+        names = raw["local_copies"]["names"]
+        names[ENV.name] = {**(names.get(ENV.name) or {}), "ecr_repository_owner": owner}
+
+
+def _sharing_the_repository(text: str, names: tuple[str, ...] = ("staging", "production"), owner: bool = True) -> str:
     """The config `text` with `names` pulling from this worker's repository, as every real environment
-    shares `latticedb` (each local test environment has its own repository, so that workers never collide)."""
+    shares `latticedb` (each local test environment has its own repository, so that workers never collide).
+    `owner`: this environment owns the repository, as production owns `latticedb` (only the owner deletes
+    images from a shared repository); else production keeps its mark and so becomes the owner."""
     raw = yaml.safe_load(text)
     for name in names:
         raw["environments"][name]["ecr_repository"] = ENV.repository
+        if owner:
+            raw["environments"][name].pop("ecr_repository_owner", None)
+    if owner:
+        _own_the_repository(raw)
     return yaml.safe_dump(raw, sort_keys=False)
 
 
-def _sharing_config(tmp_path, monkeypatch) -> None:
-    """staging and production pull from this worker's repository."""
+def _sharing_config(tmp_path, monkeypatch, owner: bool = True) -> None:
+    """staging and production pull from this worker's repository (which this environment owns, or production)."""
     path = tmp_path / "latticedb.yaml"
-    path.write_text(_sharing_the_repository(CONFIG.read_text()))
+    path.write_text(_sharing_the_repository(CONFIG.read_text(), owner=owner))
     monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
 
 
 def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active(local, dagbag, tmp_path, monkeypatch):
-    """staging and production share the repository: an old image that staging keeps ACTIVE, or that
-    production's service runs (even on a deregistered revision), survives a cleanup in this
-    environment; an image only an unconfigured family uses does not."""
+    """staging and production share the repository, which this environment owns (as production owns
+    `latticedb`): an old image that staging keeps ACTIVE, or that production's service runs (even on a
+    deregistered revision), survives a cleanup in this environment; an image only an unconfigured family
+    uses does not."""
     _sharing_config(tmp_path, monkeypatch)
     repo = image("x").rsplit(":", 1)[0]
     pushed = _push_builds(local, EXTRA_IMAGES)  # scenario images + 25: the oldest are beyond keep_images=20
@@ -146,6 +162,24 @@ def test_cleanup_never_deletes_an_image_another_environment_runs_or_keeps_active
     assert not any("Warning" in t for t in local.message_texts())
 
 
+def test_cleanup_deletes_nothing_in_an_environment_that_does_not_own_the_shared_repository(local, dagbag, tmp_path, monkeypatch):
+    """staging and production pull from this worker's repository and production owns it (as it owns
+    `latticedb`, which dev and staging share): only production's role may delete images there, so this
+    environment's cleanup deletes nothing, sends no BatchDeleteImage, names production as the cleaner and
+    succeeds without a warning."""
+    _sharing_config(tmp_path, monkeypatch, owner=False)
+    _push_builds(local, EXTRA_IMAGES)  # scenario images + 25: the oldest are beyond keep_images=20
+    before = set(_digests(local))
+
+    dr = run_dag_run(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
+    tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "success", tasks
+    assert tasks["cleanup.delete_old_images"] == "success"
+    assert xcom(DAG_ID, dr.run_id, "cleanup.delete_old_images") == {"deleted": [], "skipped": True, "cleaned_by": "production"}
+    assert set(_digests(local)) == before
+    assert not any("Warning" in t for t in local.message_texts())
+
+
 def test_cleanup_protects_the_images_of_an_environment_that_comes_to_share_the_repository_mid_run(
     local, dagbag, tmp_path, monkeypatch
 ):
@@ -153,7 +187,8 @@ def test_cleanup_protects_the_images_of_an_environment_that_comes_to_share_the_r
     When the run starts, staging has a repository of its own; mid-run the file is saved with staging
     pulling from this one. staging keeps ACTIVE a revision running the oldest image: that image survives,
     while old images no environment uses are deleted. (staging's services are in this environment's IAM
-    policy, include/iam/local.json, as they must be for any environment that may share the repository.)"""
+    policy, include/iam/local.json, as they must be for any environment that may share the repository;
+    the saved file also marks this environment the repository's owner, so it still cleans it.)"""
     path = tmp_path / "latticedb.yaml"
     path.write_text(CONFIG.read_text())
     monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
@@ -185,6 +220,7 @@ def test_cleanup_deletes_nothing_when_an_environment_that_may_use_the_repository
     dr = dict(raw["environments"]["staging"], region="us-west-2", cluster="latticedb-dr", aws_conn_id="latticedb_dr_aws",
               ecr_repository=ENV.repository)
     raw["environments"]["dr"] = dr  # allowed_registries: the us-east-1 registry local pushes to
+    _own_the_repository(raw)  # this environment cleans the repository dr deploys from too
     path = tmp_path / "latticedb.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv("LATTICEDB_CONFIG", str(path))

@@ -103,6 +103,28 @@ def test_the_recorder_names_resources_conditions_and_implied_pass_role():
     assert entry["context"] == {"ecs:cluster": CLUSTER}
 
 
+def test_list_tasks_naming_no_container_instance_is_judged_on_star_as_aws_does():
+    """aws/ecs.py stopped_tasks lists a service's stopped tasks by cluster and serviceName, no container
+    instance: AWS authorizes that against "*" ("not authorized to perform: ecs:ListTasks on resource: *"),
+    so the ledger records "*" and a policy scoped to the cluster's container instances is denied here as
+    it would be in AWS. A call naming a container instance is still judged on that instance."""
+    body = json.dumps({"cluster": "latticedb-local", "serviceName": "latticedb-service-local", "desiredStatus": "STOPPED"}).encode()
+    entry = describe(_environ("AmazonEC2ContainerServiceV20141113.ListTasks", body), body, b'{"taskArns": []}', ACCT)
+    assert entry["action"] == "ecs:ListTasks"
+    assert (entry["resources"], entry["context"]) == (["*"], {"ecs:cluster": CLUSTER})
+    verdict = check(POLICY, [entry], require_all_used=False)
+    assert verdict.ok, verdict.lines()
+    instances = f"arn:aws:ecs:{REGION}:{ACCT}:container-instance/latticedb-local/*"
+    old = {"Version": "2012-10-17", "Statement": [{  # the policy before: kinder than AWS, and denied there
+        "Effect": "Allow", "Action": ["ecs:ListTasks"], "Resource": instances, "Condition": {"ArnEquals": {"ecs:cluster": CLUSTER}}}]}
+    verdict = check(old, [entry], require_all_used=False)
+    assert verdict.denied and "ecs:ListTasks on *" in verdict.denied[0], verdict.lines()
+    body = json.dumps({"cluster": "latticedb-local", "containerInstance": "0a1b2c"}).encode()
+    entry = describe(_environ("AmazonEC2ContainerServiceV20141113.ListTasks", body), body, b"{}", ACCT)
+    assert entry["resources"] == [instances.replace("*", "0a1b2c")]
+    assert check(old, [entry], require_all_used=False).ok
+
+
 @pytest.mark.integration
 def test_a_real_deployment_is_recorded_server_side_and_every_call_is_allowed(local, dagbag):
     path = ledger_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,11 @@ SEVERITIES = ["MUTE", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 # "*" although AWS lists a resource type, each for a documented reason (see iam_policy.py).
 STAR_BY_NECESSITY = {
     "cloudwatch:DescribeAlarms",  # composite alarms are returned only to DescribeAlarms on "*"
+    # Its only resource type is the container instance, but a call naming none (ours: cluster + serviceName,
+    # aws/ecs.py stopped_tasks) is authorized against "*": "not authorized to perform: ecs:ListTasks on
+    # resource: *" (cdklabs/construct-hub#1207; widdix/complete-aws-iam-reference#74;
+    # awsdocs/amazon-ecs-developer-guide#211). Narrowed by ecs:cluster instead.
+    "ecs:ListTasks",
     "servicequotas:GetServiceQuota",  # parliament's IAM definition knows no resource type for it yet
 }
 
@@ -43,9 +49,21 @@ def _statements(policy: dict):
             yield stmt, action, resources
 
 
+# How to bring include/iam/ up to date (`make iam-policy ENVIRONMENT=<env>` only prints one policy).
+REGENERATE = ("run: source scripts/airflow-env.sh && .venv/bin/python -m latticedb_deploy.iam_policy --write "
+              "(`make iam-policy ENVIRONMENT=<env>` prints one environment's policy)")
+
+
 def test_committed_policies_are_what_the_generator_makes_from_the_config():
     committed = {p.stem: p.read_text() for p in POLICY_DIR.glob("*.json")}
-    assert committed == policies(CONFIG), "run: make iam-policy-files (python -m latticedb_deploy.iam_policy --write)"
+    assert committed == policies(CONFIG), REGENERATE
+
+
+def test_the_regenerate_hint_names_make_targets_that_exist():
+    targets = set(re.findall(r"^([A-Za-z0-9_.-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    named = re.findall(r"make ([A-Za-z0-9_.-]+)", REGENERATE)
+    assert named and set(named) <= targets, (named, sorted(targets))
+    assert "--write" in REGENERATE
 
 
 @pytest.mark.parametrize("path", sorted(POLICY_DIR.iterdir()), ids=lambda p: p.name)
@@ -103,9 +121,17 @@ def test_pass_role_names_exactly_the_task_roles_and_never_the_deployer(name):
 def test_the_staging_deployer_cannot_touch_production():
     staging = policy_for(CONFIG.environment("staging"), EVERYONE)
     prod = Arns(CONFIG.environment("production"))
+    own = Arns(CONFIG.environment("staging"))
     lb = CONFIG.environment("production").load_balancer.name
+    prod_revision = prod.task_definitions.replace(":*", ":7")
+    assert prod.repository == own.repository  # one repository, shared: production's images are in it
     for auth in [
         Authorization("ecs:UpdateService", prod.service("latticedb-service-production")),
+        # its own service running production's task definition (and with it production's task role)
+        Authorization("ecs:UpdateService", own.service("latticedb-service-staging"), (("ecs:task-definition", (prod_revision,)),)),
+        Authorization("ecs:UpdateService", own.service("latticedb-service-staging-green"), (("ecs:task-definition", (prod_revision,)),)),
+        # deleting an image production runs or may roll back to
+        Authorization("ecr:BatchDeleteImage", prod.repository),
         Authorization("ecs:RegisterTaskDefinition", prod.task_definitions.replace(":*", ":7")),
         Authorization("elasticloadbalancing:ModifyListener", prod.listeners.replace("*/", "app/", 1).replace("/*/*", "/0a1b/2c3d")),
         Authorization("ecs:ListServices", "*", (("ecs:cluster", (prod.cluster,)),)),
@@ -115,7 +141,13 @@ def test_the_staging_deployer_cannot_touch_production():
         Authorization("iam:PassRole", prod.task_role, (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)),
     ]:
         assert not allowed(staging, auth), auth
-    own = Arns(CONFIG.environment("staging"))
+    # its own slots: at its own revisions, and scaled or restarted (no task definition in the request)
+    own_revision = own.task_definitions.replace(":*", ":12")
+    assert allowed(staging, Authorization("ecs:UpdateService", own.service("latticedb-service-staging"), (("ecs:task-definition", (own_revision,)),)))
+    assert allowed(staging, Authorization("ecs:UpdateService", own.service("latticedb-service-staging-green")))
+    assert allowed(staging, Authorization("ecr:DescribeImages", own.repository))
+    # production's role is the one that cleans the shared repository
+    assert allowed(policy_for(CONFIG.environment("production"), EVERYONE), Authorization("ecr:BatchDeleteImage", prod.repository))
     assert allowed(staging, Authorization("dynamodb:UpdateItem", own.lock_table, (("dynamodb:LeadingKeys", ("staging",)),)))
     assert not allowed(staging, Authorization(  # its own lease item, nothing hanging off it
         "dynamodb:UpdateItem", own.lock_table, (("dynamodb:LeadingKeys", ("staging#preempted#r1",)),)))
@@ -153,3 +185,19 @@ def test_cleanup_may_read_exactly_the_environments_it_protects_images_for():
     elsewhere = next(s for s in local["Statement"] if s["Sid"] == "ImagesInUseElsewhere")
     assert elsewhere["Action"] == ["ecs:DescribeServices"]
     assert Arns(CONFIG.environment("production")).service("latticedb-service-production") in elsewhere["Resource"]
+
+
+def test_only_the_environment_that_cleans_a_repository_may_delete_images_from_it():
+    """dev, staging and local share production's repository: only production's role deletes from it
+    (ecr_repository_owner); a test worker's environment, alone on its repository, cleans its own."""
+    deleters = {}
+    for env in EVERYONE:
+        stmts = [s for s in policy_for(env, EVERYONE)["Statement"] if "ecr:BatchDeleteImage" in s["Action"]]
+        if stmts:
+            assert [(s["Action"], s["Resource"]) for s in stmts] == [(["ecr:BatchDeleteImage"], Arns(env).repository)], env.name
+            deleters[env.name] = Arns(env).repository
+    assert set(deleters) == {"production", "local-prod", *(f"local-{n}" for n in range(2, 11))}
+    assert len(set(deleters.values())) == len(deleters)  # one deleter per repository
+    shared = Arns(CONFIG.environment("production")).repository
+    for name in ("dev", "staging", "local"):
+        assert not allowed(policy_for(CONFIG.environment(name), EVERYONE), Authorization("ecr:BatchDeleteImage", shared)), name

@@ -187,14 +187,18 @@ def _list_services(arns, p, r):
 
 
 def _list_tasks(arns, p, r):
-    """ListTasks authorizes against container instances (its only resource type), narrowed by ecs:cluster."""
+    """ListTasks' only resource type is the container instance: a call naming one is authorized against it;
+    a call naming none (cluster, serviceName, desiredStatus) against "*", as AWS does ("not authorized to
+    perform: ecs:ListTasks on resource: *"). Either way narrowed by ecs:cluster."""
     cluster = arns.cluster(p.get("cluster"))
     name = cluster.rsplit("/", 1)[-1]
     instance = p.get("containerInstance")
-    if instance and instance.startswith("arn:"):
+    if not instance:
+        resource = "*"
+    elif instance.startswith("arn:"):
         resource = instance
     else:
-        resource = arns.make("ecs", f"container-instance/{name}/{instance or '*'}")
+        resource = arns.make("ecs", f"container-instance/{name}/{instance}")
     return [resource], {"ecs:cluster": cluster}, []
 
 

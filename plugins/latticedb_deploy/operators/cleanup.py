@@ -46,18 +46,42 @@ class CleanupImagesOperator(BestEffortMixin, DeploymentStepOperator):
     use this repository (latticedb_deploy.aws.in_use), plus this run's rollback target and new
     revision. If such an environment cannot be looked up (another account or region, an error),
     nothing is deleted and the step ends with a warning saying which one.
+
+    Only the repository's cleaner deletes (latticedb_deploy.config.image_cleaner: the environment marked
+    `ecr_repository_owner`, else the repository's only user); its IAM policy alone grants
+    ecr:BatchDeleteImage. Elsewhere (dev and staging on production's repository) the step deletes
+    nothing, says which environment's role cleans the repository, and succeeds.
     """
 
     def run(self, context: Any) -> dict:
+        from latticedb_deploy.config import image_cleaner, load_config, registry_host
+
+        # The file as it is now, not the run's snapshot, on purpose: an environment added to it mid-run that
+        # shares the repository is protected too, and a broken file deletes nothing (README, Configuration).
+        everyone = list(load_config().environments.values())
+        me = next((e for e in everyone if e.name == self.env.name), self.env)
+        cleaner = image_cleaner(me, everyone)
+        if cleaner is None or cleaner.name != self.env.name:
+            repository = f"{registry_host(self.env)}/{self.env.ecr_repository}"
+            who = (
+                f"{cleaner.name}'s role cleans it (ecr_repository_owner)" if cleaner else
+                "no environment cleans it: mark the most protected environment that uses it `ecr_repository_owner: true`"
+            )
+            self.log.info(
+                "Deleted no image: %s is shared with other environments and %s is not its cleaner; %s. "
+                "(This environment's IAM policy grants no ecr:BatchDeleteImage on it.)",
+                repository, self.env.name, who,
+            )
+            return {"deleted": [], "skipped": True, "cleaned_by": cleaner.name if cleaner else None}
+        return self._clean(everyone)
+
+    def _clean(self, everyone: list) -> dict:
         from latticedb_deploy.aws.ecr import EcrClient, image_digests_referenced, images_to_delete
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.in_use import images_in_use
-        from latticedb_deploy.config import load_config
 
         ecs, ecr = EcsClient(self.env), EcrClient(self.env)
-        # The file as it is now, not the run's snapshot, on purpose: an environment added to it mid-run that
-        # shares the repository is protected too, and a broken file deletes nothing (README, Configuration).
-        in_use = images_in_use(self.env, list(load_config().environments.values()))
+        in_use = images_in_use(self.env, everyone)
         if in_use.unseen:
             raise AirflowFailException(
                 "deleted no image: environments that may run images from this repository cannot be looked up "

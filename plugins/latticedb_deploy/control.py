@@ -12,12 +12,26 @@ One signal per lease, the latest decision:
 - `resume`: a paused gate may pass again; its deadline moves by the time it was paused.
 - `abort`: the gate (or the next step) fails with the reason; the run's rollback runs.
 
-promote and abort are final: nothing is accepted after them.
+promote and abort are final: nothing is accepted after them, until the deployment marks its verify phase.
+
+The deployment marks its phase on the same attribute (markers, not actions a person sends; written with
+the same conditional update, so a marker and a person's signal cannot both win):
+
+- `verifying` (verify.smoke_tests starts): traffic is 100 % on the new version; the smoke tests and the
+  post-deployment checks run to their verdict. Only `abort` applies: the checks fail with the reason and
+  the run's rollback restores the previous version. promote (nothing left to promote), pause and resume
+  (no gate or bake to hold) are refused.
+- `verified` (verify.post_deployment_checks passed): the run only cleans up and records; its rollback no
+  longer runs, so every action is refused: latticedb_rollback is what goes back.
+
+A control run may name the deployment it means (`target`, "<dag_id>/<run_id>" or a run id alone, as
+the lease's owner is spelled): a lease held by any other run is refused, nothing written.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict
 
@@ -25,6 +39,8 @@ from latticedb_deploy.models import frozen_model
 
 ACTIONS = ("promote", "pause", "resume", "abort")
 FINAL = ("promote", "abort")
+VERIFYING, VERIFIED = "verifying", "verified"  # the deployment's own phase markers (not a person's actions)
+PHASES = (VERIFYING, VERIFIED)
 DEPLOYMENT_DAGS = {
     "latticedb_deploy_canary": "canary",
     "latticedb_deploy_blue_green": "blue_green",
@@ -52,15 +68,22 @@ class ControlSignal:
     paused_by: str | None = None  # the pause this signal lifted or holds
     paused_at: float | None = None
     resumed_at: float | None = None
+    replaced: str | None = None  # a phase marker: the message of the signal it replaced (e.g. a promote)
 
     @property
     def paused(self) -> bool:
         return self.action == "pause"
 
     @property
+    def phase(self) -> str | None:
+        """The deployment's phase marker (VERIFYING, VERIFIED), or None for a person's signal."""
+        return self.action if self.action in PHASES else None
+
+    @property
     def message(self) -> str:
         """What every message of the deployment says about it: "promoted by alice: confident"."""
-        verb = {"promote": "promoted", "pause": "paused", "resume": "resumed", "abort": "aborted"}[self.action]
+        verb = {"promote": "promoted", "pause": "paused", "resume": "resumed", "abort": "aborted",
+                VERIFYING: "verifying", VERIFIED: "verified"}.get(self.action, self.action)
         return f"{verb} by {self.by}: {self.reason}"
 
     def to_json(self) -> str:
@@ -86,6 +109,80 @@ def strategy_of_owner(owner: str) -> str | None:
     return DEPLOYMENT_DAGS.get(owner.split("/", 1)[0])
 
 
+# The deployment a control run names (its `deployment` param): "<dag_id>/<run_id>", as the lease's owner
+# is spelled, or the run id alone. Run ids as Airflow allows them ([core] allowed_run_id_pattern's default).
+_DAG_ID = r"[A-Za-z0-9_.-]{1,250}"
+_RUN_ID = r"[A-Za-z0-9_.~:+-]{1,250}"
+TARGET_PATTERN = rf"^\s*(?:(?:{_DAG_ID})/)?{_RUN_ID}\s*$|^\s*$"  # empty: whichever deployment holds it
+
+
+@frozen_model
+class Target:
+    """The deployment a control run means; `dag_id` None when it named the run id alone."""
+
+    run_id: str
+    dag_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.dag_id}/{self.run_id}" if self.dag_id else self.run_id
+
+    def matches(self, owner: str) -> bool:
+        dag_id, _, run_id = owner.partition("/")
+        return run_id == self.run_id and (self.dag_id is None or dag_id == self.dag_id)
+
+
+def parse_target(text: str | None) -> Target | None:
+    """The `deployment` a control run names, or None (empty: whichever deployment holds the environment).
+
+    A malformed value, or a DAG that is not a deployment DAG, is ControlRefused before anything is read."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not re.fullmatch(TARGET_PATTERN, text):
+        raise ControlRefused(
+            f"deployment {text!r} is not a deployment run: give \"<dag_id>/<run_id>\" (as the Slack message's control "
+            "link names it, e.g. latticedb_deploy_canary/manual__2026-11-26T07:42:36+00:00) or the run id alone; "
+            "run ids use letters, digits and _ . ~ : + -. Nothing changed."
+        )
+    dag_id, slash, run_id = text.rpartition("/") if "/" in text else ("", "", text)
+    if slash and dag_id not in DEPLOYMENT_DAGS:
+        raise ControlRefused(
+            f"deployment {text!r} names DAG {dag_id!r}, which is not a deployment DAG "
+            f"({', '.join(DEPLOYMENT_DAGS)}): latticedb_control acts only on deployments. Nothing changed."
+        )
+    return Target(run_id=run_id, dag_id=dag_id or None)
+
+
+def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: float) -> ControlSignal:
+    """The deployment's own mark that it entered `phase` (VERIFYING, VERIFIED), replacing `current`."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}; one of {', '.join(PHASES)}")
+    reason = {VERIFYING: "smoke tests and post-deployment checks running",
+              VERIFIED: "post-deployment checks passed"}[phase]
+    replaced = current.message if current is not None and current.phase is None else (
+        current.replaced if current is not None else None)
+    return ControlSignal(action=phase, by=owner, reason=reason, at=now, run=owner, replaced=replaced)
+
+
+def _refuse_in_phase(current: ControlSignal, action: str, owner: str) -> None:
+    """Refuse what a deployment in verify (or past it) cannot act on; abort in verify passes through."""
+    if current.action == VERIFIED:
+        raise ControlRefused(
+            f"{owner} is past verify: its post-deployment checks passed at {clock(current.at)} and it is now cleaning "
+            f"up and recording the deployment, with 100 % of traffic on the new version. Its rollback no longer runs, "
+            f"so there is nothing to {action}: to go back to the previous version, trigger latticedb_rollback (it takes "
+            "the environment by force). Nothing changed."
+        )
+    if current.action == VERIFYING and action != "abort":
+        why = ("traffic is already 100 % on the new version: nothing to promote" if action == "promote" else
+               f"the smoke tests and post-deployment checks run to their verdict and there is no gate or bake to hold: "
+               f"a {action} would be ignored")
+        raise ControlRefused(
+            f"{owner} is in verify (since {clock(current.at)}): {why}. abort still stops it (the checks fail and the "
+            "run's rollback restores the previous version). Nothing changed."
+        )
+
+
 def apply(current: ControlSignal | None, action: str, *, owner: str, by: str, reason: str,
           now: float, run: str = "") -> ControlSignal:
     """The new signal for `action` on the deployment `owner`, or ControlRefused saying why not."""
@@ -101,6 +198,8 @@ def apply(current: ControlSignal | None, action: str, *, owner: str, by: str, re
             f"{owner} is a {strategy} deployment: it has no traffic steps, gates or bake, so there is nothing to "
             f"{action} (abort is the only control it takes). Nothing changed."
         )
+    if current is not None and current.phase is not None:
+        _refuse_in_phase(current, action, owner)
     if current is not None and current.action in FINAL:
         raise ControlRefused(f"{owner} was already {current.message} (at {clock(current.at)}): nothing changed")
     if action == "resume" and (current is None or not current.paused):
@@ -125,8 +224,9 @@ class GateControl:
 
 
 def for_gate(signal: ControlSignal | None) -> GateControl:
-    """A gate's reading of the signal: abort fails it, promote passes it, pause holds it."""
-    if signal is None or signal.action == "resume":
+    """A gate's reading of the signal: abort fails it, promote passes it, pause holds it (a phase marker or a
+    resume: nothing)."""
+    if signal is None or signal.action not in ("abort", "promote", "pause"):
         return GateControl()
     if signal.action == "abort":
         return GateControl(done=True, passed=False, reason=signal.message)
@@ -180,6 +280,15 @@ EFFECTS = {
 }
 
 
-def effect(action: str, owner: str) -> str:
-    """What the deployment will do about the action (for the control run's messages)."""
+IN_VERIFY = {
+    "abort": "the smoke tests or post-deployment checks fail with the reason (the checks at their next poll); the "
+             "run's rollback puts 100 % back on the previous version",
+}
+
+
+def effect(action: str, owner: str, current: ControlSignal | None = None) -> str:
+    """What the deployment will do about the action (for the control run's messages), given the signal it
+    replaces (`current`: a VERIFYING marker means the deployment is in verify)."""
+    if current is not None and current.action == VERIFYING and action in IN_VERIFY:
+        return IN_VERIFY[action]
     return EFFECTS.get(action, {}).get(strategy_of_owner(owner) or "", "")

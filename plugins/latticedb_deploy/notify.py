@@ -150,14 +150,34 @@ def airflow_base_url() -> str:
         return "http://localhost:8080"
 
 
-def control_form_link(environment: str) -> dict[str, str]:
+def control_form_link(environment: str, deployment: str | None = None) -> dict[str, str]:
     """The link a gate's messages carry: latticedb_control's page, whose Trigger button opens its form
     (promote / pause / resume / abort). Airflow 3.3's UI has no URL of its own for the trigger form; the
-    `conf` query names the environment for whoever reads the link."""
+    `conf` query names the environment and the deployment run that sent the message ("<dag_id>/<run_id>",
+    the form's `deployment` field: a control run naming it acts on that run only, never on a later one).
+
+    `deployment` unset: the run whose task is sending the message (Airflow's current context), if any."""
     from urllib.parse import urlencode
 
-    url = f"{airflow_base_url()}/dags/{CONTROL_DAG_ID}?" + urlencode({"conf": json_dumps({"environment": environment})})
-    return {f"Promote / pause / abort ({environment})": url}
+    deployment = deployment or _current_run()
+    conf = {"environment": environment, **({"deployment": deployment} if deployment else {})}
+    url = f"{airflow_base_url()}/dags/{CONTROL_DAG_ID}?" + urlencode({"conf": json_dumps(conf)})
+    label = f"Promote / pause / abort ({environment}" + (f", deployment {deployment}" if deployment else "") + ")"
+    return {label: url}
+
+
+def _current_run() -> str | None:
+    """"<dag_id>/<run_id>" of the task running now (the lease owner's spelling), or None outside a task."""
+    try:
+        from airflow.sdk import get_current_context
+
+        context = get_current_context()
+        dag = context.get("dag")
+        dag_id = getattr(dag, "dag_id", None) or getattr(context.get("ti"), "dag_id", None)
+        run_id = context.get("run_id")
+    except Exception:  # noqa: BLE001 - outside a task (or an older layout): the link names the environment only
+        return None
+    return f"{dag_id}/{run_id}" if dag_id and run_id else None
 
 
 def json_dumps(value: object) -> str:

@@ -1,13 +1,19 @@
 """latticedb_control on real runs: a canary mid-step (its own process, as on a second scheduler) is
-promoted, paused and resumed, or aborted by a control run; with nothing in flight the control run
-fails and changes nothing."""
+promoted, paused and resumed, or aborted by a control run; a rolling deployment is aborted during its
+post-deployment checks; with nothing in flight, or another run than the one named holding the
+environment, or a deployment past verify, the control run fails and changes nothing."""
 
 from __future__ import annotations
 
 import copy
+import json
+import re
 import time
+from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
+import yaml
 
 from tests.envs import ENV
 from tests.integration.background import BackgroundRun, lock_item, wait_until
@@ -15,7 +21,9 @@ from tests.integration.helpers import history, image, run_dag_run
 
 pytestmark = pytest.mark.integration
 CANARY = "latticedb_deploy_canary"
+ROLLING = "latticedb_deploy_rolling"
 CONTROL = "latticedb_control"
+CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
 
 
 def _canary(interval: int) -> BackgroundRun:
@@ -24,10 +32,12 @@ def _canary(interval: int) -> BackgroundRun:
     }).start()
 
 
-def _control(dagbag, action: str, reason: str):
+def _control(dagbag, action: str, reason: str, deployment: str | None = None):
     """A latticedb_control run. Its required params get the run's values as defaults for the run: under
     dag.test() the DAG-level failure callback validates the DAG's params without the run's conf."""
     conf = {"environment": ENV.name, "action": action, "reason": reason}
+    if deployment is not None:
+        conf["deployment"] = deployment
     dag = dagbag.dags[CONTROL]
     original = copy.deepcopy(dag.params)
     try:
@@ -69,11 +79,22 @@ def _states(dr) -> dict:
     return {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
+def _linked_deployment(local, title: str) -> str:
+    """The `deployment` the control link of the Slack message `title` names (the form's pre-filled field)."""
+    text = next(t for t in local.message_texts() if title in t)
+    conf = json.loads(unquote_plus(re.search(r"/dags/latticedb_control\?conf=(\S+)", text).group(1)))
+    assert conf["environment"] == ENV.name, conf
+    return conf["deployment"]
+
+
 def test_promote_mid_step_goes_to_100pct_and_skips_the_rest(local, dagbag):
     canary = _canary(interval=60)
     try:
         _at_25(local, canary)
-        dr = _control(dagbag, "promote", "CHG-1 metrics look great")
+        # The person clicks the link in the canary's "Traffic shifted" message: it names this run.
+        deployment = _linked_deployment(local, "Traffic shifted: 25% on the new version")
+        assert deployment == f"{CANARY}/{canary.run_id()}"
+        dr = _control(dagbag, "promote", "CHG-1 metrics look great", deployment=deployment)
         assert dr.state == "success", _states(dr)
         code = canary.wait(180)
     finally:
@@ -173,3 +194,132 @@ def test_an_unknown_action_is_refused_when_the_run_is_created(dagbag):
 
     with pytest.raises(ParamValidationError, match="action"):
         run_dag_run(dagbag, CONTROL, {"environment": ENV.name, "action": "skip", "reason": "CHG-4"})
+
+
+# ---------------------------------------------------------------- in verify, past verify, another run
+
+
+@pytest.fixture
+def long_checks(tmp_path, monkeypatch):
+    """A copy of the config whose post-deployment checks watch a 30 s window (local: 10 s): room for a control
+    run to start while they run, under load."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    local = raw["environments"]["local"]
+    local.setdefault("post_deployment", {}).update({"window_seconds": 30, "timeout_seconds": 90})
+    local["deployment_log"] = str(tmp_path / "DEPLOYMENT_LOG.md")
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+    return path
+
+
+def test_abort_during_the_post_deployment_checks_rolls_back(local, dagbag, long_checks):
+    """The review's defect: an abort while verify.post_deployment_checks watched was accepted, then the checks
+    passed and the new version stayed. Now the checks fail with the abort's reason and the rollback runs."""
+    v1 = local.service()["taskDefinition"]
+    rolling = BackgroundRun(ROLLING, {"image_uri": image("v2.0.0"), "environment": ENV.name}).start()
+    try:
+        wait_until(lambda: rolling.task_states().get("verify.post_deployment_checks") in WAITING, 240,
+                   "the rolling deployment's post-deployment checks")
+        assert json.loads(lock_item(local)["control"])["action"] == "verifying"  # smoke tests marked the phase
+        assert local.service()["taskDefinition"] != v1  # the new version serves
+        dr = _control(dagbag, "abort", "INC-11 errors in the logs", deployment=f"{ROLLING}/{rolling.run_id()}")
+        assert dr.state == "success", _states(dr)
+        assert rolling.task_states().get("verify.post_deployment_checks") in WAITING, "the checks ended first: too slow"
+        code = rolling.wait(240)
+    finally:
+        rolling.stop()
+    states = rolling.task_states()
+    assert code != 0, rolling.output[-3000:]
+    assert states["verify.post_deployment_checks"] == "failed", states
+    assert states["rollback.restore_previous_revision"] == states["rollback.notify_rollback"] == "success", states
+    assert states["cleanup.deregister_old_revisions"] != "success", states
+    assert local.service()["taskDefinition"] == v1  # the previous version, with all the traffic
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
+    assert "post-deployment checks aborted by dag_test: INC-11 errors in the logs" in rolling.output
+    [record] = history(limit=1)
+    assert (record.outcome, record.failed_step) == ("aborted", "verify.post_deployment_checks"), record
+    texts = local.message_texts()
+    assert any("Deployment aborted by dag_test" in t and "INC-11" in t for t in texts), texts
+    for title in ("Deployment failed at verify.post_deployment_checks", "Rollback started", "Rollback finished"):
+        hits = [t for t in texts if title in t]
+        assert hits and all("aborted by dag_test: INC-11 errors in the logs" in t for t in hits), (title, texts)
+
+
+def _held_by(local, owner: str, marker: str | None = None):
+    """`owner` holds this worker's environment, as a deployment's pre-flight leaves it (and, with `marker`, as
+    its verify left it: the same conditional write as the deployment's)."""
+    from latticedb_deploy.aws.locks import EnvironmentLock
+    from latticedb_deploy.config import load_config
+    from latticedb_deploy.control import phase_marker
+
+    lock = EnvironmentLock(load_config().environment(ENV.name), client=local.client("dynamodb"))
+    assert lock.acquire(owner) is None
+    if marker:
+        assert lock.signal(owner, phase_marker(marker, None, owner=owner, now=time.time()).to_json(), None)
+    return lock
+
+
+def _refused(local, dr, *phrases: str) -> None:
+    assert dr.state == "failed" and _states(dr)["apply"] == "failed", _states(dr)
+    refusals = [t for t in local.message_texts() if "refused" in t]
+    assert refusals and all(p in refusals[-1] for p in phrases), (phrases, refusals)
+
+
+def test_a_control_run_naming_a_finished_deployment_does_not_act_on_the_next(local, dagbag):
+    """Run A's Slack link, clicked after A finished, while run B holds the environment: refused, naming B;
+    nothing is written on B's lease (B would otherwise have jumped to 100 % skipping every gate)."""
+    run_a, run_b = f"{CANARY}/manual__2026-12-01T10:00:00+00:00", f"{CANARY}/manual__2026-12-01T11:00:00+00:00"
+    lock = _held_by(local, run_b)
+    before = lock_item(local)
+    dr = _control(dagbag, "promote", "CHG-5 from A's message", deployment=run_a)
+    _refused(local, dr, f"{run_a} does not hold", f"{run_b} does")
+    assert lock_item(local) == before  # no signal written
+    dr = _control(dagbag, "promote", "CHG-5 from A's message", deployment="manual__2026-12-01T10:00:00+00:00")
+    _refused(local, dr, f"{run_b} does")  # the run id alone: the same
+    assert lock_item(local) == before
+
+    # Naming B (whole, or its run id), or naming nobody (the CLI's way: whoever holds it), acts on B.
+    dr = _control(dagbag, "pause", "CHG-6 hold B", deployment=run_b)
+    assert dr.state == "success", _states(dr)
+    assert json.loads(lock_item(local)["control"])["action"] == "pause"
+    dr = _control(dagbag, "resume", "CHG-6 go on", deployment=run_b.split("/", 1)[1])
+    assert dr.state == "success", _states(dr)
+    dr = _control(dagbag, "abort", "CHG-7 whoever holds it")
+    assert dr.state == "success", _states(dr)
+    assert json.loads(lock_item(local)["control"])["action"] == "abort"
+    lock.release(run_b)
+
+
+def test_a_malformed_deployment_is_refused_before_any_aws_call(local, dagbag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="param deployment"):
+        run_dag_run(dagbag, CONTROL, {"environment": ENV.name, "action": "abort", "reason": "CHG-8",
+                                      "deployment": "latticedb_deploy_canary/manual__1/extra"})
+    lock = _held_by(local, "latticedb_service/manual__2026-12-01T10:00:00+00:00")
+    before = lock_item(local)
+    dr = _control(dagbag, "abort", "CHG-8 the service run", deployment="latticedb_service/manual__2026-12-01T10:00:00+00:00")
+    _refused(local, dr, "which is not a deployment DAG")
+    assert lock_item(local) == before
+    lock.release("latticedb_service/manual__2026-12-01T10:00:00+00:00")
+
+
+def test_in_verify_only_abort_is_taken_and_past_verify_nothing(local, dagbag):
+    """A deployment's verify marks its lease (smoke tests: verifying; post-deployment checks passed:
+    verified). In verify a pause or promote is refused (the checks run to their verdict; abort still stops
+    them); past verify every action is refused, pointing at latticedb_rollback."""
+    owner = f"{CANARY}/manual__2026-12-01T12:00:00+00:00"
+    lock = _held_by(local, owner, marker="verifying")
+    before = lock_item(local)
+    _refused(local, _control(dagbag, "pause", "CHG-9 hold the checks"), "is in verify", "abort still stops it")
+    _refused(local, _control(dagbag, "promote", "CHG-9 go"), "nothing to promote")
+    assert lock_item(local) == before
+    lock.release(owner)
+
+    lock = _held_by(local, owner, marker="verified")
+    before = lock_item(local)
+    _refused(local, _control(dagbag, "abort", "INC-12 too late", deployment=owner), "is past verify",
+             "trigger latticedb_rollback")
+    assert lock_item(local) == before  # refused, not "accepted" and ignored
+    lock.release(owner)

@@ -2,6 +2,8 @@
 
 A thin adapter: the rules are in latticedb_deploy.control (pure), the store is the lease item
 (EnvironmentLock.signal, a conditional write naming the owner and the signal it replaces).
+`enter_phase`: the deployment's own side of that store, its verify-phase markers (control.VERIFYING,
+control.VERIFIED), written the same way, so a person's signal and a marker cannot both win.
 """
 
 from __future__ import annotations
@@ -23,15 +25,22 @@ class ControlDeploymentOperator(LatticeDBOperator):
 
     No deployment in flight (no lease, or an expired one), a lease held by a run that is not a
     deployment, or an action that does not apply (see control.apply): the task fails saying why, and
-    nothing is written."""
+    nothing is written.
+
+    `deployment` (default: the run's `deployment` param) names the run meant, "<dag_id>/<run_id>" or a run
+    id alone: when another run holds the environment (the one named finished, and a new one took it) the
+    task fails naming the holder, and nothing is written. Empty: whichever deployment holds it (the log
+    and the reply name it). A malformed value fails before any AWS call."""
 
     template_fields = (*LatticeDBOperator.template_fields, "action", "reason")
 
-    def __init__(self, *, action: str = "{{ params.action }}", reason: str = "{{ params.reason }}", **kwargs: Any):
+    def __init__(self, *, action: str = "{{ params.action }}", reason: str = "{{ params.reason }}",
+                 deployment: str | None = None, **kwargs: Any):
         kwargs.setdefault("image_uri", "")
         super().__init__(**kwargs)
         self.action = action
         self.reason = reason
+        self.deployment = deployment
 
     def _refuse(self, context: Any, why: str, deployment: str | None = None) -> None:
         self.log.error("%s", why)
@@ -46,16 +55,34 @@ class ControlDeploymentOperator(LatticeDBOperator):
 
         return triggered_by(context)
 
+    def _target(self, context: Any) -> Any:
+        """The deployment this run names (control.Target), or None; a malformed one is refused (no AWS call)."""
+        from latticedb_deploy.control import ControlRefused, parse_target
+
+        named = self.deployment if self.deployment is not None else (context.get("params") or {}).get("deployment")
+        try:
+            return parse_target(None if named is None else str(named))
+        except ControlRefused as exc:
+            self._refuse(context, f"{exc}")
+
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.locks import EnvironmentLock
         from latticedb_deploy.control import ControlRefused, apply, clock, effect
 
         me, by, name = owner_of(context), self._by(context), self.env.name
+        target = self._target(context)  # before any AWS call
         lock = EnvironmentLock(self.env)
         for _ in range(ATTEMPTS):
             holder = lock.holder()
             if holder is None or holder.expired():
-                self._refuse(context, f"no deployment in flight in {name!r}: nothing to {self.action}. Nothing changed.")
+                gone = f" ({target} finished, or gave the environment back)" if target else ""
+                self._refuse(context, f"no deployment in flight in {name!r}{gone}: nothing to {self.action}. "
+                                      "Nothing changed.", str(target) if target else None)
+            if target is not None and not target.matches(holder.owner):
+                self._refuse(context, f"{target} does not hold {name!r}: {holder.owner} does (since "
+                                      f"{clock(holder.acquired_at)}). The deployment named has finished or lost the "
+                                      f"environment; nothing to {self.action} on it, and {holder.owner} is not the run "
+                                      "meant. Nothing changed.", str(target))
             if holder.blocked:
                 self._refuse(context, f"{name!r} is locked because {holder.blocked}: no deployment to {self.action} "
                                       "(latticedb_unlock clears it). Nothing changed.", holder.owner)
@@ -69,10 +96,13 @@ class ControlDeploymentOperator(LatticeDBOperator):
         else:
             raise AirflowFailException(f"the lease on {name!r} kept changing while writing {self.action}: look again")
         deployment = holder.owner
-        what = effect(signal.action, deployment)
+        if target is None:
+            self.log.warning("no deployment named: acting on %s, which holds %s", deployment, name)
+        what = effect(signal.action, deployment, holder.signal)
         self.log.warning("%s: %s on %s in %s (%s)", signal.message, signal.action, deployment, name, what)
         fields = {"Deployment": deployment, "Action": signal.action, "By": by, "Reason": signal.reason,
-                  "At": clock(signal.at), "Effect": what}
+                  "At": clock(signal.at), "Effect": what,
+                  "Targeted": f"named ({target})" if target else "the holder of the environment (no deployment named)"}
         if signal.paused_at:
             fields["Paused"] = f"by {signal.paused_by} at {clock(signal.paused_at)}"
         dag_id, _, run_id = deployment.partition("/")
@@ -86,7 +116,8 @@ class ControlDeploymentOperator(LatticeDBOperator):
             notify.send(self.env, "warning" if signal.action == "abort" else "stage", title,
                         {"Environment": name, **fields, "Control run": context["run_id"]}, link)
         self._log_entry(context, fields)
-        return {**signal.to_dict(), "deployment": deployment, "environment": name, "effect": what}
+        return {**signal.to_dict(), "deployment": deployment, "environment": name, "effect": what,
+                "named": str(target) if target else None}
 
     def _log_entry(self, context: Any, fields: dict[str, object]) -> None:
         from latticedb_deploy.deployment_log import append_text, render_control_entry, resolve_log_path
@@ -98,3 +129,43 @@ class ControlDeploymentOperator(LatticeDBOperator):
             self.log.info("Deployment log:\n%s", text)
         except Exception as exc:  # noqa: BLE001 - the signal is written; the log is a record of it
             self.log.warning("deployment log entry not written: %s", exc)
+
+
+def enter_phase(operator: LatticeDBOperator, context: Any, phase: str, *, holder: Any = None, aborted: str) -> Any:
+    """Mark on this run's lease that its deployment entered `phase` (control.VERIFYING / VERIFIED), so a
+    control run can tell: in verify only abort applies; past it nothing does. Renews the lease first (a
+    lost lease stops the task: LEASE LOST); an abort already on it fails the task instead, with `aborted`
+    (its `{abort}` replaced by the abort's message: who and why), so the run's rollback runs. The write is
+    conditional on the signal read (as a control run's is): an abort that lands first is seen, one that
+    lands after is refused.
+
+    `holder`: the lease just renewed (hold_lease's result), to save a renewal. Returns the lease, or None
+    when the context names no run (a hand-built context: no lease to mark)."""
+    from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
+    from latticedb_deploy.control import phase_marker
+    from latticedb_deploy.operators.base import control_signal, owner_or_none
+
+    owner = owner_or_none(context)
+    if owner is None:
+        return None
+    lock = EnvironmentLock(operator.env)
+    for _ in range(ATTEMPTS):
+        if holder is None:
+            try:
+                holder = lock.renew(owner)
+            except LeaseLostError as exc:
+                operator.lease_lost(context, str(exc))
+        current = control_signal(holder, operator.log)
+        if current is not None and current.action == "abort":
+            msg = aborted.format(abort=f"{current.message} (latticedb_control run {current.run or '?'})")
+            operator.log.error("%s", msg)
+            raise AirflowFailException(msg)
+        if current is not None and current.action == phase:
+            return holder
+        marker = phase_marker(phase, current, owner=owner, now=time.time())
+        if lock.signal(owner, marker.to_json(), holder.control):
+            operator.log.info("lease on %s marked %s%s", operator.env.name, phase,
+                              f" (replacing: {current.message})" if current is not None else "")
+            return holder
+        holder = None  # the signal changed under us (a control run): read it again
+    raise AirflowFailException(f"the lease on {operator.env.name!r} kept changing while marking {phase}: look again")

@@ -24,6 +24,11 @@ class PostDeploymentChecksOperator(LatticeDBOperator):
 
     `preflight_incidents` is pre-flight's check_no_active_incidents result (the alarms already in
     ALARM then, which are not new); without it every alarm in ALARM counts as new.
+
+    latticedb_control: an abort fails the checks at the trigger's next poll ("post-deployment checks
+    aborted by <user>: <reason>"), and the run's rollback runs. Once the checks pass, the lease is marked
+    `verified` (operators.control.enter_phase; an abort that landed meanwhile still fails them): from then
+    on latticedb_control refuses every action, the rollback no longer running.
     """
 
     template_fields = (*LatticeDBOperator.template_fields, "preflight_incidents")
@@ -63,4 +68,14 @@ class PostDeploymentChecksOperator(LatticeDBOperator):
         if event.get("failure"):
             context["ti"].xcom_push(key="return_value", value=report)
             raise AirflowFailException(event["failure"])
+        from latticedb_deploy.control import VERIFIED
+        from latticedb_deploy.operators.control import enter_phase
+
+        # The last moment an abort can still roll back: after this mark, latticedb_control refuses it.
+        try:
+            enter_phase(self, context, VERIFIED, aborted="post-deployment checks passed, but the deployment was "
+                        "{abort} before the run moved past verify")
+        except AirflowFailException:
+            context["ti"].xcom_push(key="return_value", value=report)
+            raise
         return report

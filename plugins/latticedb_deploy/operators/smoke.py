@@ -16,10 +16,20 @@ SMOKE_TASK_ID = "verify.smoke_tests"
 
 class SmokeTestOperator(DeploymentStepOperator):
     """Run the smoke tests for `new_revision`'s version, save the JSON report (LATTICEDB_REPORT_DIR),
-    return it; fail on any failed check."""
+    return it; fail on any failed check.
+
+    First the lease (hold_lease): a run that lost its environment stops here (LEASE LOST), and a
+    latticedb_control abort fails the task with its reason, so the rollback runs. Then the lease is marked
+    `verifying` (operators.control.enter_phase): latticedb_control then takes only abort."""
 
     def execute(self, context: Any) -> dict:
+        from latticedb_deploy.control import VERIFYING
+        from latticedb_deploy.operators.control import enter_phase
         from latticedb_deploy.smoke import run_smoke_tests, save_report
+
+        holder = self.hold_lease(context)  # fencing, and a latticedb_control abort fails here (the rollback runs)
+        enter_phase(self, context, VERIFYING, holder=holder,
+                    aborted=f"{self.task_id} not run, nothing changed: the deployment was {{abort}}")
 
         new = self.required("new_revision")
         smoke = self.env.smoke

@@ -17,7 +17,13 @@ class PostDeploymentChecksTrigger(BaseTrigger):
     """Fires {"passed", "report", "failure"} (latticedb_deploy.post_deployment.verdict), or
     {"lease_lost": True, "reason"} when the run lost its environment (the lease is renewed every poll,
     as the metric gate's trigger does). A round that cannot reach AWS is logged and tried again at the
-    next poll; at the timeout the last error is the failure."""
+    next poll; at the timeout the last error is the failure.
+
+    A latticedb_control abort on the lease (read at every renewal) fails the checks at that poll, before
+    another round: {"passed": False, "failure": "post-deployment checks aborted by <user>: <reason> ...",
+    "control": the signal}, so the run's rollback restores the previous version. Anything else on the
+    lease (a pause, the run's own phase marker) is not a verdict: the checks run to theirs (a pause is
+    logged once as ignored; latticedb_control refuses one in verify anyway)."""
 
     def __init__(self, *, environment: str, since: float, baseline_alarms: list[str], timeout_seconds: float,
                  poll_seconds: float, owner: str | None = None, rounds: int = 0, config: dict | None = None):
@@ -52,6 +58,7 @@ class PostDeploymentChecksTrigger(BaseTrigger):
         return checks_round(env, alarms, since, self._clients.get(lambda: RoundClients(env)))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from latticedb_deploy.control import clock
         from latticedb_deploy.post_deployment import verdict
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
@@ -59,11 +66,25 @@ class PostDeploymentChecksTrigger(BaseTrigger):
         lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
         since = datetime.fromtimestamp(self.since, UTC)
         alarms, rounds = set(self.baseline_alarms), self.rounds
+        report: dict = {"passed": False, "rounds": rounds, "checks": []}
+        ignored = None  # the pause last logged as ignored
         while True:
             lost = await lease.check()
             if lost:
                 yield TriggerEvent({"lease_lost": True, "reason": lost})
                 return
+            signal = lease.signal
+            if signal is not None and signal.action == "abort":
+                failure = (f"post-deployment checks {signal.message} (latticedb_control run {signal.run or '?'} at "
+                           f"{clock(signal.at)})")
+                self.log.error("%s", failure)
+                yield TriggerEvent({"passed": False, "report": {**report, "passed": False, "aborted": signal.to_dict()},
+                                    "failure": failure, "control": signal.to_dict()})
+                return
+            if signal is not None and signal.paused and signal != ignored:
+                self.log.warning("post-deployment checks: %s: ignored, the checks run to their verdict (abort stops "
+                                 "them)", signal.message)
+                ignored = signal
             rounds += 1
             elapsed = time.time() - self.since
             try:
@@ -78,6 +99,7 @@ class PostDeploymentChecksTrigger(BaseTrigger):
             else:
                 v = verdict(checks, rounds=rounds, elapsed=elapsed, window_seconds=env.post_deployment.window_seconds,
                             timeout=self.timeout_seconds, poll=self.poll_seconds)
+                report = v.report
                 if v.done:
                     yield TriggerEvent({"passed": v.failure is None, "report": v.report, "failure": v.failure})
                     return

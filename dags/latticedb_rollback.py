@@ -8,12 +8,13 @@ with the ECS circuit breaker on, and the run waits, deferrably, until it is stab
 It takes the environment's lease by force first (take_environment, recording this run and the
 reason): a deployment in flight sees that at its next step or poll and stops without touching
 traffic. release_environment gives the environment back at the end, unless the rollback itself
-failed: then it stays locked until a person clears it (latticedb_unlock).
+failed: then it stays locked until a person clears it (latticedb_unlock). Rollbacks of different
+environments run at once; a second one for the same environment is refused while the first holds it.
 """
 
 from airflow.sdk import Param, chain
 
-from latticedb_deploy.factory import environment_param, operations_dag
+from latticedb_deploy.factory import RUNS_ACROSS_ENVIRONMENTS, environment_param, operations_dag
 from latticedb_deploy.incidents import EMERGENCY_ROLLBACK_TASKS
 from latticedb_deploy.operators.emergency import (
     PlanRollbackOperator,
@@ -29,6 +30,7 @@ with operations_dag(
     description="Emergency rollback: switch back to the warm old colour, or the live service to the previous revision.",
     doc_md=__doc__,
     tags=["operations", "rollback"],
+    max_active_runs=RUNS_ACROSS_ENVIRONMENTS,  # one per environment: its lease serializes them
     params={
         "environment": environment_param("Where to roll back (from include/config/latticedb.yaml)."),
         "target_revision": Param(

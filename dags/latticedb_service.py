@@ -14,7 +14,7 @@ the run and notify at the start and the end; a refused request changes nothing.
 
 from airflow.sdk import Param, chain
 
-from latticedb_deploy.factory import environment_param, operations_dag
+from latticedb_deploy.factory import RUNS_ACROSS_ENVIRONMENTS, environment_param, operations_dag
 from latticedb_deploy.operators.locks import ReleaseEnvironmentOperator
 from latticedb_deploy.operators.service import (
     AcquireForChangeOperator,
@@ -31,6 +31,7 @@ with operations_dag(
     description="manage-service.sh status / scale / restart: the service's state, its size, fresh tasks.",
     doc_md=__doc__,
     tags=["operations", "service"],
+    max_active_runs=RUNS_ACROSS_ENVIRONMENTS,  # one per environment: its lease serializes them
     params={
         "environment": environment_param("Which environment's service (from include/config/latticedb.yaml)."),
         "action": Param("status", type="string", enum=list(ACTIONS), title="Action",

@@ -53,11 +53,20 @@ def environment_param(description: str = "Where to deploy (from include/config/l
     return Param("local", type="string", enum=load_config().environment_names, title="Environment", description=description)
 
 
+# Active runs of a DAG whose runs each act on one environment and are serialized per environment by its
+# lease: enough for every environment at once, so one environment's long wait never queues another's run.
+RUNS_ACROSS_ENVIRONMENTS = 16
+
+
 @contextmanager
 def operations_dag(
-    dag_id: str, *, description: str, tags: list[str], schedule: Any = None, doc_md: str | None = None, **kwargs: Any
+    dag_id: str, *, description: str, tags: list[str], schedule: Any = None, doc_md: str | None = None,
+    max_active_runs: int = 1, **kwargs: Any,
 ) -> Iterator[DAG]:
     """A LatticeDB DAG outside the strategy factory: the same defaults, retries, tags and failure callback.
+    One active run by default; a DAG whose runs act on one environment each and are serialized per
+    environment by its lease (latticedb_rollback, latticedb_service) allows more, so one environment's
+    wait never queues another's emergency.
 
     Used as `with operations_dag(...) as dag:`, like `with DAG(...) as dag:`; its tasks get one copy
     of the DAG's params each (params_copied_once)."""
@@ -69,7 +78,7 @@ def operations_dag(
         doc_md=doc_md,
         schedule=schedule,
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=max_active_runs,
         default_args=DEFAULT_ARGS,
         on_failure_callback=notify_dag_failure,
         tags=["latticedb", *tags],

@@ -155,3 +155,12 @@ def test_params_copied_once_serializes_every_dag_as_airflows_own_merge(monkeypat
     assert ours.keys() == airflows.keys()
     for dag_id in ours:
         assert ours[dag_id] == airflows[dag_id], dag_id
+
+
+def test_the_rollback_and_service_dags_run_in_several_environments_at_once(bag):
+    """One environment's emergency rollback (up to 30 min in wait_for_rollout) never queues another's; within
+    one environment the lease serializes them (tests/unit/test_locks.py)."""
+    from latticedb_deploy.config import load_config
+
+    for dag_id in ("latticedb_rollback", "latticedb_service"):
+        assert bag.dags[dag_id].max_active_runs >= len(load_config().environments), dag_id

@@ -232,3 +232,21 @@ def test_a_lease_written_before_baseline_by_existed_still_counts_as_its_holders(
 
     assert Holder("a/1", 0, 1, last_good='{"service": "x"}').baseline_is_from("a/1")
     assert not Holder("a/1", 0, 1).baseline_is_from("a/1")  # re-acquired after a clear by hand: no baseline
+
+
+def test_an_emergency_rollback_never_pre_empts_another_one_of_the_same_environment(lock):
+    """latticedb_rollback may run in several environments at once; in one, a second run is refused while the
+    first holds the lease, live and unblocked. A blocked (its rollback failed) or expired one is taken over."""
+    from latticedb_deploy.aws.locks import TakeRefusedError
+
+    first, second = "latticedb_rollback/r1", "latticedb_rollback/r2"
+    assert lock.acquire("latticedb_deploy_canary/d1", ttl_seconds=60, now=1000) is None
+    assert lock.take(first, "INC-1", ttl_seconds=60, now=1010, unless_held_by="latticedb_rollback").owner.startswith("latticedb_deploy")
+    with pytest.raises(TakeRefusedError) as refused:
+        lock.take(second, "INC-2", ttl_seconds=60, now=1020, unless_held_by="latticedb_rollback")
+    assert refused.value.holder.owner == first and lock.holder().owner == first and lock.holder().reason == "INC-1"
+    assert lock.take(first, "INC-1", ttl_seconds=60, now=1025, unless_held_by="latticedb_rollback") is not None  # a retry
+    assert lock.take(second, "INC-2", ttl_seconds=60, now=1090, unless_held_by="latticedb_rollback").owner == first  # expired
+    assert lock.block(second, "rollback failed at update_service")
+    assert lock.take(first, "INC-3", ttl_seconds=60, now=1100, unless_held_by="latticedb_rollback").owner == second  # blocked
+

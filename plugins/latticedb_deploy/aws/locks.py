@@ -14,7 +14,8 @@ One item per environment (partition key `environment` = its name; nothing else i
 owner, acquired_at, expires_at, renewed_at; after an emergency take: preempted_owner, preempted_by,
 preempted_at, reason (and released_at, without an owner, once given back); when a rollback failed:
 blocked, blocked_at; when a person acted on the deployment (latticedb_control): control, a JSON string
-(latticedb_deploy.control.ControlSignal), written with a conditional update naming the owner; once a
+(latticedb_deploy.control.ControlSignal), written with a conditional update naming the owner (the
+deployment writes its verify-phase marks there the same way); once a
 deployment recorded what served before it (prepare.record_baseline): last_good, a JSON string of that
 baseline, so an emergency rollback that pre-empts the run knows which slot and revision were good (the
 weights alone do not say: a canary past 50 % takes more traffic than the stable slot); and baseline_by,
@@ -81,6 +82,14 @@ class Preemption:
 
 class LeaseLostError(RuntimeError):
     """This run no longer holds the environment; the message says who does and why."""
+
+
+class TakeRefusedError(RuntimeError):
+    """`take` found the lease held by another run it must not pre-empt (`holder`)."""
+
+    def __init__(self, holder: Holder):
+        super().__init__(f"held by {holder.owner}")
+        self.holder = holder
 
 
 class LockUnavailableError(RuntimeError):
@@ -352,16 +361,26 @@ class EnvironmentLock:
         now = time.time() if now is None else now
         return self._set_as_owner(owner, "blocked = :why, blocked_at = :now", {":why": {"S": why}, ":now": {"N": f"{now:.3f}"}})
 
-    def take(self, owner: str, reason: str, ttl_seconds: int | None = None, now: float | None = None) -> Holder | None:
+    def take(
+        self, owner: str, reason: str, ttl_seconds: int | None = None, now: float | None = None, *,
+        unless_held_by: str | None = None,
+    ) -> Holder | None:
         """Take the lease by force (emergency rollback), whoever holds it. Returns the previous holder.
 
         The pre-empted run finds who took it and why on the lease item, also after it was given back.
+        `unless_held_by` (a DAG id): a live, unblocked lease of another run of that DAG is not taken
+        (TakeRefusedError): two emergency rollbacks of one environment never act at once.
         """
         ttl = _ttl(self.env, ttl_seconds)
         fixed_now = now
         for _ in range(ATTEMPTS):
             now = time.time() if fixed_now is None else fixed_now
             previous = self.holder()
+            if (
+                unless_held_by and previous is not None and previous.owner != owner
+                and previous.owner.startswith(f"{unless_held_by}/") and not previous.blocked and not previous.expired(now)
+            ):
+                raise TakeRefusedError(previous)
             # The emergency decides what serves from now on: it becomes baseline_by, so no run it pre-empted
             # (or that held the environment before) takes it back to roll back (`retake`).
             sets = ["reason = :reason", "baseline_by = :owner"]

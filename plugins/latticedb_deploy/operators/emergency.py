@@ -244,6 +244,7 @@ class SwitchListenerBackOperator(PlannedRollbackStep):
         plan = self.planned()
         if plan["mode"] != SWITCH:
             raise AirflowSkipException(f"the old colour is not warm on the target revision (plan: {plan['mode']})")
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         warm = SlotExpectation(
             plan["idle_service"], plan["idle_target_group_arn"], plan["idle_task_definition"], plan["idle_desired_count"]
         )  # still warm now? (checked again right before the one call)
@@ -263,6 +264,7 @@ class RollbackServiceOperator(PlannedRollbackStep):
         plan = self.planned()
         if plan["mode"] != UPDATE:
             raise AirflowSkipException(f"no service update needed (plan: {plan['mode']})")
+        self.hold_lease(context)  # fencing: this run still holds the environment, or it changes nothing
         # Absolute weights first: a half-shifted canary must not keep sending traffic to the bad slot.
         # The live slot keeps (or gets all) the traffic while it rolls in place, so it must be serving now.
         live = SlotExpectation(

@@ -120,14 +120,21 @@ class TakeEnvironmentOperator(LatticeDBOperator):
         self.reason = reason
 
     def execute(self, context: Any) -> dict:
-        from latticedb_deploy.aws.locks import EnvironmentLock
+        from latticedb_deploy.aws.locks import EnvironmentLock, TakeRefusedError
 
         me = owner_of(context)
         lock = EnvironmentLock(self.env)
+        dag_id = me.split("/", 1)[0]
         try:
-            previous = lock.take(me, str(self.reason))
+            previous = lock.take(me, str(self.reason), unless_held_by=dag_id)
         except lock.client.exceptions.ResourceNotFoundException:
             raise _missing_table(self.env) from None
+        except TakeRefusedError as exc:
+            raise AirflowFailException(
+                f"another emergency rollback is rolling {self.env.name!r} back: {exc.holder.owner} (since "
+                f"{_clock(exc.holder.acquired_at)} UTC, reason: {exc.holder.reason}). Nothing changed. Follow that "
+                "run; if it is stuck, mark it failed (its lease is kept if its rollback failed) and trigger again."
+            ) from None
         preempted = previous.owner if previous is not None and previous.owner != me else None
         if preempted:
             blocked = f" (it was locked because {previous.blocked})" if previous.blocked else ""

@@ -27,9 +27,22 @@ class RolloutStatus:
         return asdict(self)
 
 
-def rollout_status(service: dict, task_definition_arn: str) -> RolloutStatus:
+# How long after the wait began a description that shows neither our deployment nor our revision is
+# taken for a stale read, not a replacement: "The Amazon ECS API follows an eventual consistency model"
+# (ECS API reference), so a DescribeServices right after UpdateService may show the service as it was.
+# A circuit breaker's rollback takes several failed tasks, far longer than this.
+CONSISTENCY_GRACE_SECONDS = 30.0
+
+
+def rollout_status(
+    service: dict, task_definition_arn: str, *, since: float | None = None, now: float | None = None
+) -> RolloutStatus:
     """Where the rollout of `task_definition_arn` on `service` stands right now: completed once the
-    service is settled (latticedb_deploy.readiness.unsettled) on it."""
+    service is settled (latticedb_deploy.readiness.unsettled) on it. `since`: when the wait began (just
+    after the UpdateService); within CONSISTENCY_GRACE_SECONDS of it, a description without our
+    deployment is a read that has not caught up yet."""
+    import time
+
     from latticedb_deploy.readiness import unsettled
 
     deployments = service.get("deployments") or []
@@ -45,6 +58,10 @@ def rollout_status(service: dict, task_definition_arn: str) -> RolloutStatus:
             d.get("failedTasks", 0),
         )
     if not ours:
+        now = time.time() if now is None else now
+        if service.get("taskDefinition") != task_definition_arn and since is not None and now - since < CONSISTENCY_GRACE_SECONDS:
+            return RolloutStatus(IN_PROGRESS, f"ECS does not show the deployment of {task_definition_arn} yet "
+                                              "(its API is eventually consistent): looking again")
         if service.get("taskDefinition") != task_definition_arn:
             return RolloutStatus(
                 FAILED,

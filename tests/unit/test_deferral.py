@@ -257,7 +257,7 @@ def test_a_rollout_wait_builds_its_ecs_client_once_and_again_after_a_poll_that_f
 
     monkeypatch.setattr(ecs, "EcsClient", CountedEcs)
     seen = []
-    monkeypatch.setattr(rollout, "rollout_status", lambda svc, td: seen.append(svc["by"]) or type(
+    monkeypatch.setattr(rollout, "rollout_status", lambda svc, td, **kw: seen.append(svc["by"]) or type(
         "S", (), {"to_dict": lambda self: {"state": svc["state"], "reason": svc["state"]}})())
     trigger = EcsRolloutTrigger(environment="local", service="s", task_definition="arn:td:2", poll_seconds=0.01,
                                 deadline=9e12)

@@ -112,3 +112,49 @@ def test_a_lease_lost_before_a_scale_down_changes_nothing():
     with pytest.raises(LeaseLost):
         guard.scale_to_zero("svc-blue", "tg-blue", fence=fence)
     assert guard.ecs.scaled == []
+
+
+class LaggingEcs(FakeEcs):
+    """The restored slot: updated to 2 tasks a moment ago, its first `stale` reads still show 0 (ECS's reads
+    are eventually consistent), then it runs 2."""
+
+    def __init__(self, stale: int):
+        super().__init__(2)
+        self.stale = stale
+
+    def describe_service(self, name: str) -> dict:
+        svc = super().describe_service(name)
+        if name == OLD.service and self.stale > 0:
+            self.stale -= 1
+            svc.update(desiredCount=0, runningCount=0)
+        return svc
+
+
+def _lagging(stale: int, monkeypatch) -> tuple[GuardedTraffic, FakeListener]:
+    from latticedb_deploy.aws import guarded_traffic
+
+    monkeypatch.setattr(guarded_traffic, "STALE_READ_SECONDS", 0.3)
+    env = load_config().environment("local")
+    ecs = LaggingEcs(stale)
+    listener = FakeListener(ecs)
+    listener.current = {"tg-blue": 0, "tg-green": 100}
+    return GuardedTraffic(env, ecs=ecs, traffic=listener), listener
+
+
+def test_a_slot_that_reads_as_before_its_update_is_read_again_not_refused(monkeypatch):
+    """rollback.shift_traffic_back right after restore_previous_revision scaled the old slot back up: the
+    first read may still show it at 0. Refusing then failed the rollback (ROLLBACK FAILED) for nothing."""
+    guard, listener = _lagging(1, monkeypatch)
+    assert guard.set_weights({"tg-blue": 100, "tg-green": 0}, [OLD, NEW], wait_seconds=30)
+    assert listener.changes == [{"tg-blue": 100, "tg-green": 0}]
+
+
+def test_a_slot_that_keeps_reading_as_not_converging_is_refused(monkeypatch):
+    from latticedb_deploy.aws.guarded_traffic import SlotNotReady
+
+    guard, listener = _lagging(10**6, monkeypatch)
+    with pytest.raises(SlotNotReady, match="svc-blue"):
+        guard.set_weights({"tg-blue": 100, "tg-green": 0}, [OLD, NEW], wait_seconds=30)
+    assert listener.changes == []
+    with pytest.raises(SlotNotReady, match="svc-blue"):  # no wait allowed (emergency switch): at once
+        guard.set_weights({"tg-blue": 100, "tg-green": 0}, [OLD, NEW], wait_seconds=0)

@@ -35,6 +35,19 @@ def test_rollout_failed_by_circuit_breaker_or_replaced():
     assert rollout_status({"taskDefinition": OLD, "deployments": [dep(OLD)]}, NEW).state == FAILED
 
 
+def test_a_read_that_has_not_caught_up_with_the_update_is_not_a_replacement():
+    """ECS's API is eventually consistent: right after UpdateService a DescribeServices may still show the
+    service as it was. Within the grace after the wait began that is "in progress"; after it, "replaced"."""
+    from latticedb_deploy.rollout import CONSISTENCY_GRACE_SECONDS
+
+    stale = {"taskDefinition": OLD, "deployments": [dep(OLD)]}
+    assert rollout_status(stale, NEW, since=1000, now=1001).state == IN_PROGRESS
+    assert rollout_status(stale, NEW, since=1000, now=1000 + CONSISTENCY_GRACE_SECONDS - 1).state == IN_PROGRESS
+    assert rollout_status(stale, NEW, since=1000, now=1000 + CONSISTENCY_GRACE_SECONDS + 1).state == FAILED
+    breaker = {"taskDefinition": OLD, "deployments": [dep(OLD, state="IN_PROGRESS"), dep(NEW, "ACTIVE", "FAILED", 0, 2, 3, "cb")]}
+    assert rollout_status(breaker, NEW, since=1000, now=1001).state == FAILED  # ECS said so: no grace
+
+
 def test_cleanup_keeps_newest_and_protected():
     arns = [f"arn:aws:ecs:r:1:task-definition/f:{i}" for i in range(1, 16)]
     doomed = revisions_to_deregister(arns, keep=10, protected={arns[0], arns[2]})

@@ -16,6 +16,8 @@ import zlib
 
 from moto.core.utils import utcnow
 
+from .consistency import STALE_READS, from_product, product_read, set_product_read
+
 log = logging.getLogger(__name__)
 
 FAILURES_TO_TRIP = 3
@@ -43,6 +45,7 @@ class EcsEmulator:
         self._retention = settings.failed_retention_seconds
         self._tick = settings.emulator_tick_seconds
         self._grace = settings.health_grace_seconds
+        STALE_READS.lag = getattr(settings, "describe_lag_seconds", 0.0)
         self._registered_at: dict[tuple[str, str], float] = {}  # (target group arn, target id) -> time
         self._lock = world_lock
         self._known: dict[str, dict] = {}  # deployment id -> timing state
@@ -66,7 +69,9 @@ class EcsEmulator:
             if getattr(original, "_latticedb_local", False):
                 continue
 
-            def hooked(backend, *args, _original=original, **kwargs):
+            def hooked(backend, *args, _original=original, _name=name, **kwargs):
+                if _name == "update_service" and product_read():  # a reset or a test's own change is seen at once
+                    emulator.before_update(backend, args[0] if args else kwargs.get("service_properties") or {})
                 svc = _original(backend, *args, **kwargs)
                 emulator.observe(svc)
                 return svc
@@ -74,6 +79,38 @@ class EcsEmulator:
             hooked._latticedb_local = True
             setattr(Backend, name, hooked)
         self._install_health_hook()
+        self._install_consistency_hooks()
+
+    def _install_consistency_hooks(self) -> None:
+        """The product's DescribeServices may see a service as it was before its last update, for
+        settings.describe_lag_seconds (latticedb_local.consistency); everyone else reads the truth."""
+        from moto.ecs.models import EC2ContainerServiceBackend as Backend
+        from moto.ecs.responses import EC2ContainerServiceResponse as Responses
+
+        if getattr(Responses.describe_services, "_latticedb_local", False):
+            return
+        read = Backend.describe_services
+
+        def from_the_product(answer):
+            def answered(responses):
+                set_product_read(from_product(str((responses.headers or {}).get("User-Agent", ""))))
+                try:
+                    return answer(responses)
+                finally:
+                    set_product_read(False)
+
+            answered._latticedb_local = True
+            return answered
+
+        def describe_services(backend, cluster_str, service_names_or_arns):
+            services, failures = read(backend, cluster_str, service_names_or_arns)
+            if product_read():
+                services = [STALE_READS.view(svc.arn, svc) for svc in services]
+            return services, failures
+
+        Responses.describe_services = from_the_product(Responses.describe_services)
+        Responses.update_service = from_the_product(Responses.update_service)
+        Backend.describe_services = describe_services
 
     def _install_health_hook(self) -> None:
         """Targets answer `initial` until they have been registered for the health-check grace time
@@ -97,6 +134,15 @@ class EcsEmulator:
 
         health_for._latticedb_local = True
         FakeTargetGroup.health_for = health_for
+
+    def before_update(self, backend, props: dict) -> None:
+        """Keep the service's description as it is before an UpdateService: the deployment's reads may see it
+        for a moment after (latticedb_local.consistency)."""
+        try:
+            svc = backend._get_service(props.get("cluster") or "default", str(props.get("service", "")).split("/")[-1])
+            STALE_READS.before_update(svc.arn, svc)
+        except Exception:
+            log.exception("ecs emulator could not keep the description before an update")
 
     def observe(self, svc) -> None:
         """Apply one scheduler step to `svc` right now (called from moto's request thread)."""

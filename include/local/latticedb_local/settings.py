@@ -107,6 +107,9 @@ class Settings:
     scenario_file: Path
     host: str = "127.0.0.1"
     environments: tuple[EnvPorts, ...] = ()
+    # ECS's eventual consistency (latticedb_local.consistency): the deployment's DescribeServices may show
+    # a service as it was for this long after an UpdateService.
+    describe_lag_seconds: float = 0.0
 
     @property
     def moto_url(self) -> str:
@@ -160,6 +163,7 @@ def load_settings() -> Settings:
         rps=_env_float("LATTICEDB_LOCAL_RPS", 50.0),
         scenario_file=Path(os.environ.get("LATTICEDB_LOCAL_SCENARIOS") or SCENARIO_FILE),
         environments=tuple(hosted),
+        describe_lag_seconds=_env_float("LATTICEDB_LOCAL_DESCRIBE_LAG_SECONDS", 1.0),
     )
 
 

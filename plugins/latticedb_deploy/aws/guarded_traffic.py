@@ -26,6 +26,12 @@ class SlotInUse(RuntimeError):
     """A slot that was to be scaled to zero takes traffic: nothing was changed."""
 
 
+# A slot that reads as not converging (scaled to zero, another revision) is read again for this long before
+# the change is refused: ECS's reads are eventually consistent, and a slot updated a moment ago (the
+# rollback's restore, just before its shift back) may still read as it was.
+STALE_READ_SECONDS = 5.0
+
+
 def ready_wait_seconds(env: Environment) -> float:
     """How long a weight change waits for a converging slot: tasks and target health checks take time."""
     return float(min(env.rollout.timeout_seconds, 300))
@@ -53,15 +59,17 @@ class GuardedTraffic:
     def wait_until_ready(
         self, expectations: list[SlotExpectation], *, timeout: float, poll: float = 1.0, log: Any = None
     ) -> bool:
-        """Return once every slot is ready (True if that took a wait); raise SlotNotReady at once for a slot
-        that is not converging, or after `timeout` for one that did not get there."""
-        deadline = time.monotonic() + timeout
+        """Return once every slot is ready (True if that took a wait); raise SlotNotReady for a slot that is
+        not converging once it has read so for STALE_READ_SECONDS (at once with no `timeout`), or after
+        `timeout` for one that did not get there."""
+        started = time.monotonic()
+        deadline = started + timeout
         waited = False
         while True:
             pending: list[str] = []
             for exp in expectations:
                 problems, converging = self.problems(exp)
-                if problems and not converging:
+                if problems and not converging and time.monotonic() - started >= min(timeout, STALE_READ_SECONDS):
                     raise SlotNotReady("; ".join(problems))
                 pending.extend(problems)
             if not pending:

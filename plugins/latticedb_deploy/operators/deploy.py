@@ -173,12 +173,10 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
         detected_at = time.time()
         # 1. The last good slot back on its revision and size. No traffic moves yet: after promotion it
         #    has 0 tasks, and sending traffic there before its tasks run and pass health checks is an outage.
-        if (
-            live["taskDefinition"] != baseline["task_definition"]
-            or live["desiredCount"] != baseline["desired_count"]
-            or len(live.get("deployments", [])) != 1
-        ):
-            ecs.update_service(baseline["service"], baseline["task_definition"], desired_count=baseline["desired_count"])
+        #    Always, not only when the read above shows it changed: ECS's reads are eventually consistent (a
+        #    service updated a moment ago may still read as before), and an UpdateService that changes
+        #    neither revision nor size starts no deployment.
+        ecs.update_service(baseline["service"], baseline["task_definition"], desired_count=baseline["desired_count"])
         # 2. Already fit for traffic (every failure before promotion): all traffic back in one call now,
         #    then the other slot down. Otherwise rollback.shift_traffic_back does it once the slot is ready.
         problems, _ = GuardedTraffic(self.env, ecs, traffic).problems(last_good_slot(baseline))

@@ -72,7 +72,7 @@ class EcsRolloutTrigger(BaseTrigger):
     def _poll_once(self) -> dict:
         from latticedb_deploy.rollout import rollout_status
 
-        return rollout_status(self._client().describe_service(self.service), self.task_definition).to_dict()
+        return rollout_status(self._client().describe_service(self.service), self.task_definition, since=self.since).to_dict()
 
     def _troubleshoot(self) -> list[str]:
         """Service events of this rollout and its stopped tasks' reasons and exit codes (runbook: troubleshooting)."""

@@ -69,10 +69,6 @@ class Arns:
         return self._arn("ecs", f"task/{self.env.cluster}/*")
 
     @property
-    def container_instances(self) -> str:
-        return self._arn("ecs", f"container-instance/{self.env.cluster}/*")
-
-    @property
     def task_definitions(self) -> str:
         return self._arn("ecs", f"task-definition/{self.env.task_family}:*")
 

@@ -42,3 +42,15 @@ def test_no_lag_no_copies_and_only_the_products_reads_lag():
     assert reads.view("arn:svc", live, now=100.1) is live
     assert from_product("Boto3/1.40 md/Botocore Airflow/3.3.2 AmPP/9.0 Caller/UpdateServiceOperator")
     assert not from_product("Boto3/1.40 md/Botocore latticedb-local-internal")
+
+
+def test_the_copy_shares_what_it_is_told_to():
+    """moto's Service holds its whole ECS backend; the copy keeps a reference to it, not a copy."""
+    backend = {"clusters": list(range(1000))}
+    live = Service("f:1")
+    live._backend = backend
+    reads = StaleReads(1.0)
+    reads.before_update("arn:svc", live, now=100.0, shared=(backend,))
+    live.task_definition = "f:2"
+    seen = reads.view("arn:svc", live, now=100.5)
+    assert seen.task_definition == "f:1" and seen is not live and seen._backend is backend

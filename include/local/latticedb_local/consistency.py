@@ -25,15 +25,19 @@ class StaleReads:
         self._lock = threading.Lock()
         self._stale: dict[str, tuple[float, Any]] = {}
 
-    def before_update(self, arn: str, service: Any, now: float | None = None) -> None:
+    def before_update(self, arn: str, service: Any, now: float | None = None, shared: tuple = ()) -> None:
         """Called with the service just before an UpdateService changes it. A second update within the lag
-        keeps the oldest copy (reads lag behind both)."""
+        keeps the oldest copy (reads lag behind both). `shared`: objects the copy refers to, not copies of
+        (moto's Service holds its whole backend: copying that on every update starved the stack's CPU)."""
         if self.lag <= 0:
             return
         now = time.time() if now is None else now
         with self._lock:
             current = self._stale.get(arn)
-            snapshot = current[1] if current is not None and current[0] > now else copy.deepcopy(service)
+            if current is not None and current[0] > now:
+                snapshot = current[1]
+            else:
+                snapshot = copy.deepcopy(service, {id(obj): obj for obj in shared})
             self._stale[arn] = (now + self.lag, snapshot)
 
     def view(self, arn: str, service: Any, now: float | None = None) -> Any:

@@ -140,7 +140,7 @@ class EcsEmulator:
         for a moment after (latticedb_local.consistency)."""
         try:
             svc = backend._get_service(props.get("cluster") or "default", str(props.get("service", "")).split("/")[-1])
-            STALE_READS.before_update(svc.arn, svc)
+            STALE_READS.before_update(svc.arn, svc, shared=(backend,))
         except Exception:
             log.exception("ecs emulator could not keep the description before an update")
 

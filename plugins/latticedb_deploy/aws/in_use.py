@@ -23,21 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from latticedb_deploy.aws import boto_client
 
+# The rule lives with the config (the IAM policy generator reads it too); named here for this module's callers.
+from latticedb_deploy.config import can_run_from, registry_host  # noqa: F401
+
 if TYPE_CHECKING:
     from latticedb_deploy.config import Environment
 
 
-def registry_host(env: Environment) -> str:
-    return f"{env.account_id}.dkr.ecr.{env.region}.amazonaws.com"
-
-
-def can_run_from(other: Environment, env: Environment) -> bool:
-    """Whether `other`'s pre-flight would accept an image from `env`'s repository."""
-    if other.ecr_repository != env.ecr_repository:
-        return False
-    if other.allowed_registries:
-        return registry_host(env) in other.allowed_registries
-    return other.account_id == env.account_id
 
 
 @dataclass

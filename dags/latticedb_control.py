@@ -2,8 +2,8 @@
 
 - `promote`: a canary goes to 100 % at once, its remaining shifts and gates skip ("promoted by
   <user>: <reason>"), then verify and cleanup run as usual; a blue/green bake ends.
-- `pause`: traffic stays; the gate keeps evaluating (a failure still rolls back) but does not pass
-  until `resume`; it stays deferred and keeps the lease renewed.
+- `pause`: traffic stays and is still judged (a failure still rolls back); the gate does not pass, nor
+  the next shift start, until `resume`; it stays deferred and keeps the lease renewed.
 - `resume`: lifts a pause.
 - `abort`: the gate (or the next step) fails with the reason and the run's usual rollback runs.
 

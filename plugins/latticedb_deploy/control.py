@@ -8,7 +8,8 @@ step that changes anything (`LatticeDBOperator.hold_lease`). Nothing here talks 
 One signal per lease, the latest decision:
 
 - `promote`: the canary goes to 100 % at once; the remaining shifts and gates skip; a bake ends.
-- `pause`: the gate keeps evaluating (a failure still fails it) but does not pass; resume lifts it.
+- `pause`: the gate keeps evaluating (a failure still fails it) but does not pass, and a shift between
+  gates waits still judging the share the new slot has; resume lifts it.
 - `resume`: a paused gate may pass again; its deadline moves by the time it was paused.
 - `abort`: the gate (or the next step) fails with the reason; the run's rollback runs.
 
@@ -262,8 +263,8 @@ EFFECTS = {
                       "scaled down, then verify and cleanup run as usual",
     },
     "pause": {
-        "canary": "traffic stays at its weight; the gate keeps evaluating (a failure still rolls back) but does not "
-                  "pass until resume",
+        "canary": "traffic stays at its weight and is still judged (a failure still rolls back): the gate does not "
+                  "pass, nor the next shift start, until resume",
         "blue_green": "the bake keeps evaluating (a failure still rolls back) but does not end until resume",
     },
     "resume": {

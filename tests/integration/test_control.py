@@ -151,6 +151,63 @@ def test_pause_holds_past_the_interval_until_resume(local, dagbag):
     assert any("Deployment resumed by dag_test" in t and "CHG-2 all good" in t for t in texts), texts
 
 
+def test_a_pause_between_gates_still_judges_the_new_slot_and_rolls_back_on_a_failure(local, dagbag, monkeypatch):
+    """A pause that lands after a gate passed and before the next shift holds that shift while the new slot
+    keeps its 25 %. Green goes bad meanwhile (50 % errors) and nobody is there to resume: the held shift
+    judges the share as the gate did, fails, and the rollback puts 100 % back on blue; green never gets
+    more than its 25 %. (Before: the hold judged nothing and the bad 25 % served until a resume.)"""
+    import threading
+
+    from latticedb_deploy.aws.locks import EnvironmentLock
+    from latticedb_deploy.config import load_config
+    from latticedb_deploy.control import apply
+    from latticedb_deploy.operators.base import owner_of
+    from latticedb_deploy.operators.traffic import ShiftTrafficOperator
+    from tests.faults.driver import WeightWatcher, faults
+
+    lock, paused, resumed = EnvironmentLock(load_config().environment(ENV.name)), [], threading.Event()
+    shift = ShiftTrafficOperator.execute
+
+    def resume_later(owner: str, pause) -> None:
+        """A bound for the old behaviour: someone resumes after 90 s (the fixed hold fails well before)."""
+        if not resumed.wait(90):
+            lock.signal(owner, apply(pause, "resume", owner=owner, by="bob", reason="CHG-8 done",
+                                     now=time.time()).to_json(), pause.to_json())
+
+    def pause_at_the_shift(self, context):
+        if int(self.percent) == 100 and not paused:  # the 25 % gate has passed: the person pauses now
+            owner, holder = owner_of(context), lock.holder()
+            pause = apply(holder.signal, "pause", owner=owner, by="alice", reason="CHG-7 a dashboard", now=time.time())
+            assert lock.signal(owner, pause.to_json(), holder.control)
+            faults(local, slot_errors={ENV.green_tg: 0.5})
+            paused.append(time.time())
+            threading.Thread(target=resume_later, args=(owner, pause), daemon=True).start()
+        return shift(self, context)
+
+    monkeypatch.setattr(ShiftTrafficOperator, "execute", pause_at_the_shift)
+    v1 = local.service()["taskDefinition"]
+    try:
+        with WeightWatcher(local) as watcher:
+            dr = run_dag_run(dagbag, CANARY, {"image_uri": image("v2.0.0"), "environment": ENV.name,
+                                              "traffic_steps": [25, 100], "interval_seconds": 10})
+    finally:
+        resumed.set()
+        faults(local, slot_errors=None)
+    states = _states(dr)
+    assert paused and dr.state == "failed", states
+    assert states["deploy.gate_25pct"] == "success" and states["deploy.shift_traffic_to_100pct"] == "failed", states
+    assert states["deploy.gate_100pct"] != "success", states
+    assert max(w.get(ENV.green_tg, 0) for _, w in watcher.seen) == 25, watcher.seen
+    assert states["rollback.shift_traffic_back"] == "success", states
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
+    assert local.service()["taskDefinition"] == v1
+    [record] = history(limit=1)
+    assert record.failed_step == "deploy.shift_traffic_to_100pct", record
+    assert "paused at 25%" in record.reason and "failed its metrics" in record.reason, record
+    texts = local.message_texts()
+    assert any("Deployment failed at deploy.shift_traffic_to_100pct" in t for t in texts), texts
+
+
 def test_abort_mid_step_rolls_back_with_the_reason(local, dagbag):
     v1 = local.service()["taskDefinition"]
     canary = _canary(interval=60)

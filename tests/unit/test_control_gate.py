@@ -10,6 +10,7 @@ import pytest
 from latticedb_deploy.control import apply
 from latticedb_deploy.judge import FAIL, PASS, Evaluation
 from latticedb_deploy.triggers import lease as lease_module
+from latticedb_deploy.triggers import metric_gate
 from latticedb_deploy.triggers.metric_gate import MetricGateTrigger
 
 OWNER = "latticedb_deploy_canary/manual__1"
@@ -42,13 +43,14 @@ def run_gate(monkeypatch):
                 self.signal = signals[min(polls["n"], len(signals) - 1)]
                 return None
 
-        def evaluate(self, env, criteria, mode, interval_end):
+        def evaluate(self, env, criteria, mode, interval_end, at=None):
             ev = _ev(verdicts[min(polls["n"], len(verdicts) - 1)])
             polls["n"] += 1
             return ev, ev.to_dict()
 
         monkeypatch.setattr(lease_module, "LeaseKeeper", FakeKeeper)
         monkeypatch.setattr(MetricGateTrigger, "_evaluate_with_judge", evaluate)
+        monkeypatch.setattr(metric_gate, "poll_instants", lambda *a: [])  # not restarted: no earlier polls
         now = time.time()
         trigger = MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
                                     started_at=now - 100, interval_seconds=10, deadline=now - 60, owner=OWNER)
@@ -116,3 +118,75 @@ def test_a_paused_shift_waits_deferred_until_the_pause_is_lifted(monkeypatch):
 
     event = asyncio.run(first())
     assert event["released"]["action"] == "resume" and event["released"]["paused_by"] == "alice"
+
+
+def _hold(monkeypatch, signals, verdicts, watch=True):
+    """Run a ControlHoldTrigger with a scripted signal per poll and, when it watches a split, a scripted
+    verdict per evaluation; returns (its event, evaluations made)."""
+    from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
+
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))
+    polls, made = {"n": 0}, {"n": 0}
+
+    class FakeKeeper:
+        def __init__(self, environment, owner, log, config=None):
+            self.signal = None
+
+        async def check(self):
+            self.signal = signals[min(polls["n"], len(signals) - 1)]
+            polls["n"] += 1
+            return None
+
+    def evaluate(self, env, criteria, mode, interval_end, at=None):
+        ev = _ev(verdicts[min(made["n"], len(verdicts) - 1)])
+        made["n"] += 1
+        return ev, ev.to_dict()
+
+    monkeypatch.setattr(lease_module, "LeaseKeeper", FakeKeeper)
+    monkeypatch.setattr(MetricGateTrigger, "_evaluate_with_judge", evaluate)
+    split = {"step": 25, "target_group_arn": "arn:green", "load_balancer_arn": "arn:lb", "started_at": time.time(),
+             "interval_seconds": 10.0, "tolerated_failures": 0, "baseline_target_group_arn": "arn:blue"}
+    trigger = ControlHoldTrigger(environment="local", owner=OWNER, poll_seconds=2, watch=split if watch else None)
+    assert ControlHoldTrigger(**trigger.serialize()[1]).watch == (split if watch else None)  # survives the triggerer
+
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(first()), made["n"]
+
+
+def test_a_paused_shift_still_judges_the_share_the_new_slot_serves(monkeypatch):
+    """A pause between a gate's pass and the next shift: the new slot keeps its 25 %; failing metrics end
+    the hold (the step fails, the rollback runs) without anyone resuming."""
+    pause = _signal(None, "pause", time.time())
+    event, made = _hold(monkeypatch, [pause], [PASS, PASS, FAIL])
+    assert event["failed"] is True and made == 3, event
+    assert event["step"] == 25 and "error rate" in event["reason"], event
+    assert [r["control"] for r in event["evaluations"]] == ["paused by alice: CHG pause"] * 3
+
+
+def test_a_paused_shift_with_passing_metrics_waits_for_resume(monkeypatch):
+    now = time.time()
+    pause = _signal(None, "pause", now)
+    event, made = _hold(monkeypatch, [pause] * 5 + [_signal(pause, "resume", now + 9)], [PASS])
+    assert event["released"]["action"] == "resume" and made == 5, event
+    assert len(event["evaluations"]) == 5
+
+
+def test_a_paused_shift_tolerates_what_the_run_tolerates(monkeypatch):
+    from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
+
+    monkeypatch.setattr(ControlHoldTrigger, "_gate", lambda self: MetricGateTrigger(
+        environment="local", owner=None, deadline=0.0, **{**self.watch, "tolerated_failures": 1}))
+    pause = _signal(None, "pause", time.time())
+    event, made = _hold(monkeypatch, [pause], [FAIL, PASS, FAIL])
+    assert event["failed"] is True and made == 3 and "2 failing windows" in event["reason"], event
+
+
+def test_a_paused_shift_with_no_traffic_on_the_new_slot_judges_nothing(monkeypatch):
+    now = time.time()
+    pause = _signal(None, "pause", now)
+    event, made = _hold(monkeypatch, [pause, pause, _signal(pause, "resume", now + 3)], [FAIL], watch=False)
+    assert event["released"]["action"] == "resume" and made == 0, event

@@ -193,7 +193,7 @@ def test_trigger_fires_once_with_the_verdict(monkeypatch, verdicts, passed):
         environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
         started_at=time.time(), interval_seconds=3.0, deadline=time.time() + 10,
     )
-    monkeypatch.setattr(trigger, "_evaluate", lambda env, criteria: _evaluation(next(seq)))
+    monkeypatch.setattr(trigger, "_evaluate", lambda env, criteria, at=None: _evaluation(next(seq)))
 
     async def first_event():
         async for event in trigger.run():
@@ -225,7 +225,7 @@ def test_an_old_slot_with_too_little_history_leaves_the_gate_to_the_thresholds(m
         started_at=now - 12, interval_seconds=10, deadline=now + 30, baseline_target_group_arn="arn:blue",
         baseline_window=[now - 400, now - 12], baseline_periods=10,
     )
-    monkeypatch.setattr(trigger, "_evaluate", lambda env, criteria: _evaluation(PASS))
+    monkeypatch.setattr(trigger, "_evaluate", lambda env, criteria, at=None: _evaluation(PASS))
     env = load_config().environment("local")
     ev, record = trigger._evaluate_with_judge(env, GateCriteria.for_gate(env), "both", now - 2)
     assert ev.verdict == PASS and "served 6 periods before the switch (need 10)" in record["relative_skipped"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -102,7 +103,8 @@ class ShiftTrafficOperator(DeploymentStepOperator):
             self.log.warning("%s: not shifting to %d%% until resumed (waiting deferred)", signal.message, int(self.percent))
             self.defer(
                 trigger=ControlHoldTrigger(environment=self.env.name, config=self.config_snapshot, owner=owner_of(context),
-                                           poll_seconds=self.env.metrics.poll_seconds),
+                                           poll_seconds=self.env.metrics.poll_seconds,
+                                           watch=self._watch_while_paused(context)),
                 method_name="execute_complete",
             )
         baseline, new = self.required("baseline", "new_revision")
@@ -120,10 +122,40 @@ class ShiftTrafficOperator(DeploymentStepOperator):
                   links=control_form_link(self.env.name))
         return {"percent": int(self.percent), "plan": plan}
 
+    def _watch_while_paused(self, context: Any) -> dict[str, Any] | None:
+        """What the pause's hold judges: the new slot at the weight the listener gives it now, as its last gate
+        did (that step's interval, the run's tolerated failures, the stable slot as the relative baseline);
+        None while it takes no traffic (paused before the first shift, or before a blue/green switch)."""
+        from latticedb_deploy.aws.elbv2 import TrafficClient
+        from latticedb_deploy.canary import plan_for
+        from latticedb_deploy.params import number
+
+        baseline = self.required("baseline")
+        traffic = TrafficClient(self.env)
+        share = int(traffic.weights().get(baseline["idle_target_group_arn"], 0))
+        if share <= 0:
+            return None
+        done = [s for s in plan_for(self.env, context["params"]) if s.percent < int(self.percent)] if self.follow_plan else []
+        interval = max(done, key=lambda s: s.percent).interval_seconds if done else self.env.blue_green.bake_seconds
+        self.log.warning("the new slot serves %d%% while paused: the hold keeps judging its metrics", share)
+        return {
+            "step": share, "target_group_arn": baseline["idle_target_group_arn"],
+            "load_balancer_arn": baseline.get("load_balancer_arn") or traffic.load_balancer_arn(),
+            "started_at": time.time(), "interval_seconds": float(interval),
+            "tolerated_failures": number(None, context, "tolerated_failures", 0) or 0,
+            "baseline_target_group_arn": baseline["target_group_arn"] if share < 100 else None,
+        }
+
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
-        """Back from a pause (latticedb_control): decide again with the signal as it is now."""
+        """Back from a pause (latticedb_control): decide again with the signal as it is now. A new slot that
+        failed its metrics while paused fails the step (no retry): the rollback puts traffic back."""
         if event.get("lease_lost"):
             self.lease_lost(context, event["reason"])
+        if event.get("evaluations"):
+            context["ti"].xcom_push(key="evaluations", value=event["evaluations"])
+        if event.get("failed"):
+            raise AirflowFailException(f"paused at {event['step']}% on the new version, which failed its metrics "
+                                       f"meanwhile: {event['reason']}")
         self.log.info("pause lifted: %s", (event.get("released") or {}).get("message", "no signal"))
         return self.execute(context)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,37 +13,91 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 class ControlHoldTrigger(BaseTrigger):
     """Renews `owner`'s lease every `poll_seconds` until its control signal is no longer `pause`.
 
-    Fires {"released": <the signal then, or None>} (resume, or an abort/promote the step then obeys), or
+    `watch`: the new slot already takes traffic (a canary paused between a gate's pass and its next
+    shift), so the hold keeps judging it as the gate did: the MetricGateTrigger arguments for that split
+    (`step` = the weight it has, `target_group_arn`, `load_balancer_arn`, `started_at`, `interval_seconds`,
+    `tolerated_failures`, `baseline_target_group_arn`). A failing verdict ends the hold, pause or not: a
+    paused deployment must not leave a bad version serving its share of production unwatched.
+
+    Fires {"released": <the signal then, or None>} (resume, or an abort/promote the step then obeys),
+    {"failed": True, "reason": ..., "evaluations": [...]} when the watched slot failed its metrics, or
     {"lease_lost": True, "reason": ...} when the run lost the environment.
     """
 
-    def __init__(self, *, environment: str, owner: str, poll_seconds: float, config: dict | None = None):
+    def __init__(self, *, environment: str, owner: str, poll_seconds: float, config: dict | None = None,
+                 watch: dict[str, Any] | None = None):
         super().__init__()
         self.environment, self.owner, self.poll_seconds = environment, owner, poll_seconds
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
+        self.watch = watch
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "latticedb_deploy.triggers.control_hold.ControlHoldTrigger",
             {"environment": self.environment, "owner": self.owner, "poll_seconds": self.poll_seconds,
-             "config": self.config},
+             "config": self.config, "watch": self.watch},
         )
 
+    def _gate(self) -> Any:
+        """The watched split's judge: a MetricGateTrigger used only for its evaluations (never run)."""
+        from latticedb_deploy.triggers.metric_gate import MetricGateTrigger
+
+        return MetricGateTrigger(environment=self.environment, config=self.config, owner=None, deadline=0.0, **self.watch)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from latticedb_deploy.judge import GateCriteria
         from latticedb_deploy.triggers.lease import LeaseKeeper
+        from latticedb_deploy.triggers.metric_gate import next_poll, poll_instants
 
         lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
+        gate = self._gate() if self.watch else None
+        evaluations, records = [], []
+        if gate is not None:
+            env = await asyncio.to_thread(gate._env)
+            criteria = GateCriteria.for_gate(env, tolerated_failures=gate.tolerated_failures)
+            interval_end = gate.started_at + gate.interval_seconds
+            # Restarted mid-hold (the triggerer restarted): the polls made before count, as in a gate.
+            await gate.replay(env, criteria, env.judge_mode, interval_end,
+                              poll_instants(gate.started_at, gate.started_at, self.poll_seconds, time.time()),
+                              evaluations, records, lambda at: self._failed(evaluations, criteria) is not None)
         announced = False
         while True:
+            failed = self._failed(evaluations, criteria) if evaluations else None
+            if failed:
+                yield TriggerEvent({"failed": True, "reason": failed, "step": gate.step, "evaluations": records[-20:]})
+                return
             lost = await lease.check()
             if lost:
                 yield TriggerEvent({"lease_lost": True, "reason": lost})
                 return
             signal = lease.signal
             if signal is None or not signal.paused:
-                yield TriggerEvent({"released": signal.to_dict() if signal else None})
+                yield TriggerEvent({"released": signal.to_dict() if signal else None, "evaluations": records[-20:]})
                 return
             if not announced:
-                self.log.warning("holding: %s", signal.message)
+                self.log.warning("holding: %s%s", signal.message,
+                                 f"; still judging the new slot at {gate.step}%" if gate is not None else "")
                 announced = True
-            await asyncio.sleep(self.poll_seconds)
+            if gate is None:
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            await asyncio.sleep(max(0.0, next_poll(gate.started_at, gate.started_at, self.poll_seconds, time.time())
+                                    - time.time()))
+            try:
+                ev, record = await asyncio.to_thread(gate._evaluate_with_judge, env, criteria, env.judge_mode, interval_end)
+            except Exception as exc:  # noqa: BLE001 - a CloudWatch hiccup is not a verdict; keep watching
+                self.log.warning("paused at %d%%: metrics query failed (will retry): %s", gate.step, exc)
+                gate._cloudwatch.drop()
+                continue
+            evaluations.append(ev)
+            records.append({**record, "control": signal.message})
+            self.log.info("paused at %d%%: %s", gate.step, ev.summary)
+
+    @staticmethod
+    def _failed(evaluations: list, criteria: Any) -> str | None:
+        """Why the watched split failed, or None. Paused: no pass and no deadline, only failures beyond the
+        run's tolerance end the hold (as in a paused gate)."""
+        from latticedb_deploy.judge import decide
+
+        decision = decide(evaluations, criteria=criteria, now=time.time(), interval_end=float("inf"), deadline=float("inf"))
+        return decision.reason if decision.done and not decision.passed else None

@@ -13,6 +13,48 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from latticedb_deploy.aws import KeptForAWait
 
+# The most polls a restarted wait judges again (the newest): a gate held paused for hours would otherwise
+# make hundreds of metric queries before its first poll.
+MAX_REPLAYED_POLLS = 240
+
+
+def _grid(started_at: float, interval_end: float, poll_seconds: float):
+    """A wait's poll instants from `started_at`: every `poll_seconds`, and once exactly at `interval_end`
+    (`interval_end` = `started_at` for a plain every-poll wait). Polls keep to this grid, so a restarted
+    wait knows when it polled before (poll_instants) and goes on where it was (next_poll)."""
+    t = started_at
+    while True:
+        remaining = interval_end - t
+        t += min(poll_seconds, remaining) if remaining > 0.5 else poll_seconds
+        yield t
+
+
+def poll_instants(started_at: float, interval_end: float, poll_seconds: float, now: float) -> list[float]:
+    """The instants a wait has polled at up to `now`."""
+    instants = []
+    for t in _grid(started_at, interval_end, poll_seconds):
+        if t > now:
+            return instants
+        instants.append(t)
+    return instants  # pragma: no cover - the grid is endless
+
+
+def next_poll(started_at: float, interval_end: float, poll_seconds: float, now: float) -> float:
+    """The wait's next poll instant after `now`."""
+    return next(t for t in _grid(started_at, interval_end, poll_seconds) if t > now)
+
+
+def held_at(signal: Any, at: float) -> bool:
+    """Whether latticedb_control's `signal` (the latest) held a gate at moment `at`: paused since before it, or
+    paused then and resumed after it."""
+    if signal is None:
+        return False
+    if signal.paused:
+        return signal.at <= at
+    if signal.action == "resume" and signal.paused_at is not None and signal.resumed_at is not None:
+        return signal.paused_at <= at < signal.resumed_at
+    return False
+
 
 class MetricGateTrigger(BaseTrigger):
     """Evaluates every `poll_seconds` from `started_at`; fires {"passed", "reason", "evaluations"}.
@@ -102,22 +144,22 @@ class MetricGateTrigger(BaseTrigger):
 
         return self._cloudwatch.get(lambda: MetricsClient(env))
 
-    def _evaluate(self, env, criteria):
+    def _evaluate(self, env, criteria, at: float | None = None):
         from latticedb_deploy.judge import evaluate
 
         window = self._metrics(env).target_group_window(
             target_group_arn=self.target_group_arn,
             load_balancer_arn=self.load_balancer_arn,
             start=datetime.fromtimestamp(self.started_at, UTC),
-            end=datetime.now(UTC),
+            end=datetime.fromtimestamp(time.time() if at is None else at, UTC),
             statistic=criteria.latency_statistic,
             period=env.metrics.period_seconds,
             p99_statistic=criteria.p99_statistic if criteria.max_p99_ms is not None else None,
         )
         return evaluate(self.step, window, criteria)
 
-    def _judge(self, env):
-        """The relative judge over [started_at, now): baseline vs canary per-period samples."""
+    def _judge(self, env, at: float | None = None):
+        """The relative judge over [started_at, `at` (default now)): baseline vs canary per-period samples."""
         from latticedb_deploy.relative_judge import judge
 
         metrics = self._metrics(env)
@@ -129,7 +171,7 @@ class MetricGateTrigger(BaseTrigger):
                 statistic=env.metrics.latency_statistic, period=env.judge_period_seconds,
             )
 
-        now = time.time()
+        now = time.time() if at is None else at
         if self.baseline_window:  # the baseline served nothing during this gate: its last window before it
             baseline = samples({"baseline": self.baseline_target_group_arn}, *self.baseline_window)["baseline"]
             if self.baseline_periods:
@@ -152,18 +194,18 @@ class MetricGateTrigger(BaseTrigger):
         return (f"relative judge not applicable: the old slot served {most} periods before the switch "
                 f"(need {min_samples}); the thresholds decide")
 
-    def _evaluate_with_judge(self, env, criteria, mode: str, interval_end: float):
-        """One poll: (the Evaluation decide() reads, its XCom record)."""
+    def _evaluate_with_judge(self, env, criteria, mode: str, interval_end: float, at: float | None = None):
+        """One poll (at `at`, default now): (the Evaluation decide() reads, its XCom record)."""
         from latticedb_deploy.judge import FAIL, INCONCLUSIVE, PASS
 
-        ev = self._evaluate(env, criteria)
+        ev = self._evaluate(env, criteria, at)
         relative = mode != "absolute" and bool(self.baseline_target_group_arn)
-        if not relative or time.time() < interval_end - 0.5:
+        if not relative or (time.time() if at is None else at) < interval_end - 0.5:
             # Not judged yet: never a pass (and in `relative` mode the thresholds alone fail nothing).
             if relative and (ev.verdict == PASS or (mode == "relative" and ev.verdict == FAIL)):
                 ev = replace(ev, verdict=INCONCLUSIVE, reasons=("relative judge: waiting for the full window",))
             return ev, {**ev.to_dict(), "judge_mode": mode}
-        verdict = self._judge(env)
+        verdict = self._judge(env, at)
         self.log.info("gate %d%% relative judge (%s):\n%s", self.step, verdict.verdict, verdict.table)
         short = self._baseline_history_too_short(verdict, env.judge.min_samples)
         if short:
@@ -186,6 +228,38 @@ class MetricGateTrigger(BaseTrigger):
         record = {**ev.to_dict(), "judge_mode": mode, "relative": verdict.to_dict(), "relative_table": verdict.table}
         return ev, record
 
+    async def replay(self, env, criteria, mode: str, interval_end: float, instants: list[float],
+                     evaluations: list, records: list, ends: Any) -> float | None:
+        """The polls this wait made before the triggerer restarted it, judged again over the windows they had
+        (CloudWatch keeps them), in order, appended to `evaluations` and `records`, up to the first at which
+        `ends(at)` says the wait would have ended; returns that instant, or None. A restart builds the trigger
+        anew from its arguments: without this a failure seen before it was forgotten (the run's
+        `tolerated_failures` budget started again) and a gate that should have failed could pass. With it a
+        restart changes when a wait ends, never how."""
+        if len(instants) > MAX_REPLAYED_POLLS:
+            self.log.warning("gate %d%%: judging only the newest %d of %d earlier polls again", self.step,
+                             MAX_REPLAYED_POLLS, len(instants))
+            instants = instants[-MAX_REPLAYED_POLLS:]
+        ended_at, judged = None, 0
+        for at in instants:
+            try:
+                ev, record = await asyncio.to_thread(self._evaluate_with_judge, env, criteria, mode, interval_end, at)
+            except Exception as exc:  # noqa: BLE001 - as a live poll whose query failed: not a verdict
+                self.log.warning("gate %d%%: metrics of an earlier poll could not be read: %s", self.step, exc)
+                self._cloudwatch.drop()
+                continue
+            evaluations.append(ev)
+            records.append({**record, "replayed": True})
+            judged += 1
+            if ends(at):
+                ended_at = at
+                break
+        if instants:
+            self.log.warning("gate %d%%: started %.0fs ago (the triggerer restarted): %d earlier polls judged again: "
+                             "%s", self.step, time.time() - self.started_at, judged,
+                             ", ".join(e.verdict for e in evaluations[-judged:]) if judged else "none readable")
+        return ended_at
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.control import clock, for_gate, paused_seconds
         from latticedb_deploy.judge import GateCriteria, decide
@@ -198,11 +272,20 @@ class MetricGateTrigger(BaseTrigger):
         evaluations, records, control_log = [], [], []
         interval_end = self.started_at + self.interval_seconds
         mode = env.judge_mode
+        poll = env.metrics.poll_seconds
         seen = None  # the control signal last seen, to log each change once
+        replayed = False
+        signal = None
 
         def event(passed: bool, reason: str, **extra: Any) -> TriggerEvent:
             return TriggerEvent({"passed": passed, "reason": reason, "step": self.step, "evaluations": records[-20:],
                                  "control_log": control_log, **extra})
+
+        def decision_at(at: float, held: bool):
+            if held:  # paused: only a failure ends the gate; no pass, no deadline
+                return decide(evaluations, criteria=criteria, now=at, interval_end=float("inf"), deadline=float("inf"))
+            deadline = self.deadline + paused_seconds(signal, self.started_at, at)
+            return decide(evaluations, criteria=criteria, now=at, interval_end=interval_end, deadline=deadline)
 
         while True:
             lost = await lease.check()
@@ -220,8 +303,17 @@ class MetricGateTrigger(BaseTrigger):
             if control.done:
                 yield event(bool(control.passed), control.reason, control=signal.to_dict())
                 return
-            remaining = interval_end - time.time()  # evaluate once more exactly at the end of the interval
-            await asyncio.sleep(min(env.metrics.poll_seconds, remaining) if remaining > 0.5 else env.metrics.poll_seconds)
+            if not replayed:  # restarted mid-wait (the triggerer restarted): the polls made before count
+                replayed = True
+                ended_at = await self.replay(
+                    env, criteria, mode, interval_end, poll_instants(self.started_at, interval_end, poll, time.time()),
+                    evaluations, records, lambda at, signal=signal: decision_at(at, held_at(signal, at)).done)
+                if ended_at is not None:
+                    decision = decision_at(ended_at, held_at(signal, ended_at))
+                    yield event(bool(decision.passed), decision.reason)
+                    return
+            # Evaluate on the wait's grid: every poll, and once exactly at the end of the interval.
+            await asyncio.sleep(max(0.0, next_poll(self.started_at, interval_end, poll, time.time()) - time.time()))
             try:
                 ev, record = await asyncio.to_thread(self._evaluate_with_judge, env, criteria, mode, interval_end)
                 if control.hold:
@@ -232,12 +324,7 @@ class MetricGateTrigger(BaseTrigger):
             except Exception as exc:  # noqa: BLE001 - a CloudWatch hiccup is not a verdict; keep watching
                 self.log.warning("gate %d%%: metrics query failed (will retry): %s", self.step, exc)
                 self._cloudwatch.drop()  # the next poll builds it again: a rotated connection is read anew
-            now = time.time()
-            if control.hold:  # paused: only a failure ends the gate; no pass, no deadline
-                decision = decide(evaluations, criteria=criteria, now=now, interval_end=float("inf"), deadline=float("inf"))
-            else:
-                deadline = self.deadline + paused_seconds(signal, self.started_at, now)
-                decision = decide(evaluations, criteria=criteria, now=now, interval_end=interval_end, deadline=deadline)
+            decision = decision_at(time.time(), control.hold)
             if decision.done:
                 yield event(bool(decision.passed), decision.reason)
                 return

@@ -7,9 +7,10 @@ local_copies), each with its own cluster, services, listener, target groups, ECR
 
 What runs: N real canaries at once, one per environment (one deployment per environment is
 enforced by a DynamoDB lease, so N canaries need N environments), each shifting traffic in GATES
-steps with a gate baking BAKE seconds at each. A deployment DAG runs one run at a time
-(max_active_runs=1), so each canary is its own copy of the product's canary DAG: `bench_canary_<i>`,
-built by the same factory call as dags/latticedb_deploy_canary.py with only the dag_id changed. While the gates wait, the REST API is
+steps with a gate baking BAKE seconds at each. Each canary is its own copy of the product's canary DAG
+(written when a deployment DAG ran one run at a time; kept so figures compare across sessions):
+`bench_canary_<i>`, built by the same factory call as dags/latticedb_deploy_canary.py with only the
+dag_id changed. While the gates wait, the REST API is
 polled every second for how many task instances are running, queued and deferred: a waiting gate
 must hold no worker slot (it defers to the triggerer).
 """

@@ -536,7 +536,9 @@ def build_deployment_dag(
         schedule=schedule,
         start_date=None,
         catchup=False,
-        max_active_runs=1,
+        # Production's hour-long canary must not queue staging's run of the same DAG: the lease allows one
+        # deployment per environment and refuses a second at once, naming the run that holds it.
+        max_active_runs=RUNS_ACROSS_ENVIRONMENTS,
         default_args=DEFAULT_ARGS,
         params=deployment_params(extra_params),
         tags=["latticedb", "deployment", strategy.name, *(tags or [])],

@@ -157,10 +157,14 @@ def test_params_copied_once_serializes_every_dag_as_airflows_own_merge(monkeypat
         assert ours[dag_id] == airflows[dag_id], dag_id
 
 
-def test_the_rollback_and_service_dags_run_in_several_environments_at_once(bag):
-    """One environment's emergency rollback (up to 30 min in wait_for_rollout) never queues another's; within
-    one environment the lease serializes them (tests/unit/test_locks.py)."""
+def test_deployments_rollbacks_and_service_runs_go_in_several_environments_at_once(bag):
+    """One environment's long run (a production canary of an hour, an emergency rollback's 30 min rollout) never
+    queues another environment's run of the same DAG; within one environment the lease refuses a second run
+    (tests/unit/test_locks.py, tests/integration/test_one_deployment_per_environment.py; in a running Airflow,
+    tests/e2e/test_1_rest_api.py)."""
     from latticedb_deploy.config import load_config
 
-    for dag_id in ("latticedb_rollback", "latticedb_service"):
+    deployments = [d for d in bag.dags if d.startswith("latticedb_deploy_")]
+    assert len(deployments) == 3, deployments  # rolling, blue/green, canary (progressive delivery spans environments)
+    for dag_id in ("latticedb_rollback", "latticedb_service", *deployments):
         assert bag.dags[dag_id].max_active_runs >= len(load_config().environments), dag_id

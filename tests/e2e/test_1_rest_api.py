@@ -60,6 +60,29 @@ def test_canary_succeeds_with_gates_deferred_to_the_triggerer(api, local):
     assert live_image.endswith(local.digest("v2.0.0")), live_image
 
 
+def test_a_second_run_of_a_deployment_dag_is_not_queued_behind_the_first(api, local):
+    """Runs of one deployment DAG go at once (production's hour-long canary never queues staging's); in one
+    environment the lease refuses the second at once, naming the first, which carries on undisturbed. Before,
+    `max_active_runs=1` held the second `queued` until the first ended, whatever its environment."""
+    api.unpause(CANARY)
+    first = api.trigger(CANARY, {**FAST_CANARY, "interval_seconds": 20, "image_uri": image("v2.0.0")})
+    assert first.status_code == 200, first.text
+    first_id = first.json()["dag_run_id"]
+    _wait_for_task_state(api, CANARY, first_id, "preflight.acquire_environment", "success")
+    second = api.trigger(CANARY, {**FAST_CANARY, "image_uri": image("v2.0.1")})
+    assert second.status_code == 200, second.text
+    second_id = second.json()["dag_run_id"]
+    run = api.wait(CANARY, second_id, timeout=240)
+    states = api.task_states(CANARY, second_id)
+    assert run["state"] == "failed", states
+    assert states["preflight.acquire_environment"] == "failed", states
+    assert api.run(CANARY, first_id)["state"] == "running"  # refused while the first still deploys
+    refused = [t for t in local.message_texts() if "acquire_environment" in t]
+    assert refused and f"{CANARY}/{first_id}" in refused[0], local.message_texts()
+    assert api.wait(CANARY, first_id, timeout=300)["state"] == "success", api.task_states(CANARY, first_id)
+    assert live_slot(local)[1].endswith(local.digest("v2.0.0"))
+
+
 @pytest.mark.parametrize(
     "conf, reason",
     [

@@ -409,6 +409,9 @@ class Environment:
     redis_conn_id: str = "latticedb_redis"
     lock_table: str = "latticedb-deploy-locks"  # DynamoDB: one deployment per environment at a time
     lock_ttl_seconds: int = 10800  # a crashed run's hold expires after this
+    # latticedb_control: a pause longer than this fails the held gate or shift and the rollback runs (a
+    # forgotten pause must not leave the new version serving its share, and the environment held, for days).
+    max_pause_seconds: int = 14400
     history_table: str = "latticedb-deploy-history"  # DynamoDB: one record per deployment / rollback run
     copy_of: str | None = None  # a local copy (`local_copies`): the environment it was made from
     deployment_log: str = "docs/DEPLOYMENT_LOG.md"  # relative to the repository root unless absolute
@@ -480,6 +483,8 @@ class Environment:
         _check(self.lock_ttl_seconds > self.blue_green.approval_timeout_seconds, where, "lock_ttl_seconds",
                f"must be longer than blue_green.approval_timeout_seconds ({self.blue_green.approval_timeout_seconds}): "
                "the lease is not renewed while a person decides on a switch")
+        _check(self.max_pause_seconds > 0, where, "max_pause_seconds",
+               f"must be positive (seconds a deployment may stay paused before it rolls back), got {self.max_pause_seconds}")
         _check(self.post_deployment.window_seconds >= 2 * self.metrics.period_seconds, where,
                "post_deployment.window_seconds",
                f"must be at least twice metrics.period_seconds ({self.metrics.period_seconds}), got "

@@ -9,7 +9,8 @@ One signal per lease, the latest decision:
 
 - `promote`: the canary goes to 100 % at once; the remaining shifts and gates skip; a bake ends.
 - `pause`: the gate keeps evaluating (a failure still fails it) but does not pass, and a shift between
-  gates waits still judging the share the new slot has; resume lifts it.
+  gates waits still judging the share the new slot has; resume lifts it. A pause longer than the
+  environment's `max_pause_seconds` fails the held wait (pause_expired): the rollback runs.
 - `resume`: a paused gate may pass again; its deadline moves by the time it was paused.
 - `abort`: the gate (or the next step) fails with the reason; the run's rollback runs.
 
@@ -236,6 +237,16 @@ def for_gate(signal: ControlSignal | None) -> GateControl:
     return GateControl(hold=True, reason=signal.message)
 
 
+def pause_expired(signal: ControlSignal | None, now: float, max_seconds: float) -> str | None:
+    """Why a pause has lasted too long (the environment's `max_pause_seconds`), or None: a forgotten pause
+    fails the held wait, so the rollback puts the last good version back rather than leaving the new one
+    serving its share, and the environment held, until someone remembers."""
+    if signal is None or not signal.paused or now - signal.at <= max_seconds:
+        return None
+    return (f"{signal.message} for {(now - signal.at) / 60:.0f} min, longer than max_pause_seconds ({max_seconds:g} s) "
+            "with no resume: rolling back to the last good version")
+
+
 def paused_seconds(signal: ControlSignal | None, started_at: float, now: float) -> float:
     """How long a gate that started at `started_at` has been (or was) paused: its deadline moves that much."""
     if signal is None:
@@ -264,8 +275,9 @@ EFFECTS = {
     },
     "pause": {
         "canary": "traffic stays at its weight and is still judged (a failure still rolls back): the gate does not "
-                  "pass, nor the next shift start, until resume",
-        "blue_green": "the bake keeps evaluating (a failure still rolls back) but does not end until resume",
+                  "pass, nor the next shift start, until resume; past max_pause_seconds the deployment rolls back",
+        "blue_green": "the bake keeps evaluating (a failure still rolls back) but does not end until resume; past "
+                      "max_pause_seconds the deployment rolls back",
     },
     "resume": {
         "canary": "the gate may pass again at its next poll; its deadline moves by the time it was paused",

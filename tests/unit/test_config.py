@@ -121,6 +121,7 @@ def _write(tmp_path, mutate) -> Path:
         (lambda d: d["environments"]["dev"].update(deployment_windows={"freezes": [{"start": "2026-12-27T00:00:00Z", "end": "2026-12-24T00:00:00Z"}]}),
          r"environments\.dev\.deployment_windows\.freezes\[0\]\.end: must be after start"),
         (lambda d: d["environments"]["dev"].update(lock_ttl_seconds=0), r"environments\.dev\.lock_ttl_seconds: must be positive"),
+        (lambda d: d["environments"]["dev"].update(max_pause_seconds=0), r"environments\.dev\.max_pause_seconds: must be positive"),
         (lambda d: d["nightly"].update(schedule="every night"), r"nightly\.schedule: must be a cron expression"),
         (lambda d: d["nightly"].update(tag_pattern="^v(\\d+"), r"nightly\.tag_pattern: not a valid regular expression"),
         (lambda d: d["progressive_delivery"]["stages"][0].update(strategy="big_bang"),

@@ -190,3 +190,38 @@ def test_a_paused_shift_with_no_traffic_on_the_new_slot_judges_nothing(monkeypat
     pause = _signal(None, "pause", now)
     event, made = _hold(monkeypatch, [pause, pause, _signal(pause, "resume", now + 3)], [FAIL], watch=False)
     assert event["released"]["action"] == "resume" and made == 0, event
+
+
+def test_a_pause_past_max_pause_seconds_fails_the_gate_so_the_rollback_runs(run_gate):
+    """A forgotten pause (the local environment allows 4 h): the gate fails saying so, passing metrics or not."""
+    pause = _signal(None, "pause", time.time() - 14401)
+    event, polls = run_gate([pause], [PASS])
+    assert event["passed"] is False and polls == 0, event
+    assert "paused by alice: CHG pause for 240 min, longer than max_pause_seconds (14400 s)" in event["reason"]
+    assert "rolling back to the last good version" in event["reason"]
+
+
+def test_a_pause_within_max_pause_seconds_still_holds(run_gate):
+    now = time.time()
+    pause = _signal(None, "pause", now - 14000)
+    event, polls = run_gate([pause, pause, _signal(pause, "resume", now)], [PASS])
+    assert event["passed"] is True and polls == 3, event
+
+
+def test_a_paused_shift_past_max_pause_seconds_fails_even_with_no_traffic_to_judge(monkeypatch):
+    pause = _signal(None, "pause", time.time() - 14401)
+    event, made = _hold(monkeypatch, [pause], [PASS], watch=False)
+    assert event["failed"] is True and made == 0, event
+    assert "longer than max_pause_seconds (14400 s)" in event["reason"]
+
+
+def test_what_counts_as_a_pause_past_its_limit():
+    from latticedb_deploy.control import pause_expired
+
+    now = time.time()
+    pause = _signal(None, "pause", now - 100)
+    assert pause_expired(None, now, 60) is None
+    assert pause_expired(pause, now, 100) is None  # exactly at the limit: not yet
+    assert "for 2 min, longer than max_pause_seconds (99 s)" in pause_expired(pause, now, 99)
+    assert pause_expired(_signal(pause, "resume", now), now, 1) is None  # resumed: nothing held
+    assert pause_expired(_signal(None, "abort", now - 1e6), now, 1) is None

@@ -148,14 +148,14 @@ class ShiftTrafficOperator(DeploymentStepOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
         """Back from a pause (latticedb_control): decide again with the signal as it is now. A new slot that
-        failed its metrics while paused fails the step (no retry): the rollback puts traffic back."""
+        failed its metrics while paused, or a pause past `max_pause_seconds`, fails the step (no retry): the
+        rollback puts traffic back."""
         if event.get("lease_lost"):
             self.lease_lost(context, event["reason"])
         if event.get("evaluations"):
             context["ti"].xcom_push(key="evaluations", value=event["evaluations"])
         if event.get("failed"):
-            raise AirflowFailException(f"paused at {event['step']}% on the new version, which failed its metrics "
-                                       f"meanwhile: {event['reason']}")
+            raise AirflowFailException(f"not shifting to {int(self.percent)}%: {event['reason']}")
         self.log.info("pause lifted: %s", (event.get("released") or {}).get("message", "no signal"))
         return self.execute(context)
 

@@ -19,8 +19,11 @@ class ControlHoldTrigger(BaseTrigger):
     `tolerated_failures`, `baseline_target_group_arn`). A failing verdict ends the hold, pause or not: a
     paused deployment must not leave a bad version serving its share of production unwatched.
 
+    A pause longer than the environment's `max_pause_seconds` ends the hold too (control.pause_expired).
+
     Fires {"released": <the signal then, or None>} (resume, or an abort/promote the step then obeys),
-    {"failed": True, "reason": ..., "evaluations": [...]} when the watched slot failed its metrics, or
+    {"failed": True, "reason": ..., "evaluations": [...]} when the watched slot failed its metrics or the
+    pause lasted too long, or
     {"lease_lost": True, "reason": ...} when the run lost the environment.
     """
 
@@ -45,15 +48,17 @@ class ControlHoldTrigger(BaseTrigger):
         return MetricGateTrigger(environment=self.environment, config=self.config, owner=None, deadline=0.0, **self.watch)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from latticedb_deploy import run_config
+        from latticedb_deploy.control import pause_expired
         from latticedb_deploy.judge import GateCriteria
         from latticedb_deploy.triggers.lease import LeaseKeeper
         from latticedb_deploy.triggers.metric_gate import next_poll, poll_instants
 
         lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
+        env = await asyncio.to_thread(run_config.environment, self.environment, self.config)
         gate = self._gate() if self.watch else None
         evaluations, records = [], []
         if gate is not None:
-            env = await asyncio.to_thread(gate._env)
             criteria = GateCriteria.for_gate(env, tolerated_failures=gate.tolerated_failures)
             interval_end = gate.started_at + gate.interval_seconds
             # Restarted mid-hold (the triggerer restarted): the polls made before count, as in a gate.
@@ -64,7 +69,8 @@ class ControlHoldTrigger(BaseTrigger):
         while True:
             failed = self._failed(evaluations, criteria) if evaluations else None
             if failed:
-                yield TriggerEvent({"failed": True, "reason": failed, "step": gate.step, "evaluations": records[-20:]})
+                yield TriggerEvent({"failed": True, "step": gate.step, "evaluations": records[-20:], "reason":
+                                    f"paused at {gate.step}%, the new version failed its metrics meanwhile: {failed}"})
                 return
             lost = await lease.check()
             if lost:
@@ -73,6 +79,10 @@ class ControlHoldTrigger(BaseTrigger):
             signal = lease.signal
             if signal is None or not signal.paused:
                 yield TriggerEvent({"released": signal.to_dict() if signal else None, "evaluations": records[-20:]})
+                return
+            expired = pause_expired(signal, time.time(), env.max_pause_seconds)
+            if expired:
+                yield TriggerEvent({"failed": True, "reason": expired, "evaluations": records[-20:]})
                 return
             if not announced:
                 self.log.warning("holding: %s%s", signal.message,

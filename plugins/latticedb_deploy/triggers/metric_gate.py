@@ -261,7 +261,7 @@ class MetricGateTrigger(BaseTrigger):
         return ended_at
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from latticedb_deploy.control import clock, for_gate, paused_seconds
+        from latticedb_deploy.control import clock, for_gate, pause_expired, paused_seconds
         from latticedb_deploy.judge import GateCriteria, decide
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
@@ -302,6 +302,10 @@ class MetricGateTrigger(BaseTrigger):
             control = for_gate(signal)
             if control.done:
                 yield event(bool(control.passed), control.reason, control=signal.to_dict())
+                return
+            expired = pause_expired(signal, time.time(), env.max_pause_seconds)
+            if expired:
+                yield event(False, expired, control=signal.to_dict())
                 return
             if not replayed:  # restarted mid-wait (the triggerer restarted): the polls made before count
                 replayed = True

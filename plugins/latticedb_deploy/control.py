@@ -248,13 +248,14 @@ def pause_expired(signal: ControlSignal | None, now: float, max_seconds: float) 
 
 
 def paused_seconds(signal: ControlSignal | None, started_at: float, now: float) -> float:
-    """How long a gate that started at `started_at` has been (or was) paused: its deadline moves that much."""
+    """How long a gate that started at `started_at` had been paused by `now`: its deadline moves that much. A
+    `now` before the pause (a restarted gate judging its earlier polls again) counts none of it."""
     if signal is None:
         return 0.0
     if signal.paused:
         return max(0.0, now - max(signal.at, started_at))
     if signal.action == "resume" and signal.paused_at is not None and signal.resumed_at is not None:
-        return max(0.0, signal.resumed_at - max(signal.paused_at, started_at))
+        return max(0.0, min(now, signal.resumed_at) - max(signal.paused_at, started_at))
     return 0.0
 
 

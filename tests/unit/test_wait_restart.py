@@ -3,8 +3,10 @@
 A restarted trigger is built anew from its serialized arguments: whatever the wait had seen is gone. A
 gate (MetricGateTrigger) and a paused shift's hold (ControlHoldTrigger) judge their earlier polls again
 over CloudWatch's past windows (`replay`) and go on polling on their grid. For every metric history below,
-every tolerated-failures budget, every poll a restart can follow and downtimes from under a poll to
-several polls, the restarted wait ends as the uninterrupted one did: same outcome, same reason. Before,
+every tolerated-failures budget, a pause or none (mid-interval; just after the deadline), every poll a
+restart can follow and downtimes from under a poll to past a whole pause, the restarted wait ends as the
+uninterrupted one did: same outcome, same reason. A poll whose metrics cannot be read after a restart
+(throttled) holds back a pass until it is read, and fails the gate at its deadline if it never is. Before,
 each restart started the failure count again: a gate allowed one failing window passed a version that
 failed one window before the restart and one after it.
 
@@ -37,8 +39,10 @@ HISTORIES = {  # one letter per poll of the uninterrupted wait: Pass, Fail, Inco
     "flapping": "FPFPFPFPFPF",
     "traffic only late": "IIIIIPPP",
     "never conclusive": "I",
+    "bad only after the resume": "P" * 16 + "F",  # the hold's resume is 30 s in: its 15 polls all pass
+    "conclusive only after the deadline": "I" * 21 + "P",  # the poll at 41 s (past the 40 s deadline) fails it
 }
-DOWNTIMES = (0.5, 3.0, 9.3)  # under a poll, over one, several
+DOWNTIMES = (0.5, 3.0, 9.3, 21.7)  # under a poll, over one, several, past a whole pause
 OWNER = "latticedb_deploy_canary/manual__1"
 
 
@@ -53,6 +57,7 @@ class World:
         self.t = T0
         self.history = history
         self.grid = poll_instants(started_at, interval_end, POLL, started_at + 10 * LIMIT)
+        self.unreadable: dict[float, int] = {}  # instant -> how many more reads of its window fail (throttled)
 
     def verdict(self, at: float) -> str:
         reached = [k for k, g in enumerate(self.grid) if g <= at + 1e-6]
@@ -79,8 +84,12 @@ def world(monkeypatch):
     monkeypatch.setattr(MetricGateTrigger, "_env", lambda self: env)
 
     def evaluate(self, env, criteria, mode, interval_end, at=None):
-        at = box["world"].t if at is None else at
-        ev = _evaluation(box["world"].verdict(at), at)
+        w = box["world"]
+        at = w.t if at is None else at
+        if w.unreadable.get(at, 0) > 0:
+            w.unreadable[at] -= 1
+            raise RuntimeError("ThrottlingException: Rate exceeded")
+        ev = _evaluation(w.verdict(at), at)
         return ev, ev.to_dict()
 
     monkeypatch.setattr(MetricGateTrigger, "_evaluate_with_judge", evaluate)
@@ -136,9 +145,38 @@ def _matrix(world, make, history: str, started_at: float, interval_end: float) -
     return polls, tried, different
 
 
+PAUSES = {  # when latticedb_control paused and resumed the gate (seconds after it started), or none
+    "no pause": None,
+    "paused mid-interval": (3.0, 9.0),
+    "paused just after the deadline": (LIMIT + 2, LIMIT + 10),
+}
+
+
+def _scripted_lease(monkeypatch, pause: tuple[float, float] | None) -> None:
+    """The lease's control signal as time goes: nothing, then a pause, then its resume."""
+    if pause is None:
+        return
+    paused = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-7", now=T0 + pause[0])
+    resumed = apply(paused, "resume", owner=OWNER, by="alice", reason="CHG-7 done", now=T0 + pause[1])
+
+    class Keeper:
+        def __init__(self, environment, owner, log, config=None):
+            self.signal = None
+
+        async def check(self):
+            now = time.time()
+            self.signal = None if now < T0 + pause[0] else paused if now < T0 + pause[1] else resumed
+            return None
+
+    monkeypatch.setattr(lease_module, "LeaseKeeper", Keeper)
+
+
+@pytest.mark.parametrize("pause", PAUSES)
 @pytest.mark.parametrize("tolerated", [0, 1, 2])
 @pytest.mark.parametrize("history", HISTORIES)
-def test_a_restarted_gate_ends_as_it_would_have(world, history, tolerated):
+def test_a_restarted_gate_ends_as_it_would_have(world, monkeypatch, history, tolerated, pause):
+    _scripted_lease(monkeypatch, PAUSES[pause])
+
     def make():
         return MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
                                  started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT,
@@ -149,7 +187,8 @@ def test_a_restarted_gate_ends_as_it_would_have(world, history, tolerated):
 
 
 @pytest.mark.parametrize("tolerated", [0, 1])
-@pytest.mark.parametrize("history", ["healthy", "one bad window mid-interval", "two bad windows", "flapping"])
+@pytest.mark.parametrize("history", ["healthy", "one bad window mid-interval", "two bad windows", "flapping",
+                                     "bad only after the resume"])
 def test_a_restarted_hold_judges_the_paused_split_as_it_would_have(world, monkeypatch, history, tolerated):
     """A paused shift (the new slot serving its share), resumed 30 s in: fails where its metrics fail beyond
     the run's budget, else is released by the resume; a restart changes neither."""
@@ -180,3 +219,36 @@ def test_the_grid_is_what_the_gate_polls():
     assert poll_instants(T0, T0 + INTERVAL, POLL, T0 + 4) == [T0 + 2, T0 + 4]  # a poll due now was made
     assert poll_instants(T0, T0, POLL, T0 + 7) == [T0 + 2, T0 + 4, T0 + 6]
     assert poll_instants(T0, T0 + INTERVAL, POLL, T0 + 1.9) == []  # a fresh wait judges nothing again
+
+
+def _gate(tolerated: int) -> MetricGateTrigger:
+    return MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
+                             started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT, tolerated_failures=tolerated)
+
+
+def _restarted(world, history: str, tolerated: int, after: int, down: float, unreadable: dict[float, int]):
+    w = World(history, T0, T0 + INTERVAL)
+    first = _gate(tolerated)
+    with pytest.raises(Restart):
+        world(w, first, restart_after=after)
+    w.t += down
+    w.unreadable = dict(unreadable)
+    return world(w, type(first)(**first.serialize()[1]))[0], w
+
+
+def test_an_earlier_poll_that_cannot_be_read_yet_holds_back_the_pass_until_it_is(world):
+    """Restarted after the first poll, down 9.3 s: the failing window at 4 s cannot be read in the replay's three
+    tries (throttled). The gate (one failure allowed) must not pass on the rest: the next poll reads it, and the
+    gate fails on its two failures, as it did uninterrupted. (Skipping it would have passed the gate.)"""
+    history = HISTORIES["two bad windows"]
+    whole, _ = world(World(history, T0, T0 + INTERVAL), _gate(1))
+    assert (whole["passed"], "2 failing windows" in whole["reason"]) == (False, True), whole
+    event, w = _restarted(world, history, 1, after=1, down=9.3, unreadable={T0 + 4: 3})
+    assert w.unreadable[T0 + 4] == 0  # read on the poll after the replay
+    assert _outcome(event) == _outcome(whole), event
+
+
+def test_an_earlier_poll_never_read_fails_the_gate_at_its_deadline_rather_than_passing_it(world):
+    event, _ = _restarted(world, HISTORIES["healthy"], 0, after=1, down=9.3, unreadable={T0 + 4: 10**6})
+    assert event["passed"] is False, event
+    assert "could not be read by the deadline: not passing a gate it could not judge" in event["reason"], event

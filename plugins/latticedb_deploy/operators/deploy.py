@@ -156,6 +156,11 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
         fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
         if aborted:
             fields["Aborted"] = aborted  # latticedb_control's abort: the reason in every message
+        from latticedb_deploy.control import pause_expired
+
+        expired = pause_expired(signal, time.time(), self.env.max_pause_seconds)
+        if expired:
+            fields["Paused too long"] = expired  # the held gate or shift failed on it: say so here too
         if gate:
             fields["Failed step"] = f"{gate.get('step')}%"
             fields["Metrics"] = gate.get("summary") or ", ".join(gate.get("reasons", []))

@@ -52,7 +52,7 @@ class ControlHoldTrigger(BaseTrigger):
         from latticedb_deploy.control import pause_expired
         from latticedb_deploy.judge import GateCriteria
         from latticedb_deploy.triggers.lease import LeaseKeeper
-        from latticedb_deploy.triggers.metric_gate import next_poll, poll_instants
+        from latticedb_deploy.triggers.metric_gate import held_at, next_poll, poll_instants
 
         lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
         env = await asyncio.to_thread(run_config.environment, self.environment, self.config)
@@ -61,10 +61,7 @@ class ControlHoldTrigger(BaseTrigger):
         if gate is not None:
             criteria = GateCriteria.for_gate(env, tolerated_failures=gate.tolerated_failures)
             interval_end = gate.started_at + gate.interval_seconds
-            # Restarted mid-hold (the triggerer restarted): the polls made before count, as in a gate.
-            await gate.replay(env, criteria, env.judge_mode, interval_end,
-                              poll_instants(gate.started_at, gate.started_at, self.poll_seconds, time.time()),
-                              evaluations, records, lambda at: self._failed(evaluations, criteria) is not None)
+        replayed = gate is None
         announced = False
         while True:
             failed = self._failed(evaluations, criteria) if evaluations else None
@@ -77,6 +74,20 @@ class ControlHoldTrigger(BaseTrigger):
                 yield TriggerEvent({"lease_lost": True, "reason": lost})
                 return
             signal = lease.signal
+            if not replayed:
+                # Restarted mid-hold (the triggerer restarted): the polls made before count, as in a gate, up to
+                # the first that failed the split or came after a resume (where the hold would have let go).
+                replayed = True
+
+                def judged(at: float, ev: Any, record: dict) -> None:
+                    evaluations.append(ev)
+                    records.append({**record, "control": "paused"})
+
+                await gate.replay(env, criteria, env.judge_mode, interval_end,
+                                  poll_instants(gate.started_at, gate.started_at, self.poll_seconds, time.time()),
+                                  judged, [], lambda at, signal=signal: self._failed(evaluations, criteria) is not None
+                                  or not held_at(signal, at))
+                continue  # decide on them (a failure first, then the signal) before waiting for the next poll
             if signal is None or not signal.paused:
                 yield TriggerEvent({"released": signal.to_dict() if signal else None, "evaluations": records[-20:]})
                 return

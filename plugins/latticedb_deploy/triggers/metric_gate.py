@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,9 +14,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from latticedb_deploy.aws import KeptForAWait
 
-# The most polls a restarted wait judges again (the newest): a gate held paused for hours would otherwise
-# make hundreds of metric queries before its first poll.
-MAX_REPLAYED_POLLS = 240
+# Tries to read an earlier poll's metrics again after a restart (1 s, then 2 s apart) before it is left for
+# the next poll to try.
+REPLAY_ATTEMPTS = 3
 
 
 def _grid(started_at: float, interval_end: float, poll_seconds: float):
@@ -228,48 +229,58 @@ class MetricGateTrigger(BaseTrigger):
         record = {**ev.to_dict(), "judge_mode": mode, "relative": verdict.to_dict(), "relative_table": verdict.table}
         return ev, record
 
-    async def replay(self, env, criteria, mode: str, interval_end: float, instants: list[float],
-                     evaluations: list, records: list, ends: Any) -> float | None:
-        """The polls this wait made before the triggerer restarted it, judged again over the windows they had
-        (CloudWatch keeps them), in order, appended to `evaluations` and `records`, up to the first at which
-        `ends(at)` says the wait would have ended; returns that instant, or None. A restart builds the trigger
-        anew from its arguments: without this a failure seen before it was forgotten (the run's
-        `tolerated_failures` budget started again) and a gate that should have failed could pass. With it a
-        restart changes when a wait ends, never how."""
-        if len(instants) > MAX_REPLAYED_POLLS:
-            self.log.warning("gate %d%%: judging only the newest %d of %d earlier polls again", self.step,
-                             MAX_REPLAYED_POLLS, len(instants))
-            instants = instants[-MAX_REPLAYED_POLLS:]
-        ended_at, judged = None, 0
-        for at in instants:
+    async def judge_at(self, env, criteria, mode: str, interval_end: float, at: float,
+                       attempts: int = REPLAY_ATTEMPTS) -> tuple[Any, dict] | None:
+        """An earlier poll judged again over the window it had (CloudWatch keeps them), or None when its metrics
+        could not be read in `attempts` tries (throttled, say: a restarted triggerer's gates all ask at once)."""
+        for attempt in range(attempts):
             try:
                 ev, record = await asyncio.to_thread(self._evaluate_with_judge, env, criteria, mode, interval_end, at)
+                return ev, {**record, "replayed": True}
             except Exception as exc:  # noqa: BLE001 - as a live poll whose query failed: not a verdict
                 self.log.warning("gate %d%%: metrics of an earlier poll could not be read: %s", self.step, exc)
                 self._cloudwatch.drop()
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(2 ** attempt)
+        return None
+
+    async def replay(self, env, criteria, mode: str, interval_end: float, instants: list[float],
+                     judged: Any, unread: list[float], ends: Any) -> float | None:
+        """The polls this wait made before the triggerer restarted it, judged again, in order (`judged(at,
+        evaluation, record)`), up to the first at which `ends(at)` says the wait would have ended; returns that
+        instant, or None. Instants whose metrics cannot be read go to `unread`. A restart builds the trigger
+        anew from its arguments: without this a failure seen before it was forgotten (the run's
+        `tolerated_failures` budget started again) and a gate that should have failed could pass. With it a
+        restart changes when a wait ends, not how; a poll that cannot be read yet holds back a pass (never a
+        failure) until it can (see run)."""
+        ended_at, read = None, []
+        for at in instants:
+            result = await self.judge_at(env, criteria, mode, interval_end, at)
+            if result is None:
+                unread.append(at)
                 continue
-            evaluations.append(ev)
-            records.append({**record, "replayed": True})
-            judged += 1
+            judged(at, *result)
+            read.append(result[0].verdict)
             if ends(at):
                 ended_at = at
                 break
         if instants:
-            self.log.warning("gate %d%%: started %.0fs ago (the triggerer restarted): %d earlier polls judged again: "
-                             "%s", self.step, time.time() - self.started_at, judged,
-                             ", ".join(e.verdict for e in evaluations[-judged:]) if judged else "none readable")
+            self.log.warning("gate %d%%: started %.0fs ago (the triggerer restarted): %d earlier polls judged again "
+                             "(%s)%s", self.step, time.time() - self.started_at, len(read), ", ".join(read) or "none",
+                             f"; {len(unread)} could not be read yet: no pass until they are" if unread else "")
         return ended_at
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.control import clock, for_gate, pause_expired, paused_seconds
-        from latticedb_deploy.judge import GateCriteria, decide
+        from latticedb_deploy.judge import GateCriteria, GateDecision, decide
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
         env = await asyncio.to_thread(self._env)
         # Thresholds, or in an environment with an SLO (slo.enforce_in_gates) the stricter of both, P99 included.
         criteria = GateCriteria.for_gate(env, tolerated_failures=self.tolerated_failures)
         lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
-        evaluations, records, control_log = [], [], []
+        timeline, unread, control_log = [], [], []  # timeline: (instant, Evaluation, record), oldest first
+        evaluations, records = [], []  # the timeline's evaluations (what decide() reads) and records, in order
         interval_end = self.started_at + self.interval_seconds
         mode = env.judge_mode
         poll = env.metrics.poll_seconds
@@ -281,11 +292,22 @@ class MetricGateTrigger(BaseTrigger):
             return TriggerEvent({"passed": passed, "reason": reason, "step": self.step, "evaluations": records[-20:],
                                  "control_log": control_log, **extra})
 
+        def judged(at: float, ev: Any, record: dict) -> None:
+            bisect.insort(timeline, (at, ev, record), key=lambda entry: entry[0])
+            evaluations[:] = [e for _, e, _ in timeline]
+            records[:] = [r for _, _, r in timeline]
+
         def decision_at(at: float, held: bool):
             if held:  # paused: only a failure ends the gate; no pass, no deadline
                 return decide(evaluations, criteria=criteria, now=at, interval_end=float("inf"), deadline=float("inf"))
             deadline = self.deadline + paused_seconds(signal, self.started_at, at)
-            return decide(evaluations, criteria=criteria, now=at, interval_end=interval_end, deadline=deadline)
+            decision = decide(evaluations, criteria=criteria, now=at, interval_end=interval_end, deadline=deadline)
+            if unread and decision.done and decision.passed:  # a poll from before a restart not read yet
+                if at >= deadline:
+                    return GateDecision(True, False, f"{len(unread)} polls made before the triggerer restarted could "
+                                                     "not be read by the deadline: not passing a gate it could not judge")
+                return GateDecision(False, None, f"waiting to read {len(unread)} polls made before the restart")
+            return decision
 
         while True:
             lost = await lease.check()
@@ -311,19 +333,24 @@ class MetricGateTrigger(BaseTrigger):
                 replayed = True
                 ended_at = await self.replay(
                     env, criteria, mode, interval_end, poll_instants(self.started_at, interval_end, poll, time.time()),
-                    evaluations, records, lambda at, signal=signal: decision_at(at, held_at(signal, at)).done)
+                    judged, unread, lambda at, signal=signal: decision_at(at, held_at(signal, at)).done)
                 if ended_at is not None:
                     decision = decision_at(ended_at, held_at(signal, ended_at))
                     yield event(bool(decision.passed), decision.reason)
                     return
             # Evaluate on the wait's grid: every poll, and once exactly at the end of the interval.
             await asyncio.sleep(max(0.0, next_poll(self.started_at, interval_end, poll, time.time()) - time.time()))
+            for at in list(unread):  # earlier polls that could not be read after the restart: try again
+                again = await self.judge_at(env, criteria, mode, interval_end, at, attempts=1)
+                if again is not None:
+                    unread.remove(at)
+                    judged(at, *again)
             try:
+                now = time.time()
                 ev, record = await asyncio.to_thread(self._evaluate_with_judge, env, criteria, mode, interval_end)
                 if control.hold:
                     record = {**record, "control": control.reason}
-                evaluations.append(ev)
-                records.append(record)
+                judged(now, ev, record)
                 self.log.info("gate %d%%: %s%s", self.step, ev.summary, f" [held: {control.reason}]" if control.hold else "")
             except Exception as exc:  # noqa: BLE001 - a CloudWatch hiccup is not a verdict; keep watching
                 self.log.warning("gate %d%%: metrics query failed (will retry): %s", self.step, exc)

@@ -158,13 +158,24 @@ class OutageSampler:
 
 
 class FaultScript(threading.Thread):
-    """Clears every fault as soon as the point's task has failed."""
+    """Clears every fault as soon as the point's task has failed, in this test's run: an earlier test's run of
+    the same DAG in this worker's database (test_blue_green.py's failed bake, say) must not clear the faults
+    before this run meets them."""
 
     def __init__(self, local, dag_id: str, point: FailurePoint, started: float):
         super().__init__(daemon=True)
         self.local, self.dag_id, self.point, self.started = local, dag_id, point, started
         self.failed_at: float | None = None
         self._halt = threading.Event()
+        self._before = self._latest_run_id()  # runs up to this one are other tests'
+
+    def _latest_run_id(self) -> int:
+        from airflow.models.dagrun import DagRun
+        from airflow.settings import Session
+        from sqlalchemy import func, select
+
+        with Session() as session:
+            return session.scalar(select(func.max(DagRun.id)).where(DagRun.dag_id == self.dag_id)) or 0
 
     def _states(self) -> dict[str, str]:
         from airflow.models.dagrun import DagRun
@@ -174,7 +185,8 @@ class FaultScript(threading.Thread):
 
         with Session() as session:
             run = session.scalars(
-                select(DagRun).where(DagRun.dag_id == self.dag_id).order_by(DagRun.id.desc()).limit(1)
+                select(DagRun).where(DagRun.dag_id == self.dag_id, DagRun.id > self._before)
+                .order_by(DagRun.id.desc()).limit(1)
             ).first()
             if run is None:
                 return {}

@@ -33,13 +33,18 @@ def aws_snapshot(local) -> dict:
     }
 
 
+def _trigger(api, conf: dict) -> str:
+    """Trigger the canary through the REST API; its run id."""
+    r = api.trigger(CANARY, conf)
+    assert r.status_code == 200, r.text
+    return r.json()["dag_run_id"]
+
+
 def test_canary_succeeds_with_gates_deferred_to_the_triggerer(api, local):
     before_tg, before_image = live_slot(local)
     assert not before_image.endswith(local.digest("v2.0.0"))
     api.unpause(CANARY)
-    r = api.trigger(CANARY, {**FAST_CANARY, "image_uri": image("v2.0.0")})
-    assert r.status_code == 200, r.text
-    run_id = r.json()["dag_run_id"]
+    run_id = _trigger(api, {**FAST_CANARY, "image_uri": image("v2.0.0")})
 
     seen: dict[str, set[str]] = {}
 
@@ -65,13 +70,9 @@ def test_a_second_run_of_a_deployment_dag_is_not_queued_behind_the_first(api, lo
     environment the lease refuses the second at once, naming the first, which carries on undisturbed. Before,
     `max_active_runs=1` held the second `queued` until the first ended, whatever its environment."""
     api.unpause(CANARY)
-    first = api.trigger(CANARY, {**FAST_CANARY, "interval_seconds": 20, "image_uri": image("v2.0.0")})
-    assert first.status_code == 200, first.text
-    first_id = first.json()["dag_run_id"]
+    first_id = _trigger(api, {**FAST_CANARY, "interval_seconds": 20, "image_uri": image("v2.0.0")})
     _wait_for_task_state(api, CANARY, first_id, "preflight.acquire_environment", "success")
-    second = api.trigger(CANARY, {**FAST_CANARY, "image_uri": image("v2.0.1")})
-    assert second.status_code == 200, second.text
-    second_id = second.json()["dag_run_id"]
+    second_id = _trigger(api, {**FAST_CANARY, "image_uri": image("v2.0.1")})
     run = api.wait(CANARY, second_id, timeout=240)
     states = api.task_states(CANARY, second_id)
     assert run["state"] == "failed", states
@@ -105,9 +106,7 @@ def test_invalid_conf_is_refused_at_trigger_time_and_nothing_changes(api, local,
 def test_failing_canary_rolls_back_and_the_run_fails(api, local):
     before_tg, before_image = live_slot(local)
     api.unpause(CANARY)
-    r = api.trigger(CANARY, {**FAST_CANARY, "image_uri": image("v2.1.0-errors")})
-    assert r.status_code == 200, r.text
-    run_id = r.json()["dag_run_id"]
+    run_id = _trigger(api, {**FAST_CANARY, "image_uri": image("v2.1.0-errors")})
     run = api.wait(CANARY, run_id, timeout=300)
     states = api.task_states(CANARY, run_id)
     assert run["state"] == "failed", states

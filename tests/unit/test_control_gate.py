@@ -26,40 +26,51 @@ def _ev(verdict):
                       reasons=() if verdict == PASS else ("error rate 12% is not below 5%",))
 
 
+def _script(monkeypatch, signals, verdicts, *, signal_per_check: bool) -> dict:
+    """A fake lease whose control signal follows `signals` (one per lease check, or per evaluation made) and
+    fake metrics whose verdicts follow `verdicts` (the last repeats); returns the counters."""
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))
+    count = {"checks": 0, "made": 0}
+
+    class FakeKeeper:
+        def __init__(self, environment, owner, log, config=None):
+            self.signal = None
+
+        async def check(self):
+            self.signal = signals[min(count["checks" if signal_per_check else "made"], len(signals) - 1)]
+            count["checks"] += 1
+            return None
+
+    def evaluate(self, env, criteria, mode, interval_end, at=None):
+        ev = _ev(verdicts[min(count["made"], len(verdicts) - 1)])
+        count["made"] += 1
+        return ev, ev.to_dict()
+
+    monkeypatch.setattr(lease_module, "LeaseKeeper", FakeKeeper)
+    monkeypatch.setattr(MetricGateTrigger, "_evaluate_with_judge", evaluate)
+    return count
+
+
+def _first_event(trigger) -> dict:
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(first())
+
+
 @pytest.fixture
 def run_gate(monkeypatch):
     """Run a gate whose interval and deadline are long over, with a scripted signal and verdict per poll."""
-    real_sleep = asyncio.sleep
-    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))
 
     def run(signals, verdicts):
-        polls = {"n": 0}
-
-        class FakeKeeper:
-            def __init__(self, environment, owner, log, config=None):
-                self.signal = None
-
-            async def check(self):
-                self.signal = signals[min(polls["n"], len(signals) - 1)]
-                return None
-
-        def evaluate(self, env, criteria, mode, interval_end, at=None):
-            ev = _ev(verdicts[min(polls["n"], len(verdicts) - 1)])
-            polls["n"] += 1
-            return ev, ev.to_dict()
-
-        monkeypatch.setattr(lease_module, "LeaseKeeper", FakeKeeper)
-        monkeypatch.setattr(MetricGateTrigger, "_evaluate_with_judge", evaluate)
+        count = _script(monkeypatch, signals, verdicts, signal_per_check=False)
         monkeypatch.setattr(metric_gate, "poll_instants", lambda *a: [])  # not restarted: no earlier polls
         now = time.time()
         trigger = MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
                                     started_at=now - 100, interval_seconds=10, deadline=now - 60, owner=OWNER)
-
-        async def first():
-            async for event in trigger.run():
-                return event.payload
-
-        return asyncio.run(first()), polls["n"]
+        return _first_event(trigger), count["made"]
 
     return run
 
@@ -121,40 +132,16 @@ def test_a_paused_shift_waits_deferred_until_the_pause_is_lifted(monkeypatch):
 
 
 def _hold(monkeypatch, signals, verdicts, watch=True):
-    """Run a ControlHoldTrigger with a scripted signal per poll and, when it watches a split, a scripted
+    """Run a ControlHoldTrigger with a scripted signal per lease check and, when it watches a split, a scripted
     verdict per evaluation; returns (its event, evaluations made)."""
     from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
 
-    real_sleep = asyncio.sleep
-    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))
-    polls, made = {"n": 0}, {"n": 0}
-
-    class FakeKeeper:
-        def __init__(self, environment, owner, log, config=None):
-            self.signal = None
-
-        async def check(self):
-            self.signal = signals[min(polls["n"], len(signals) - 1)]
-            polls["n"] += 1
-            return None
-
-    def evaluate(self, env, criteria, mode, interval_end, at=None):
-        ev = _ev(verdicts[min(made["n"], len(verdicts) - 1)])
-        made["n"] += 1
-        return ev, ev.to_dict()
-
-    monkeypatch.setattr(lease_module, "LeaseKeeper", FakeKeeper)
-    monkeypatch.setattr(MetricGateTrigger, "_evaluate_with_judge", evaluate)
+    count = _script(monkeypatch, signals, verdicts, signal_per_check=True)
     split = {"step": 25, "target_group_arn": "arn:green", "load_balancer_arn": "arn:lb", "started_at": time.time(),
              "interval_seconds": 10.0, "tolerated_failures": 0, "baseline_target_group_arn": "arn:blue"}
     trigger = ControlHoldTrigger(environment="local", owner=OWNER, poll_seconds=2, watch=split if watch else None)
     assert ControlHoldTrigger(**trigger.serialize()[1]).watch == (split if watch else None)  # survives the triggerer
-
-    async def first():
-        async for event in trigger.run():
-            return event.payload
-
-    return asyncio.run(first()), made["n"]
+    return _first_event(trigger), count["made"]
 
 
 def test_a_paused_shift_still_judges_the_share_the_new_slot_serves(monkeypatch):

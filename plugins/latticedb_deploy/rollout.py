@@ -35,18 +35,22 @@ CONSISTENCY_GRACE_SECONDS = 30.0
 
 
 def rollout_status(
-    service: dict, task_definition_arn: str, *, since: float | None = None, now: float | None = None
+    service: dict, task_definition_arn: str, *, since: float | None = None, now: float | None = None,
+    deployment_id: str | None = None,
 ) -> RolloutStatus:
     """Where the rollout of `task_definition_arn` on `service` stands right now: completed once the
     service is settled (latticedb_deploy.readiness.unsettled) on it. `since`: when the wait began (just
     after the UpdateService); within CONSISTENCY_GRACE_SECONDS of it, a description without our
-    deployment is a read that has not caught up yet."""
+    deployment is a read that has not caught up yet. `deployment_id` (the deployment the UpdateService
+    answered with): only that deployment is ours. A restart deploys the same revision again, and a read
+    that has not caught up shows the old deployment, settled on it: by revision alone, done at once."""
     import time
 
     from latticedb_deploy.readiness import unsettled
 
     deployments = service.get("deployments") or []
-    ours = [d for d in deployments if d.get("taskDefinition") == task_definition_arn]
+    ours = [d for d in deployments if d.get("taskDefinition") == task_definition_arn
+            and (deployment_id is None or d.get("id") == deployment_id)]
     failed = [d for d in ours if d.get("rolloutState") == "FAILED"]
     if failed:
         d = failed[0]
@@ -57,6 +61,14 @@ def rollout_status(
             d.get("desiredCount", 0),
             d.get("failedTasks", 0),
         )
+    if not ours and deployment_id is not None:
+        now = time.time() if now is None else now
+        if since is not None and now - since < CONSISTENCY_GRACE_SECONDS:
+            return RolloutStatus(IN_PROGRESS, f"ECS does not show deployment {deployment_id} yet "
+                                              "(its API is eventually consistent): looking again")
+        return RolloutStatus(FAILED, f"deployment {deployment_id} is gone from the service (now on "
+                                     f"{service.get('taskDefinition')}): the ECS deployment circuit breaker or "
+                                     "someone else replaced it")
     if not ours:
         now = time.time() if now is None else now
         if service.get("taskDefinition") != task_definition_arn and since is not None and now - since < CONSISTENCY_GRACE_SECONDS:

@@ -100,3 +100,24 @@ def test_an_emergency_rollback_never_goes_to_a_failed_image_or_the_one_in_servic
     # Nothing but known-bad and the image in service: no target (the operator refuses, naming why).
     assert rollback_target([rev[4], rev[2]], digests.get, "sha256:v2", {"sha256:bad": False}) == (None, [
         "f:4: the image in service", "f:2: a deployment of its image failed or was reverted"])
+
+
+def test_a_restart_is_done_only_once_its_own_deployment_is_settled():
+    """A restart (force new deployment) deploys the same revision again. A read that has not caught up shows the
+    old deployment, settled on that revision: by revision alone the wait ended at once while the old tasks
+    still ran beside the new ones (seen: test_service_operations' restart, 1 in 1000 tests, with the local
+    stack's 1 s read lag). With the deployment the UpdateService answered with, only that one counts."""
+    from latticedb_deploy.rollout import CONSISTENCY_GRACE_SECONDS
+
+    old, new = {**dep(NEW), "id": "ecs-svc/1"}, {**dep(NEW, state="IN_PROGRESS", running=0), "id": "ecs-svc/2"}
+    stale = service(NEW, old)
+    assert rollout_status(stale, NEW).state == COMPLETED  # what the wait saw before
+    assert rollout_status(stale, NEW, since=1000, now=1001, deployment_id="ecs-svc/2").state == IN_PROGRESS
+    both = service(NEW, {**new, "status": "PRIMARY"}, {**old, "status": "ACTIVE"})
+    assert rollout_status(both, NEW, since=1000, now=1003, deployment_id="ecs-svc/2").state == IN_PROGRESS
+    done = service(NEW, {**new, "rolloutState": "COMPLETED", "runningCount": 2})
+    assert rollout_status(done, NEW, since=1000, now=1010, deployment_id="ecs-svc/2").state == COMPLETED
+    gone = rollout_status(stale, NEW, since=1000, now=1000 + CONSISTENCY_GRACE_SECONDS + 1, deployment_id="ecs-svc/2")
+    assert gone.state == FAILED and "deployment ecs-svc/2 is gone" in gone.reason
+    failed = service(NEW, {**new, "rolloutState": "FAILED", "rolloutStateReason": "circuit breaker"}, old)
+    assert rollout_status(failed, NEW, since=1000, now=1001, deployment_id="ecs-svc/2").state == FAILED

@@ -40,6 +40,9 @@ class EcsRolloutSensor(LatticeDBOperator):
             owner=owner_or_none(context),  # the trigger renews the run's lease on every poll
             since=time.time(),
             abortable=not self.task_id.startswith("rollback."),  # latticedb_control's abort stops a deployment's wait
+            # A restart's new deployment of the same revision: a read that has not caught up shows the old one,
+            # settled on that revision, which without its id would pass for the restart done.
+            deployment_id=self.rollout.get("deployment_id"),
         )
         self.log.info("Waiting for %s to run %s (timeout %ss)", service, task_definition, rollout.timeout_seconds)
         self.defer(trigger=trigger, method_name="execute_complete")

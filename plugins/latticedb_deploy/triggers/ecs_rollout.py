@@ -34,6 +34,7 @@ class EcsRolloutTrigger(BaseTrigger):
         since: float | None = None,
         abortable: bool = False,
         config: dict | None = None,
+        deployment_id: str | None = None,
     ):
         super().__init__()
         self.environment = environment
@@ -45,6 +46,7 @@ class EcsRolloutTrigger(BaseTrigger):
         self.abortable = abortable
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
         self.since = since  # when the wait began: service events from then on are this rollout's
+        self.deployment_id = deployment_id  # the ECS deployment the change started (a restart: same revision)
         self._ecs = KeptForAWait()  # the EcsClient of every poll
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -60,6 +62,7 @@ class EcsRolloutTrigger(BaseTrigger):
                 "since": self.since,
                 "abortable": self.abortable,
                 "config": self.config,
+                "deployment_id": self.deployment_id,
             },
         )
 
@@ -72,7 +75,8 @@ class EcsRolloutTrigger(BaseTrigger):
     def _poll_once(self) -> dict:
         from latticedb_deploy.rollout import rollout_status
 
-        return rollout_status(self._client().describe_service(self.service), self.task_definition, since=self.since).to_dict()
+        return rollout_status(self._client().describe_service(self.service), self.task_definition, since=self.since,
+                              deployment_id=self.deployment_id).to_dict()
 
     def _troubleshoot(self) -> list[str]:
         """Service events of this rollout and its stopped tasks' reasons and exit codes (runbook: troubleshooting)."""

@@ -78,7 +78,11 @@ class MetricGateTrigger(BaseTrigger):
     latticedb_deploy.control.for_gate): abort fires {"passed": False, "control": ...} with the reason,
     promote fires {"passed": True, "control": ...}; pause keeps evaluating (a failure still fails) but
     holds a pass and the deadline until resume, which moves the deadline by the time paused. The event's
-    `control_log` says who paused/resumed and when.
+    `control_log` says who paused/resumed and when. A pause older than the environment's
+    `max_pause_seconds` fails the gate (control.pause_expired).
+
+    Polls keep to a grid from `started_at` (`_grid`); a trigger the triggerer restarted judges the polls
+    it had made again first (`replay`), so a restart changes when the gate ends, not how.
     """
 
     def __init__(

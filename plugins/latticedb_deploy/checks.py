@@ -108,7 +108,7 @@ def check_aws_credentials(env: Environment, image_uri: str, params: dict) -> Che
 
 def check_image(env: Environment, image_uri: str, params: dict) -> CheckResult:
     from latticedb_deploy.aws.ecr import EcrClient, ImageNotFound
-    from latticedb_deploy.aws.in_use import registry_host
+    from latticedb_deploy.config import registry_host
 
     name = "Image exists and scanned"
     image = parse_image_uri(image_uri)

@@ -247,6 +247,18 @@ def pause_expired(signal: ControlSignal | None, now: float, max_seconds: float) 
             "with no resume: rolling back to the last good version")
 
 
+def held_at(signal: ControlSignal | None, at: float) -> bool:
+    """Whether latticedb_control's `signal` (the latest) held a gate at moment `at`: paused since before it, or
+    paused then and resumed after it."""
+    if signal is None:
+        return False
+    if signal.paused:
+        return signal.at <= at
+    if signal.action == "resume" and signal.paused_at is not None and signal.resumed_at is not None:
+        return signal.paused_at <= at < signal.resumed_at
+    return False
+
+
 def paused_seconds(signal: ControlSignal | None, started_at: float, now: float) -> float:
     """How long a gate that started at `started_at` had been paused by `now`: its deadline moves that much. A
     `now` before the pause (a restarted gate judging its earlier polls again) counts none of it."""

@@ -59,7 +59,7 @@ def test_same_person_compares_the_trigger_with_the_responders_id_and_name(respon
 def test_which_environments_can_run_images_from_a_repository():
     from dataclasses import replace
 
-    from latticedb_deploy.aws.in_use import can_run_from
+    from latticedb_deploy.config import can_run_from
 
     config = load_config(CONFIG)
     local, staging = config.environment("local"), config.environment("staging")

@@ -22,13 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from latticedb_deploy.aws import boto_client
-
-# The rule lives with the config (the IAM policy generator reads it too); named here for this module's callers.
-from latticedb_deploy.config import can_run_from, registry_host  # noqa: F401
+from latticedb_deploy.config import can_run_from, registry_host
 
 if TYPE_CHECKING:
     from latticedb_deploy.config import Environment
-
 
 
 

@@ -49,10 +49,10 @@ class ControlHoldTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy import run_config
-        from latticedb_deploy.control import pause_expired
+        from latticedb_deploy.control import held_at, pause_expired
         from latticedb_deploy.judge import GateCriteria
         from latticedb_deploy.triggers.lease import LeaseKeeper
-        from latticedb_deploy.triggers.metric_gate import held_at, next_poll, poll_instants
+        from latticedb_deploy.triggers.metric_gate import next_poll, poll_instants
 
         lease = LeaseKeeper(self.environment, self.owner, self.log, self.config)
         env = await asyncio.to_thread(run_config.environment, self.environment, self.config)

@@ -45,18 +45,6 @@ def next_poll(started_at: float, interval_end: float, poll_seconds: float, now: 
     return next(t for t in _grid(started_at, interval_end, poll_seconds) if t > now)
 
 
-def held_at(signal: Any, at: float) -> bool:
-    """Whether latticedb_control's `signal` (the latest) held a gate at moment `at`: paused since before it, or
-    paused then and resumed after it."""
-    if signal is None:
-        return False
-    if signal.paused:
-        return signal.at <= at
-    if signal.action == "resume" and signal.paused_at is not None and signal.resumed_at is not None:
-        return signal.paused_at <= at < signal.resumed_at
-    return False
-
-
 class MetricGateTrigger(BaseTrigger):
     """Evaluates every `poll_seconds` from `started_at`; fires {"passed", "reason", "evaluations"}.
 
@@ -275,7 +263,7 @@ class MetricGateTrigger(BaseTrigger):
         return ended_at
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from latticedb_deploy.control import clock, for_gate, pause_expired, paused_seconds
+        from latticedb_deploy.control import clock, for_gate, held_at, pause_expired, paused_seconds
         from latticedb_deploy.judge import GateCriteria, GateDecision, decide
         from latticedb_deploy.triggers.lease import LeaseKeeper
 

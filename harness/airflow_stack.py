@@ -282,7 +282,9 @@ class Stack:
         af = [PY, "-m", "airflow"]
         self._spawn("api-server", [*af, "api-server", "--host", "127.0.0.1", "--port", str(self.ports["api"])])
         self._spawn("scheduler", [*af, "scheduler"])
-        self._spawn("dag-processor", [*af, "dag-processor"])
+        # The dag-processor with this package preloaded before it forks its parsers
+        # (latticedb_deploy/dag_processor_preload.py), as docker-compose.yaml's dag-processor runs.
+        self._spawn("dag-processor", [PY, "-m", "latticedb_deploy.dag_processor_preload"])
         self._spawn("triggerer", [*af, "triggerer", "--skip-serve-logs"])
         self._spawn("celery-worker", [*af, "celery", "worker", "--skip-serve-logs", "--concurrency", "8"])
 

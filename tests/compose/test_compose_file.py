@@ -10,7 +10,10 @@ where the `local` profile listens.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,7 +27,8 @@ DOCKERFILE = ROOT / "Dockerfile"
 AIRFLOW_COMMANDS = {
     "airflow-apiserver": "api-server",
     "airflow-scheduler": "scheduler",
-    "airflow-dag-processor": "dag-processor",
+    # `airflow dag-processor` with this package preloaded (latticedb_deploy/dag_processor_preload.py).
+    "airflow-dag-processor": "python -m latticedb_deploy.dag_processor_preload",
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
 }
@@ -146,7 +150,16 @@ def test_airflow_cli_knows_every_command():
     names = {c.name for c in core_commands}
     for command in AIRFLOW_COMMANDS.values():
         head = command.split()[0]
-        assert head in names or head == "celery", command
+        assert head in names or head in ("celery", "python"), command
+
+
+def test_the_dag_processor_command_runs_airflows_dag_processor():
+    """The compose file's `python -m latticedb_deploy.dag_processor_preload` is `airflow dag-processor` (its --help)."""
+    module = AIRFLOW_COMMANDS["airflow-dag-processor"].split()[-1]
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: airflow dag-processor" in out.stdout.lower()
 
 
 def test_dependencies_exist_and_are_consistent(services):
@@ -385,3 +398,9 @@ def test_the_worker_preloads_and_the_scheduler_idles_as_the_e2e_stack_measured_t
     assert '"AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": CELERY_CONFIG' in stack
     standalone = (ROOT / "scripts" / "standalone.sh").read_text()  # make up
     assert f"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME:-{SCHEDULER_IDLE_SLEEP}}}" in standalone
+
+
+def test_the_e2e_stack_runs_the_dag_processor_as_the_compose_file_does():
+    """`python -m latticedb_deploy.dag_processor_preload` (the compose file's, checked above) in the e2e/bench stack."""
+    stack = (ROOT / "harness" / "airflow_stack.py").read_text()
+    assert '[PY, "-m", "latticedb_deploy.dag_processor_preload"]' in stack

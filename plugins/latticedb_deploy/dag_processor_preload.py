@@ -1,0 +1,139 @@
+"""Run Airflow's dag-processor with this package imported once, before it forks a parser per DAG file.
+
+Airflow's dag-processor parses each DAG file in a process it forks from itself, and imports in the
+parent first the `airflow.*` modules the file names (`[dag_processor] parsing_pre_import_modules`), so
+no parse pays for them. This package is not `airflow.*`: without this, every parse of every DAG file
+imported it again (13 modules for the 1-task control DAG, 40 for the canary: 26-56 ms, 8-23x a
+same-size file of EmptyOperators; `benchmarks/parse_time.py`). This does for this package what Airflow
+does for its own modules: it imports the `latticedb_deploy` modules the DAG files name and every
+operator and sensor module (the factory imports those when it builds a DAG), reads the config file
+once (`load_config` keeps it, keyed by the file's text: a parser whose file changed reads it again),
+then runs `airflow dag-processor` with the arguments it was given.
+
+    python -m latticedb_deploy.dag_processor_preload [dag-processor options]
+
+A parse must still see the package as it is on disk (Airflow re-reads DAG files; this package sits
+in the plugins folder, which Airflow loads once per process): in each forked parser, before it parses,
+the files of the preloaded modules are compared with what was imported (size and mtime, one `stat`
+each), and if any changed every `latticedb_deploy` module is dropped so the parser imports the new code.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "latticedb_deploy"
+# Subpackages whose every module is preloaded: what the factory imports inside its functions.
+BUILT_BY_FACTORY = ("latticedb_deploy.operators", "latticedb_deploy.sensors")
+# The preloaded modules' files as imported: path -> (mtime_ns, size).
+_stamps: dict[str, tuple[int, int]] = {}
+_fork_hook: list[bool] = []  # registered once per process (os.register_at_fork cannot unregister)
+
+
+def dag_file_imports(dags_folder: str | os.PathLike) -> list[str]:
+    """The modules of this package that the DAG files in `dags_folder` import (by reading them, not running them)."""
+    names: set[str] = set()
+    for path in sorted(Path(dags_folder).rglob("*.py")):
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue  # the dag-processor reports it, with the file's own error
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+    return sorted(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
+
+
+def parse_modules(dags_folder: str | os.PathLike) -> list[str]:
+    """What a parse of the DAG files imports from this package: the modules they name, and the operators and sensors."""
+    import pkgutil
+
+    built = []
+    for package in BUILT_BY_FACTORY:
+        module = importlib.import_module(package)
+        built += [m.name for m in pkgutil.iter_modules(module.__path__, package + ".")]
+    return sorted({*dag_file_imports(dags_folder), *BUILT_BY_FACTORY, *built})
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _package_files() -> dict[str, tuple[int, int] | None]:
+    return {
+        module.__file__: _stamp(module.__file__)
+        for name, module in list(sys.modules.items())
+        if (name == PACKAGE or name.startswith(PACKAGE + ".")) and getattr(module, "__file__", None)
+    }
+
+
+def changed_files() -> list[str]:
+    """The preloaded modules' files that differ on disk from what was imported."""
+    return [path for path, stamp in _stamps.items() if _stamp(path) != stamp]
+
+
+def forget_if_changed() -> list[str]:
+    """If any preloaded file changed on disk, drop every module of this package (the next import reads the disk)."""
+    changed = changed_files()
+    if changed:
+        for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
+            del sys.modules[name]
+        _stamps.clear()
+    return changed
+
+
+def preload(dags_folder: str | os.PathLike) -> dict[str, float]:
+    """Import the modules the DAG files import; from then on every forked child checks them before it runs.
+
+    A module that fails to import is logged and skipped: the parse that needs it reports the real error
+    as the DAG file's import error, where a user looks.
+    """
+    t = time.perf_counter()
+    modules = parse_modules(dags_folder)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - preloading is an optimisation, never a failure
+            log.warning("latticedb dag-processor preload: could not import %s: %s", name, exc)
+    try:
+        from latticedb_deploy.config import load_config
+
+        load_config()
+    except Exception as exc:  # noqa: BLE001 - the parse reports a bad config as the DAG file's import error
+        log.warning("latticedb dag-processor preload: config not read: %s", exc)
+    _stamps.clear()
+    _stamps.update({path: stamp for path, stamp in _package_files().items() if stamp is not None})
+    if not _fork_hook:
+        os.register_at_fork(after_in_child=forget_if_changed)
+        _fork_hook.append(True)
+    took = time.perf_counter() - t
+    log.info("latticedb dag-processor preload: %d modules (%d files) in %.2f s", len(modules), len(_stamps), took)
+    return {"imports": took, "modules": len(modules), "files": len(_stamps)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`airflow dag-processor <argv>`, with the package preloaded first."""
+    from airflow.__main__ import main as airflow_main
+    from airflow.configuration import conf
+
+    preload(conf.get("core", "dags_folder"))
+    sys.argv = ["airflow", "dag-processor", *(sys.argv[1:] if argv is None else argv)]
+    airflow_main()
+
+
+if __name__ == "__main__":
+    main()

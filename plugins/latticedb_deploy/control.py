@@ -25,6 +25,9 @@ the same conditional update, so a marker and a person's signal cannot both win):
   (no gate or bake to hold) are refused.
 - `verified` (verify.post_deployment_checks passed): the run only cleans up and records; its rollback no
   longer runs, so every action is refused: latticedb_rollback is what goes back.
+- `rolling_back` (rollback.restore_previous_revision starts putting the last good version back): the
+  run's rollback runs to its end whatever is sent, so every action is refused (before, a promote or
+  abort sent now was accepted, reported with an effect, and ignored).
 
 A control run may name the deployment it means (`target`, "<dag_id>/<run_id>" or a run id alone, as
 the lease's owner is spelled): a lease held by any other run is refused, nothing written.
@@ -41,8 +44,9 @@ from latticedb_deploy.models import frozen_model
 
 ACTIONS = ("promote", "pause", "resume", "abort")
 FINAL = ("promote", "abort")
-VERIFYING, VERIFIED = "verifying", "verified"  # the deployment's own phase markers (not a person's actions)
-PHASES = (VERIFYING, VERIFIED)
+# The deployment's own phase markers (not a person's actions).
+VERIFYING, VERIFIED, ROLLING_BACK = "verifying", "verified", "rolling_back"
+PHASES = (VERIFYING, VERIFIED, ROLLING_BACK)
 DEPLOYMENT_DAGS = {
     "latticedb_deploy_canary": "canary",
     "latticedb_deploy_blue_green": "blue_green",
@@ -78,14 +82,14 @@ class ControlSignal:
 
     @property
     def phase(self) -> str | None:
-        """The deployment's phase marker (VERIFYING, VERIFIED), or None for a person's signal."""
+        """The deployment's phase marker (VERIFYING, VERIFIED, ROLLING_BACK), or None for a person's signal."""
         return self.action if self.action in PHASES else None
 
     @property
     def message(self) -> str:
         """What every message of the deployment says about it: "promoted by alice: confident"."""
         verb = {"promote": "promoted", "pause": "paused", "resume": "resumed", "abort": "aborted",
-                VERIFYING: "verifying", VERIFIED: "verified"}.get(self.action, self.action)
+                VERIFYING: "verifying", VERIFIED: "verified", ROLLING_BACK: "rolling back"}.get(self.action, self.action)
         return f"{verb} by {self.by}: {self.reason}"
 
     def to_json(self) -> str:
@@ -156,11 +160,13 @@ def parse_target(text: str | None) -> Target | None:
 
 
 def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: float) -> ControlSignal:
-    """The deployment's own mark that it entered `phase` (VERIFYING, VERIFIED), replacing `current`."""
+    """The deployment's own mark that it entered `phase` (VERIFYING, VERIFIED, ROLLING_BACK), replacing
+    `current` (a person's signal it replaces is kept in `replaced`: "aborted by bob: INC-3")."""
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; one of {', '.join(PHASES)}")
     reason = {VERIFYING: "smoke tests and post-deployment checks running",
-              VERIFIED: "post-deployment checks passed"}[phase]
+              VERIFIED: "post-deployment checks passed",
+              ROLLING_BACK: "the rollback is putting the last good version back"}[phase]
     replaced = current.message if current is not None and current.phase is None else (
         current.replaced if current is not None else None)
     return ControlSignal(action=phase, by=owner, reason=reason, at=now, run=owner, replaced=replaced)
@@ -168,6 +174,13 @@ def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: 
 
 def _refuse_in_phase(current: ControlSignal, action: str, owner: str) -> None:
     """Refuse what a deployment in verify (or past it) cannot act on; abort in verify passes through."""
+    if current.action == ROLLING_BACK:
+        why = f" (after it was {current.replaced})" if current.replaced else ""
+        raise ControlRefused(
+            f"{owner} is rolling back{why} since {clock(current.at)}: its rollback puts the last good version back "
+            f"with 100 % of traffic and runs to its end whatever is sent, so there is nothing to {action}. The "
+            "run's messages say when it is done; latticedb_rollback is for after it. Nothing changed."
+        )
     if current.action == VERIFIED:
         raise ControlRefused(
             f"{owner} is past verify: its post-deployment checks passed at {clock(current.at)} and it is now cleaning "

@@ -380,3 +380,48 @@ def test_in_verify_only_abort_is_taken_and_past_verify_nothing(local, dagbag):
              "trigger latticedb_rollback")
     assert lock_item(local) == before  # refused, not "accepted" and ignored
     lock.release(owner)
+
+
+def test_a_promote_sent_while_the_rollback_runs_is_refused_and_changes_nothing(local, dagbag, monkeypatch):
+    """A canary's gate fails (green answers 50 % errors) and its rollback starts; a person promotes from the
+    failure's control link meanwhile, in their own control run. Before: accepted ("100 % on the new slot at
+    the next gate poll") while the rollback went on regardless. Now the rollback's first step marks the lease
+    `rolling_back`: the promote is refused naming it, nothing is written, the rollback ends on blue with 100 %."""
+    from latticedb_deploy.operators.deploy import ShiftTrafficBackOperator
+    from tests.faults.driver import faults
+
+    shift_back, seen = ShiftTrafficBackOperator.execute, {}
+
+    def promote_first(self, context):
+        if not seen:  # the rollback has restored blue's revision; traffic moves back next
+            seen["lease"] = json.loads(lock_item(local)["control"])
+            control = BackgroundRun(CONTROL, {"environment": ENV.name, "action": "promote", "reason": "CHG-12 looks fine",
+                                              "deployment": f"{CANARY}/{context['run_id']}"}).start()
+            try:
+                seen["code"] = control.wait(240)
+                seen["states"], seen["output"] = control.task_states(), control.output
+            finally:
+                control.stop()
+            seen["after"] = json.loads(lock_item(local)["control"])
+        return shift_back(self, context)
+
+    monkeypatch.setattr(ShiftTrafficBackOperator, "execute", promote_first)
+    v1 = local.service()["taskDefinition"]
+    faults(local, slot_errors={ENV.green_tg: 0.5})
+    try:
+        dr = run_dag_run(dagbag, CANARY, {"image_uri": image("v2.0.0"), "environment": ENV.name,
+                                          "traffic_steps": [25, 100], "interval_seconds": 10})
+    finally:
+        faults(local, slot_errors=None)
+    states = _states(dr)
+    assert dr.state == "failed" and states["deploy.gate_25pct"] == "failed", states
+    assert seen["lease"]["action"] == "rolling_back", seen["lease"]
+    assert seen["code"] != 0 and seen["states"].get("apply") == "failed", (seen["states"], seen["output"][-3000:])
+    assert "is rolling back" in seen["output"] and "nothing to promote" in seen["output"], seen["output"][-3000:]
+    assert seen["after"] == seen["lease"]  # nothing written: no promote waiting on the lease
+    assert states["rollback.shift_traffic_back"] == states["rollback.notify_rollback"] == "success", states
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
+    assert local.service()["taskDefinition"] == v1
+    texts = local.message_texts()
+    assert any("Control promote refused" in t and "is rolling back" in t for t in texts), texts
+    assert not any("Deployment promoted" in t for t in texts), texts

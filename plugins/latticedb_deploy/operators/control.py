@@ -131,6 +131,40 @@ class ControlDeploymentOperator(LatticeDBOperator):
             self.log.warning("deployment log entry not written: %s", exc)
 
 
+def mark_rolling_back(operator: LatticeDBOperator, context: Any, holder: Any) -> bool:
+    """Mark on this run's lease that its rollback started (control.ROLLING_BACK), so a control run sent now
+    is refused instead of accepted and ignored. Best effort: the rollback never waits or fails on it (a
+    mark not written is logged; the rollback goes on). `holder`: the lease the rollback step just renewed.
+    Returns whether the lease carries the mark."""
+    from latticedb_deploy.aws.locks import EnvironmentLock
+    from latticedb_deploy.control import ROLLING_BACK, phase_marker
+    from latticedb_deploy.operators.base import control_signal, owner_or_none
+
+    owner = owner_or_none(context)
+    if owner is None or holder is None:
+        return False
+    lock = EnvironmentLock(operator.env)
+    try:
+        for _ in range(ATTEMPTS):
+            current = control_signal(holder, operator.log)
+            if current is not None and current.action == ROLLING_BACK:
+                return True
+            marker = phase_marker(ROLLING_BACK, current, owner=owner, now=time.time())
+            if lock.signal(owner, marker.to_json(), holder.control):
+                operator.log.info("lease on %s marked %s%s", operator.env.name, ROLLING_BACK,
+                                  f" (replacing: {current.message})" if current is not None else "")
+                return True
+            holder = lock.holder()  # the signal changed under us (a control run): read it again
+            if holder is None or holder.owner != owner:
+                break
+    except Exception as exc:  # noqa: BLE001 - the rollback matters more than the mark
+        operator.log.warning("lease on %s not marked %s: %s", operator.env.name, ROLLING_BACK, exc)
+        return False
+    operator.log.warning("lease on %s not marked %s: it kept changing, or another run holds it",
+                         operator.env.name, ROLLING_BACK)
+    return False
+
+
 def enter_phase(operator: LatticeDBOperator, context: Any, phase: str, *, holder: Any = None, aborted: str) -> Any:
     """Mark on this run's lease that its deployment entered `phase` (control.VERIFYING / VERIFIED), so a
     control run can tell: in verify only abort applies; past it nothing does. Renews the lease first (a

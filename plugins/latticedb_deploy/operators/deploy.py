@@ -93,6 +93,20 @@ class UpdateServiceOperator(DeploymentStepOperator):
         return {"service": baseline["service"], "task_definition": new["task_definition"]}
 
 
+def aborted_by(signal: Any) -> str | None:
+    """latticedb_control's abort on the lease ("aborted by bob: INC-3"), also once the rollback's own mark
+    replaced it (a retry of the rollback's first step reads the mark)."""
+    from latticedb_deploy.control import ROLLING_BACK
+
+    if signal is None:
+        return None
+    if signal.action == "abort":
+        return signal.message
+    if signal.action == ROLLING_BACK and (signal.replaced or "").startswith("aborted by "):
+        return signal.replaced
+    return None
+
+
 class RestorePreviousRevisionOperator(DeploymentStepOperator):
     """Rollback for every strategy: 100 % of traffic back on the last good slot (`baseline`), on its last
     good revision and size, and the other slot scaled to zero. Idempotent: a retry converges. No baseline
@@ -152,7 +166,7 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
             raise AirflowSkipException("nothing to roll back: the service was never changed")
         gate = self._failed_gate(ti)
         signal = control_signal(holder, self.log)
-        aborted = signal.message if signal is not None and signal.action == "abort" else None
+        aborted = aborted_by(signal)
         fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
         if aborted:
             fields["Aborted"] = aborted  # latticedb_control's abort: the reason in every message
@@ -174,6 +188,9 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
             self.send(context, "warning", "Deployment failed; auto-rollback disabled, nothing restored", {**fields, "State": msg})
             record_failed_deployment(self, context, "aborted", ["auto-rollback disabled", msg])
             raise AirflowSkipException(msg)
+        from latticedb_deploy.operators.control import mark_rolling_back
+
+        mark_rolling_back(self, context, holder)  # a control run sent from now on is refused, not ignored
         self.send(context, "rollback_started", "Rollback started", fields)
         detected_at = time.time()
         # 1. The last good slot back on its revision and size. No traffic moves yet: after promotion it

@@ -206,6 +206,8 @@ def test_a_pause_between_gates_still_judges_the_new_slot_and_rolls_back_on_a_fai
     assert "paused at 25%" in record.reason and "failed its metrics" in record.reason, record
     texts = local.message_texts()
     assert any("Deployment failed at deploy.shift_traffic_to_100pct" in t for t in texts), texts
+    started = [t for t in texts if "Rollback started" in t]  # names the failed shift and why, as for a gate
+    assert started and "deploy.shift_traffic_to_100pct" in started[-1] and "failed its metrics" in started[-1], started
 
 
 def test_abort_mid_step_rolls_back_with_the_reason(local, dagbag):
@@ -301,6 +303,7 @@ def test_abort_during_the_post_deployment_checks_rolls_back(local, dagbag, long_
     for title in ("Deployment failed at verify.post_deployment_checks", "Rollback started", "Rollback finished"):
         hits = [t for t in texts if title in t]
         assert hits and all("aborted by dag_test: INC-11 errors in the logs" in t for t in hits), (title, texts)
+    assert any("Rollback started" in t and "verify.post_deployment_checks" in t for t in texts), texts
 
 
 def _held_by(local, owner: str, marker: str | None = None):

@@ -178,6 +178,14 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
         if gate:
             fields["Failed step"] = f"{gate.get('step')}%"
             fields["Metrics"] = gate.get("summary") or ", ".join(gate.get("reasons", []))
+        else:  # not a gate (a held shift, a rollout, the checks): the run's first failed task, and why
+            from latticedb_deploy.operators.history import first_failure
+
+            step, why = first_failure(context)
+            if step:
+                fields["Failed step"] = step
+            if why and not aborted:
+                fields["Why"] = why
         if not flag(self.auto_rollback, context, "auto_rollback", True):
             msg = (
                 f"AUTO-ROLLBACK DISABLED: traffic and services are left as they are "

@@ -284,7 +284,7 @@ class Stack:
         self._spawn("scheduler", [*af, "scheduler"])
         # The dag-processor with this package preloaded before it forks its parsers
         # (latticedb_deploy/dag_processor_preload.py), as docker-compose.yaml's dag-processor runs.
-        self._spawn("dag-processor", [PY, "-m", "latticedb_deploy.dag_processor_preload"])
+        self._spawn("dag-processor", [PY, "-P", "-m", "latticedb_deploy.dag_processor_preload"])
         self._spawn("triggerer", [*af, "triggerer", "--skip-serve-logs"])
         self._spawn("celery-worker", [*af, "celery", "worker", "--skip-serve-logs", "--concurrency", "8"])
 

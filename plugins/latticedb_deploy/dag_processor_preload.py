@@ -14,8 +14,9 @@ then runs `airflow dag-processor` with the arguments it was given.
 
 A parse must still see the package as it is on disk (Airflow re-reads DAG files; this package sits
 in the plugins folder, which Airflow loads once per process): in each forked parser, before it parses,
-the files of the preloaded modules are compared with what was imported (size and mtime, one `stat`
-each), and if any changed every `latticedb_deploy` module is dropped so the parser imports the new code.
+the files of the package's loaded modules are compared with the disk as it was before the preload
+imported them (size and mtime, one `stat` each), and if any changed every `latticedb_deploy` module
+is dropped so the parser imports the new code (every parse does so until the dag-processor restarts).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import ast
 import importlib
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 PACKAGE = "latticedb_deploy"
 # Subpackages whose every module is preloaded: what the factory imports inside its functions.
 BUILT_BY_FACTORY = ("latticedb_deploy.operators", "latticedb_deploy.sensors")
-# The preloaded modules' files as imported: path -> (mtime_ns, size).
+# The package's module files on disk before the preload imported them: path -> (mtime_ns, size).
 _stamps: dict[str, tuple[int, int]] = {}
 _fork_hook: list[bool] = []  # registered once per process (os.register_at_fork cannot unregister)
 
@@ -73,26 +75,45 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def _package_files() -> dict[str, tuple[int, int] | None]:
-    return {
-        module.__file__: _stamp(module.__file__)
+def _package_root() -> Path:
+    import latticedb_deploy
+
+    return Path(os.path.abspath(latticedb_deploy.__file__)).parent
+
+
+def _disk_stamps() -> dict[str, tuple[int, int] | None]:
+    """Every module file of the package on disk as it is now (taken before importing anything of it)."""
+    return {str(path): _stamp(str(path)) for path in _package_root().rglob("*.py")}
+
+
+def _loaded_files() -> list[str]:
+    return [
+        os.path.abspath(module.__file__)
         for name, module in list(sys.modules.items())
         if (name == PACKAGE or name.startswith(PACKAGE + ".")) and getattr(module, "__file__", None)
-    }
+    ]
 
 
 def changed_files() -> list[str]:
-    """The preloaded modules' files that differ on disk from what was imported."""
-    return [path for path, stamp in _stamps.items() if _stamp(path) != stamp]
+    """The files of the package's loaded modules that differ on disk from before the preload imported them.
+
+    Every loaded module counts, also one a plugin imported after the preload (Airflow loads plugins in
+    the dag-processor): its file is compared with the stamp taken before the preload, so an edit at any
+    time after that is seen; a file that did not exist then counts as changed."""
+    return [path for path in _loaded_files() if _stamps.get(path, _UNKNOWN) != _stamp(path)]
+
+
+_UNKNOWN = (-1, -1)
 
 
 def forget_if_changed() -> list[str]:
-    """If any preloaded file changed on disk, drop every module of this package (the next import reads the disk)."""
+    """If any loaded file of the package changed on disk, drop every module of it (the next import reads the disk)."""
+    if not _stamps:
+        return []
     changed = changed_files()
     if changed:
         for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
             del sys.modules[name]
-        _stamps.clear()
     return changed
 
 
@@ -103,6 +124,7 @@ def preload(dags_folder: str | os.PathLike) -> dict[str, float]:
     as the DAG file's import error, where a user looks.
     """
     t = time.perf_counter()
+    before = _disk_stamps()  # before any import: a file edited while the preload imports counts as changed
     modules = parse_modules(dags_folder)
     for name in modules:
         try:
@@ -116,13 +138,13 @@ def preload(dags_folder: str | os.PathLike) -> dict[str, float]:
     except Exception as exc:  # noqa: BLE001 - the parse reports a bad config as the DAG file's import error
         log.warning("latticedb dag-processor preload: config not read: %s", exc)
     _stamps.clear()
-    _stamps.update({path: stamp for path, stamp in _package_files().items() if stamp is not None})
+    _stamps.update({path: stamp for path, stamp in before.items() if stamp is not None})
     if not _fork_hook:
         os.register_at_fork(after_in_child=forget_if_changed)
         _fork_hook.append(True)
     took = time.perf_counter() - t
-    log.info("latticedb dag-processor preload: %d modules (%d files) in %.2f s", len(modules), len(_stamps), took)
-    return {"imports": took, "modules": len(modules), "files": len(_stamps)}
+    log.info("latticedb dag-processor preload: %d modules in %.2f s", len(modules), took)
+    return {"imports": took, "modules": len(modules)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,8 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     from airflow.__main__ import main as airflow_main
     from airflow.configuration import conf
 
-    preload(conf.get("core", "dags_folder"))
-    sys.argv = ["airflow", "dag-processor", *(sys.argv[1:] if argv is None else argv)]
+    try:
+        preload(conf.get("core", "dags_folder"))
+    except Exception:  # noqa: BLE001 - the dag-processor runs without it, and reports import errors as always
+        log.exception("latticedb dag-processor preload failed: parsing without it")
+    # argv[0] the `airflow` executable: the --dev reloader restarts with [sys.executable, *sys.argv].
+    sys.argv = [shutil.which("airflow") or "airflow", "dag-processor", *(sys.argv[1:] if argv is None else argv)]
     airflow_main()
 
 

@@ -28,7 +28,7 @@ AIRFLOW_COMMANDS = {
     "airflow-apiserver": "api-server",
     "airflow-scheduler": "scheduler",
     # `airflow dag-processor` with this package preloaded (latticedb_deploy/dag_processor_preload.py).
-    "airflow-dag-processor": "python -m latticedb_deploy.dag_processor_preload",
+    "airflow-dag-processor": "python -P -m latticedb_deploy.dag_processor_preload",
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
 }
@@ -154,12 +154,14 @@ def test_airflow_cli_knows_every_command():
 
 
 def test_the_dag_processor_command_runs_airflows_dag_processor():
-    """The compose file's `python -m latticedb_deploy.dag_processor_preload` is `airflow dag-processor` (its --help)."""
-    module = AIRFLOW_COMMANDS["airflow-dag-processor"].split()[-1]
-    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
+    """The compose file's command preloads the package (its log line), then is `airflow dag-processor` (its --help)."""
+    python, *args = AIRFLOW_COMMANDS["airflow-dag-processor"].split()
+    assert python == "python"
+    out = subprocess.run([sys.executable, *args, "--help"], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "usage: airflow dag-processor" in out.stdout.lower()
+    assert "latticedb dag-processor preload: " in out.stdout + out.stderr, (out.stdout + out.stderr)[-2000:]
 
 
 def test_dependencies_exist_and_are_consistent(services):
@@ -403,4 +405,4 @@ def test_the_worker_preloads_and_the_scheduler_idles_as_the_e2e_stack_measured_t
 def test_the_e2e_stack_runs_the_dag_processor_as_the_compose_file_does():
     """`python -m latticedb_deploy.dag_processor_preload` (the compose file's, checked above) in the e2e/bench stack."""
     stack = (ROOT / "harness" / "airflow_stack.py").read_text()
-    assert '[PY, "-m", "latticedb_deploy.dag_processor_preload"]' in stack
+    assert '[PY, "-P", "-m", "latticedb_deploy.dag_processor_preload"]' in stack

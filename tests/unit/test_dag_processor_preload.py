@@ -4,7 +4,8 @@ Runs the way `python -m latticedb_deploy.dag_processor_preload` runs Airflow's d
 process preloads, then forks a child per parse (Airflow's bare `os.fork()`), and the child parses a
 DAG file with `DagBag`. On a copy of dags/, plugins/ and the config, so that the test can change a
 module or the config between forks, as a deploy of new code or a config edit does under a running
-dag-processor: over every kind of change the child must parse the new version, never the preloaded one.
+dag-processor (and while the preload itself runs, and to a module a plugin imported after it): over every
+kind of change the child must parse the new version, never the preloaded one.
 """
 
 from __future__ import annotations
@@ -29,13 +30,28 @@ from pathlib import Path
 from airflow.dag_processing.dagbag import DagBag
 from latticedb_deploy import dag_processor_preload as preload
 dags, changes = Path(sys.argv[1]), json.loads(sys.argv[2])
+
+def edit(change):
+    path = Path(change["path"])
+    path.write_text(path.read_text().replace(change["old"], change["new"]))
+
+during = [c for c in changes if c and c.get("when") == "during_preload"]
+if during:  # the edit lands while the preload runs: after its imports, as it reads the config
+    from latticedb_deploy import config
+    read = config.load_config
+    def load_config_after_an_edit(*args, **kwargs):
+        edit(during[0])
+        return read(*args, **kwargs)
+    config.load_config = load_config_after_an_edit
 took = preload.preload(dags)
+if during:
+    config.load_config = read
+import latticedb_deploy.page  # noqa: F401  (as the Deployments plugin does in the dag-processor, after the preload)
 gc.freeze()
 report = {"preloaded": took["modules"], "forks": []}
 for change in changes:
-    if change:
-        path = Path(change["path"])
-        path.write_text(path.read_text().replace(change["old"], change["new"]))
+    if change and change.get("when") != "during_preload":
+        edit(change)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -134,6 +150,16 @@ CHANGES = {
         {"path": "latticedb.yaml", "old": "\n  staging:\n", "new": "\n  staging:\n    max_pause_seconds: 4321\n"},
         {"max_pause": 4321},
     ),
+    "a module a plugin imported after the preload": (
+        {"path": "plugins/latticedb_deploy/page.py", "old": "from __future__ import annotations",
+         "new": "from __future__ import annotations\nimport latticedb_deploy.strategies as _s\n_s.PRELOAD_MARKER = 'page'"},
+        {"reloaded": True},
+    ),
+    "a module edited while the preload ran": (
+        {"path": "plugins/latticedb_deploy/strategies.py", "old": "from __future__ import annotations",
+         "new": "from __future__ import annotations\nPRELOAD_MARKER = 'mid-preload'", "when": "during_preload"},
+        {"reloaded": True},
+    ),
     "the DAG file itself": (
         {"path": "dags/latticedb_deploy_canary.py", "old": "dag = build_deployment_dag(CANARY, extra_params=canary_params())",
          "new": "dag = build_deployment_dag(CANARY, extra_params=canary_params())\ndag.description = 'edited'"},
@@ -150,12 +176,17 @@ def test_a_parser_forked_after_a_change_parses_the_change(copy, change):
         assert edit["old"] in Path(edit["path"]).read_text(), "the test's edit no longer applies"
     report = _run(copy, [None, edit, None])
     before, after, later = report["forks"]
-    assert before["imported"] == [], "the first parser imported modules the preload should have"
-    assert before["marker"] is None and before["max_pause"] != 4321 and before["description"] != "edited"
+    expected = dict(expected)
+    reloaded = expected.pop("reloaded", False) or change.startswith("a module the")
+    if edit is None or edit.get("when") != "during_preload":
+        assert before["imported"] == [], "the first parser imported modules the preload should have"
+        assert before["marker"] is None and before["max_pause"] != 4321 and before["description"] != "edited"
+    else:  # edited after its imports: every parser reads the disk, never the code the preload imported
+        assert "latticedb_deploy.factory" in before["imported"] and before["marker"] == "mid-preload", before
     for fork in (after, later):
         for key, value in expected.items():
             assert fork[key] == value, f"{change}: the parser saw the preloaded version ({key}={fork[key]!r})"
-    if change in ("a module the DAG file imports", "a module the factory imports inside a function"):
+    if reloaded:
         assert "latticedb_deploy.factory" in after["imported"], "the changed package was not imported again"
     else:
         assert after["imported"] == [], f"{change}: the package was imported again though no module changed"

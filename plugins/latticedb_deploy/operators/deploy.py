@@ -184,7 +184,7 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
             step, why = first_failure(context)
             if step:
                 fields["Failed step"] = step
-            if why and not aborted:
+            if why and not aborted and not expired:  # those two already say why
                 fields["Why"] = why
         if not flag(self.auto_rollback, context, "auto_rollback", True):
             msg = (

@@ -1,8 +1,10 @@
 """latticedb_nightly_staging (Airflow DAG): redeploy staging with the newest matching image every night.
 
 resolve_image finds the newest ECR image whose tag matches `nightly.tag_pattern`; when that digest
-already runs in the environment's live service the run ends with everything skipped. Otherwise it
-triggers `latticedb_deploy_<nightly.strategy>`, waits for it deferrably, and sends a summary.
+already runs in the environment's live service the run ends with everything skipped. Otherwise
+wait_for_environment waits (deferred) while another deployment holds the environment, up to
+`nightly.wait_for_environment_seconds`; then it triggers `latticedb_deploy_<nightly.strategy>`, waits
+for it deferrably, and sends a summary (NOT deployed, and why, when the environment stayed held).
 Schedule, environment, strategy and pattern: `nightly` in include/config/latticedb.yaml.
 """
 
@@ -12,7 +14,11 @@ from airflow.sdk import chain
 
 from latticedb_deploy.config import load_config
 from latticedb_deploy.factory import operations_dag
-from latticedb_deploy.operators.nightly import NightlySummaryOperator, ResolveNightlyImageOperator
+from latticedb_deploy.operators.nightly import (
+    NightlySummaryOperator,
+    ResolveNightlyImageOperator,
+    WaitForEnvironmentOperator,
+)
 from latticedb_deploy.operators.strategy_run import StrategyRunOperator
 
 nightly = load_config().nightly
@@ -28,10 +34,11 @@ with operations_dag(
     tags=["operations", "nightly"],
 ) as dag:
     resolve = ResolveNightlyImageOperator(task_id="resolve_image")
+    wait = WaitForEnvironmentOperator(task_id="wait_for_environment")
     deploy = StrategyRunOperator(
         task_id="deploy",
         trigger_dag_id="{{ " + _resolved + "['dag_id'] }}",
         conf={"image_uri": "{{ " + _resolved + "['image_uri'] }}", "environment": "{{ " + _resolved + "['environment'] }}"},
     )
     summary = NightlySummaryOperator(task_id="summary", trigger_rule="none_skipped")
-    chain(resolve, deploy, summary)
+    chain(resolve, wait, deploy, summary)

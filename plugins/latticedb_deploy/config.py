@@ -571,8 +571,13 @@ class Nightly:
     environment: str = "staging"
     strategy: str = "rolling"
     tag_pattern: str = r"^v\d+\.\d+\.\d+$"
+    # A deployment holding the environment when the nightly starts (someone's canary at 02:00) is waited
+    # for, deferred, this long before the nightly gives up without deploying; 0: do not wait.
+    wait_for_environment_seconds: int = 3600
 
     def _validate(self, where: str) -> None:
+        _check(self.wait_for_environment_seconds >= 0, where, "wait_for_environment_seconds",
+               f"must be zero or more (seconds), got {self.wait_for_environment_seconds}")
         _check(bool(_CRON.fullmatch(self.schedule.strip())), where, "schedule",
                f"must be a cron expression like '0 2 * * *' (or @daily, @hourly, ...), got {self.schedule!r}")
         _check(self.strategy in STRATEGY_NAMES, where, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}, got {self.strategy!r}")

@@ -60,7 +60,8 @@ def test_skips_when_the_newest_matching_image_already_runs(local, dagbag, nightl
     before = local.service()["taskDefinition"]
     state, tasks = run_dag(dagbag, DAG_ID, {})
     assert state == "success", tasks  # a skipped night is not a failed one
-    assert tasks == {"resolve_image": "skipped", "deploy": "skipped", "summary": "skipped"}
+    assert tasks == {"resolve_image": "skipped", "wait_for_environment": "skipped", "deploy": "skipped",
+                     "summary": "skipped"}
     assert local.service()["taskDefinition"] == before
     assert local.messages() == []
 
@@ -74,7 +75,8 @@ def test_deploys_the_newest_matching_image_then_skips_the_next_night(local, dagb
     assert child["runs"] and child["runs"][0][0] == "latticedb_deploy_rolling", child.get("output")
     assert child["runs"][0][2] == "success", child.get("output")
     assert state == "success", tasks
-    assert tasks == {"resolve_image": "success", "deploy": "success", "summary": "success"}
+    assert tasks == {"resolve_image": "success", "wait_for_environment": "success", "deploy": "success",
+                     "summary": "success"}
     svc = local.service()
     assert local.task_definition_image(svc["taskDefinition"]).endswith(f"{ENV.repository}@" + digest)
     assert svc["runningCount"] == svc["desiredCount"]
@@ -92,7 +94,8 @@ def test_deploys_the_newest_matching_image_then_skips_the_next_night(local, dagb
     # The next night: nothing new, so nothing happens.
     state, tasks = run_dag(dagbag, DAG_ID, {})
     assert state == "success"
-    assert tasks == {"resolve_image": "skipped", "deploy": "skipped", "summary": "skipped"}
+    assert tasks == {"resolve_image": "skipped", "wait_for_environment": "skipped", "deploy": "skipped",
+                     "summary": "skipped"}
 
 
 def test_schedule_comes_from_config(dagbag):
@@ -128,9 +131,69 @@ def test_a_rejected_nightly_blue_green_is_reported_not_deployed(local, dagbag, t
         person.join(5)
     assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_blue_green", "failed")], child.get("output")
     assert state == "failed", tasks
-    assert tasks == {"resolve_image": "success", "deploy": "failed", "summary": "failed"}
+    assert tasks == {"resolve_image": "success", "wait_for_environment": "success", "deploy": "failed",
+                     "summary": "failed"}
     assert local.service()["taskDefinition"] == before
     assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     texts = local.message_texts()
     summary = [t for t in texts if f"Nightly {ENV.name}: v3.0.0" in t]
     assert summary and "NOT deployed" in summary[0] and "Outcome: rejected: rejected by On-call engineer" in summary[0], texts
+
+
+HOLDER = "latticedb_deploy_canary/manual__2026-12-07T01:50:00+00:00"
+
+
+def _lease(local):
+    from latticedb_deploy.aws.locks import EnvironmentLock
+    from latticedb_deploy.config import load_config
+
+    return EnvironmentLock(load_config().environment(ENV.name), client=local.client("dynamodb"))
+
+
+def test_a_deployment_in_flight_at_night_is_waited_for_then_the_nightly_deploys(local, dagbag, nightly_config):
+    """02:00 and someone's canary still holds the environment: the nightly waits for it (deferred) instead
+    of failing at the triggered run's acquire_environment, and deploys once the canary lets go."""
+    import threading
+    import time
+
+    from harness.dag_runs import run_dag_run, xcom
+
+    nightly_config(wait_for_environment_seconds=180)
+    digest = _push(local, "v3.0.0")
+    lock = _lease(local)
+    assert lock.acquire(HOLDER) is None
+    released = []
+
+    def canary_ends():
+        time.sleep(8)
+        released.append(time.time())
+        lock.release(HOLDER)
+
+    threading.Thread(target=canary_ends, daemon=True).start()
+    with executing_triggered_runs(["latticedb_deploy_rolling"], max_runs=1, timeout=300) as child:
+        dr = run_dag_run(dagbag, DAG_ID, {})
+    tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "success", tasks
+    assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_rolling", "success")], child.get("output")
+    assert xcom(DAG_ID, dr.run_id, "wait_for_environment")["waited_seconds"] >= 7  # it waited for the canary
+    assert local.task_definition_image(local.service()["taskDefinition"]).endswith(f"{ENV.repository}@" + digest)
+    assert released and any(f"Nightly {ENV.name}: v3.0.0 deployed" in t for t in local.message_texts())
+
+
+def test_an_environment_held_past_the_wait_is_not_deployed_and_the_summary_names_the_holder(local, dagbag,
+                                                                                          nightly_config):
+    nightly_config(wait_for_environment_seconds=4)
+    _push(local, "v3.0.0")
+    before = local.service()["taskDefinition"]
+    lock = _lease(local)
+    assert lock.acquire(HOLDER) is None
+    try:
+        state, tasks = run_dag(dagbag, DAG_ID, {})
+    finally:
+        lock.release(HOLDER)
+    assert state == "failed", tasks
+    assert tasks == {"resolve_image": "success", "wait_for_environment": "failed", "deploy": "upstream_failed",
+                     "summary": "failed"}
+    assert local.service()["taskDefinition"] == before  # no deployment was triggered
+    summary = [t for t in local.message_texts() if f"Nightly {ENV.name}: v3.0.0" in t]
+    assert summary and "NOT deployed" in summary[0] and f"still held by {HOLDER}" in summary[0], summary

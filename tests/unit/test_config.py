@@ -123,6 +123,8 @@ def _write(tmp_path, mutate) -> Path:
         (lambda d: d["environments"]["dev"].update(lock_ttl_seconds=0), r"environments\.dev\.lock_ttl_seconds: must be positive"),
         (lambda d: d["environments"]["dev"].update(max_pause_seconds=0), r"environments\.dev\.max_pause_seconds: must be positive"),
         (lambda d: d["nightly"].update(schedule="every night"), r"nightly\.schedule: must be a cron expression"),
+        (lambda d: d["nightly"].update(wait_for_environment_seconds=-1),
+         r"nightly\.wait_for_environment_seconds: must be zero or more"),
         (lambda d: d["nightly"].update(tag_pattern="^v(\\d+"), r"nightly\.tag_pattern: not a valid regular expression"),
         (lambda d: d["progressive_delivery"]["stages"][0].update(strategy="big_bang"),
          r"progressive_delivery\.stages\[0\]\.strategy: must be one of rolling, canary, blue_green"),

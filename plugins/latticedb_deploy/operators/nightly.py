@@ -5,6 +5,7 @@ The deployment itself is a triggered strategy DAG (operators/strategy_run.py).""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -13,6 +14,8 @@ from latticedb_deploy.operators.base import LatticeDBOperator
 from latticedb_deploy.operators.strategy_run import strategy_dag_id, triggered_outcome
 
 RESOLVE_TASK_ID = "resolve_image"
+WAIT_TASK_ID = "wait_for_environment"
+HELD_KEY = "held"  # why wait_for_environment gave up: who held the environment
 TRIGGER_TASK_ID = "deploy"
 
 
@@ -105,6 +108,47 @@ class ResolveNightlyImageOperator(_NightlyOperator):
         return result
 
 
+class WaitForEnvironmentOperator(_NightlyOperator):
+    """wait_for_environment: deploy into an environment nobody holds. A deployment in flight there (someone's
+    canary at 02:00) is waited for, deferred in the triggerer, up to `nightly.wait_for_environment_seconds`;
+    then, or at once when the environment is locked after a failed rollback, this fails naming who holds it
+    (XCom `held`), the deployment is not triggered, and the summary says NOT deployed and why."""
+
+    def execute(self, context: Any) -> dict:
+        from latticedb_deploy.aws.locks import EnvironmentLock
+        from latticedb_deploy.triggers.environment_free import EnvironmentFreeTrigger, held_reason
+
+        nightly = self.config.nightly
+        self.environment = nightly.environment  # what resolve_image resolved the image for
+        holder = EnvironmentLock(self.env).holder()
+        if holder is None or holder.expired():
+            return {"environment": self.env.name, "waited_seconds": 0}
+        if holder.blocked:
+            self._held(context, f"{self.env.name!r} is locked because {holder.blocked} (latticedb_unlock clears it)")
+        held = held_reason(holder, self.env.name)
+        if nightly.wait_for_environment_seconds <= 0:
+            self._held(context, f"{held}; nightly.wait_for_environment_seconds is 0")
+        now = time.time()
+        self.log.warning("%s: waiting up to %d s for it to finish", held, nightly.wait_for_environment_seconds)
+        self.defer(
+            trigger=EnvironmentFreeTrigger(environment=self.env.name, poll_seconds=self.env.rollout.poll_seconds,
+                                           deadline=now + nightly.wait_for_environment_seconds, started_at=now,
+                                           config=self.config_snapshot),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        self.environment = self.config.nightly.environment
+        if not event.get("free"):
+            self._held(context, event["reason"])
+        self.log.info("%s is free after %s s", self.environment, event.get("waited_seconds"))
+        return {"environment": self.environment, "waited_seconds": event.get("waited_seconds")}
+
+    def _held(self, context: Any, why: str) -> None:
+        context["ti"].xcom_push(key=HELD_KEY, value=why)
+        raise AirflowFailException(f"nightly NOT deployed: {why}")
+
+
 class NightlySummaryOperator(_NightlyOperator):
     """After the triggered deployment: one summary message; the run fails if the deployment did."""
 
@@ -127,11 +171,12 @@ class NightlySummaryOperator(_NightlyOperator):
             "Was running": ((resolved or {}).get("running_task_definition") or "").split("/")[-1],
             "Deployment": f"{(resolved or {}).get('dag_id')} run {run_id}: {state}" if run_id else "not started",
             "Outcome": f"{outcome['outcome']}: {outcome['reason']}" if outcome and not ok else None,
+            "Why": ti.xcom_pull(task_ids=WAIT_TASK_ID, key=HELD_KEY) if not run_id else None,
             "Run": context["run_id"],
         }
         title = f"Nightly {self.environment}: {(resolved or {}).get('tag', '?')} " + ("deployed" if ok else "NOT deployed")
         notify.send(self.env, "succeeded" if ok else "failed", title, fields, notify.run_link(context))
         if not ok:
-            why = f"{outcome['outcome']}: {outcome['reason']}" if outcome else "not started"
+            why = f"{outcome['outcome']}: {outcome['reason']}" if outcome else f"not started: {fields['Why'] or 'see the run'}"
             raise AirflowFailException(f"nightly deployment NOT deployed ({why}; triggered run state: {state})")
         return {"state": state, "triggered_run_id": run_id, **(resolved or {})}

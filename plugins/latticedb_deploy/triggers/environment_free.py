@@ -1,0 +1,77 @@
+"""Wait, in the triggerer, until no run holds an environment's lease (or its hold lapsed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from latticedb_deploy.aws import KeptForAWait
+
+
+def held_reason(holder: Any, name: str) -> str:
+    """Who holds `name` and since when, as the nightly's messages say it."""
+    from latticedb_deploy.control import clock
+
+    return f"{name!r} is held by {holder.owner} (since {clock(holder.acquired_at)})"
+
+
+class EnvironmentFreeTrigger(BaseTrigger):
+    """Fires once: {"free": True, "waited_seconds"} as soon as nobody holds `environment` (or the hold
+    lapsed); {"free": False, "reason"} when it is locked after a failed rollback (a person must look:
+    latticedb_unlock) or still held at `deadline`. A read that fails (AWS throttled or down) is logged
+    and tried again at the next poll."""
+
+    def __init__(self, *, environment: str, poll_seconds: float, deadline: float, started_at: float,
+                 config: dict | None = None):
+        super().__init__()
+        self.environment = environment
+        self.poll_seconds = poll_seconds
+        self.deadline = deadline
+        self.started_at = started_at
+        self.config = config
+        self._lock = KeptForAWait()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "latticedb_deploy.triggers.environment_free.EnvironmentFreeTrigger",
+            {"environment": self.environment, "poll_seconds": self.poll_seconds, "deadline": self.deadline,
+             "started_at": self.started_at, "config": self.config},
+        )
+
+    def _holder(self) -> Any:
+        from latticedb_deploy import run_config
+        from latticedb_deploy.aws.locks import EnvironmentLock
+
+        lock = self._lock.get(lambda: EnvironmentLock(run_config.environment(self.environment, self.config)))
+        return lock.holder()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        last = None
+        while True:
+            try:
+                holder = await asyncio.to_thread(self._holder)
+            except Exception as exc:  # noqa: BLE001 - not an answer: look again at the next poll
+                self.log.warning("reading the lease on %s failed (will retry): %s", self.environment, exc)
+                self._lock.drop()
+            else:
+                if holder is None or holder.expired():
+                    yield TriggerEvent({"free": True, "waited_seconds": round(time.time() - self.started_at, 1)})
+                    return
+                if holder.blocked:
+                    yield TriggerEvent({"free": False, "reason": f"{self.environment!r} is locked because "
+                                        f"{holder.blocked} (latticedb_unlock clears it)"})
+                    return
+                if last is None or holder.owner != last:
+                    self.log.info("%s: waiting", held_reason(holder, self.environment))
+                last = holder.owner
+            now = time.time()
+            if now >= self.deadline:
+                who = f"held by {last}" if last else "its lease could not be read"
+                yield TriggerEvent({"free": False, "reason": f"{self.environment!r} was still {who} after "
+                                    f"{now - self.started_at:.0f} s of waiting"})
+                return
+            await asyncio.sleep(min(self.poll_seconds, self.deadline - now))

@@ -131,13 +131,26 @@ class ControlDeploymentOperator(LatticeDBOperator):
             self.log.warning("deployment log entry not written: %s", exc)
 
 
+def _write_mark(operator: LatticeDBOperator, lock: Any, owner: str, phase: str, current: Any, holder: Any) -> bool:
+    """Write the deployment's `phase` mark over `current`, conditional on the signal `holder` read (as a
+    control run's write is); whether it was written (False: the signal changed under us)."""
+    from latticedb_deploy.control import phase_marker
+
+    marker = phase_marker(phase, current, owner=owner, now=time.time())
+    if not lock.signal(owner, marker.to_json(), holder.control):
+        return False
+    operator.log.info("lease on %s marked %s%s", operator.env.name, phase,
+                      f" (replacing: {current.message})" if current is not None else "")
+    return True
+
+
 def mark_rolling_back(operator: LatticeDBOperator, context: Any, holder: Any) -> bool:
     """Mark on this run's lease that its rollback started (control.ROLLING_BACK), so a control run sent now
     is refused instead of accepted and ignored. Best effort: the rollback never waits or fails on it (a
     mark not written is logged; the rollback goes on). `holder`: the lease the rollback step just renewed.
     Returns whether the lease carries the mark."""
     from latticedb_deploy.aws.locks import EnvironmentLock
-    from latticedb_deploy.control import ROLLING_BACK, phase_marker
+    from latticedb_deploy.control import ROLLING_BACK
     from latticedb_deploy.operators.base import control_signal, owner_or_none
 
     owner = owner_or_none(context)
@@ -149,10 +162,7 @@ def mark_rolling_back(operator: LatticeDBOperator, context: Any, holder: Any) ->
             current = control_signal(holder, operator.log)
             if current is not None and current.action == ROLLING_BACK:
                 return True
-            marker = phase_marker(ROLLING_BACK, current, owner=owner, now=time.time())
-            if lock.signal(owner, marker.to_json(), holder.control):
-                operator.log.info("lease on %s marked %s%s", operator.env.name, ROLLING_BACK,
-                                  f" (replacing: {current.message})" if current is not None else "")
+            if _write_mark(operator, lock, owner, ROLLING_BACK, current, holder):
                 return True
             holder = lock.holder()  # the signal changed under us (a control run): read it again
             if holder is None or holder.owner != owner:
@@ -176,7 +186,6 @@ def enter_phase(operator: LatticeDBOperator, context: Any, phase: str, *, holder
     `holder`: the lease just renewed (hold_lease's result), to save a renewal. Returns the lease, or None
     when the context names no run (a hand-built context: no lease to mark)."""
     from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
-    from latticedb_deploy.control import phase_marker
     from latticedb_deploy.operators.base import control_signal, owner_or_none
 
     owner = owner_or_none(context)
@@ -196,10 +205,7 @@ def enter_phase(operator: LatticeDBOperator, context: Any, phase: str, *, holder
             raise AirflowFailException(msg)
         if current is not None and current.action == phase:
             return holder
-        marker = phase_marker(phase, current, owner=owner, now=time.time())
-        if lock.signal(owner, marker.to_json(), holder.control):
-            operator.log.info("lease on %s marked %s%s", operator.env.name, phase,
-                              f" (replacing: {current.message})" if current is not None else "")
+        if _write_mark(operator, lock, owner, phase, current, holder):
             return holder
         holder = None  # the signal changed under us (a control run): read it again
     raise AirflowFailException(f"the lease on {operator.env.name!r} kept changing while marking {phase}: look again")

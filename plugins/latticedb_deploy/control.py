@@ -173,7 +173,7 @@ def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: 
 
 
 def _refuse_in_phase(current: ControlSignal, action: str, owner: str) -> None:
-    """Refuse what a deployment in verify (or past it) cannot act on; abort in verify passes through."""
+    """Refuse what a deployment rolling back, in verify or past it cannot act on; abort in verify passes through."""
     if current.action == ROLLING_BACK:
         why = f" (after it was {current.replaced})" if current.replaced else ""
         raise ControlRefused(

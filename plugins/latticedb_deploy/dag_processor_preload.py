@@ -37,6 +37,7 @@ PACKAGE = "latticedb_deploy"
 BUILT_BY_FACTORY = ("latticedb_deploy.operators", "latticedb_deploy.sensors")
 # The package's module files on disk before the preload imported them: path -> (mtime_ns, size).
 _stamps: dict[str, tuple[int, int]] = {}
+_UNKNOWN = (-1, -1)  # the stamp of a file that was not there before the preload: never equal to one on disk
 _fork_hook: list[bool] = []  # registered once per process (os.register_at_fork cannot unregister)
 
 
@@ -101,9 +102,6 @@ def changed_files() -> list[str]:
     the dag-processor): its file is compared with the stamp taken before the preload, so an edit at any
     time after that is seen; a file that did not exist then counts as changed."""
     return [path for path in _loaded_files() if _stamps.get(path, _UNKNOWN) != _stamp(path)]
-
-
-_UNKNOWN = (-1, -1)
 
 
 def forget_if_changed() -> list[str]:

@@ -284,6 +284,18 @@ def paused_seconds(signal: ControlSignal | None, started_at: float, now: float) 
     return 0.0
 
 
+def aborted_by(signal: ControlSignal | None) -> str | None:
+    """latticedb_control's abort on the lease ("aborted by bob: INC-3"), also once the rollback's own mark
+    replaced it (a retry of the rollback's first step reads the mark)."""
+    if signal is None:
+        return None
+    if signal.action == "abort":
+        return signal.message
+    if signal.action == ROLLING_BACK and (signal.replaced or "").startswith("aborted by "):
+        return signal.replaced
+    return None
+
+
 def for_step(signal: ControlSignal | None, *, rollback: bool = False) -> str | None:
     """What a step that changes traffic does: "abort" (fail, changing nothing), "promote" (100 % on the
     new slot, then skip), or None (carry on). Rollback steps always carry on: they are what abort asks for."""

@@ -23,6 +23,7 @@ from latticedb_deploy.control import (
     VERIFYING,
     ControlRefused,
     ControlSignal,
+    aborted_by,
     apply,
     for_gate,
     for_step,
@@ -123,7 +124,6 @@ def same_table(lock, monkeypatch):
 @pytest.mark.parametrize("before", BEFORE)
 def test_the_rollback_marks_the_lease_over_whatever_it_carries(held, same_table, before):
     from latticedb_deploy.operators.control import mark_rolling_back
-    from latticedb_deploy.operators.deploy import aborted_by
 
     previous = _before(before)
     if previous is not None:

@@ -93,20 +93,6 @@ class UpdateServiceOperator(DeploymentStepOperator):
         return {"service": baseline["service"], "task_definition": new["task_definition"]}
 
 
-def aborted_by(signal: Any) -> str | None:
-    """latticedb_control's abort on the lease ("aborted by bob: INC-3"), also once the rollback's own mark
-    replaced it (a retry of the rollback's first step reads the mark)."""
-    from latticedb_deploy.control import ROLLING_BACK
-
-    if signal is None:
-        return None
-    if signal.action == "abort":
-        return signal.message
-    if signal.action == ROLLING_BACK and (signal.replaced or "").startswith("aborted by "):
-        return signal.replaced
-    return None
-
-
 class RestorePreviousRevisionOperator(DeploymentStepOperator):
     """Rollback for every strategy: 100 % of traffic back on the last good slot (`baseline`), on its last
     good revision and size, and the other slot scaled to zero. Idempotent: a retry converges. No baseline
@@ -141,6 +127,7 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
         from latticedb_deploy.aws.ecs import EcsClient
         from latticedb_deploy.aws.elbv2 import TrafficClient
         from latticedb_deploy.aws.guarded_traffic import GuardedTraffic
+        from latticedb_deploy.control import aborted_by
         from latticedb_deploy.operators.base import control_signal
         from latticedb_deploy.params import flag
         from latticedb_deploy.readiness import last_good_slot
@@ -166,7 +153,7 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
             raise AirflowSkipException("nothing to roll back: the service was never changed")
         gate = self._failed_gate(ti)
         signal = control_signal(holder, self.log)
-        aborted = aborted_by(signal)
+        aborted = aborted_by(signal)  # latticedb_control's abort, also under the rollback's own mark
         fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
         if aborted:
             fields["Aborted"] = aborted  # latticedb_control's abort: the reason in every message

@@ -116,16 +116,15 @@ class WaitForEnvironmentOperator(_NightlyOperator):
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.locks import EnvironmentLock
-        from latticedb_deploy.triggers.environment_free import EnvironmentFreeTrigger, held_reason
+        from latticedb_deploy.triggers.environment_free import EnvironmentFreeTrigger, lease_state
 
         nightly = self.config.nightly
         self.environment = nightly.environment  # what resolve_image resolved the image for
-        holder = EnvironmentLock(self.env).holder()
-        if holder is None or holder.expired():
+        state, held = lease_state(EnvironmentLock(self.env).holder(), self.env.name)
+        if state == "free":  # the usual night: no deferral at all
             return {"environment": self.env.name, "waited_seconds": 0}
-        if holder.blocked:
-            self._held(context, f"{self.env.name!r} is locked because {holder.blocked} (latticedb_unlock clears it)")
-        held = held_reason(holder, self.env.name)
+        if state == "locked":
+            self._held(context, held)
         if nightly.wait_for_environment_seconds <= 0:
             self._held(context, f"{held}; nightly.wait_for_environment_seconds is 0")
         now = time.time()

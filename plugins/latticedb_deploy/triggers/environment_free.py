@@ -12,11 +12,16 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from latticedb_deploy.aws import KeptForAWait
 
 
-def held_reason(holder: Any, name: str) -> str:
-    """Who holds `name` and since when, as the nightly's messages say it."""
+def lease_state(holder: Any, name: str) -> tuple[str, str | None]:
+    """What a lease means for a run that wants environment `name`: ("free", None) when nobody holds it or
+    the hold lapsed; ("locked", why) after a failed rollback (a person must look); ("held", who and since when)."""
     from latticedb_deploy.control import clock
 
-    return f"{name!r} is held by {holder.owner} (since {clock(holder.acquired_at)})"
+    if holder is None or holder.expired():
+        return "free", None
+    if holder.blocked:
+        return "locked", f"{name!r} is locked because {holder.blocked} (latticedb_unlock clears it)"
+    return "held", f"{name!r} is held by {holder.owner} (since {clock(holder.acquired_at)})"
 
 
 class EnvironmentFreeTrigger(BaseTrigger):
@@ -58,15 +63,15 @@ class EnvironmentFreeTrigger(BaseTrigger):
                 self.log.warning("reading the lease on %s failed (will retry): %s", self.environment, exc)
                 self._lock.drop()
             else:
-                if holder is None or holder.expired():
+                state, why = lease_state(holder, self.environment)
+                if state == "free":
                     yield TriggerEvent({"free": True, "waited_seconds": round(time.time() - self.started_at, 1)})
                     return
-                if holder.blocked:
-                    yield TriggerEvent({"free": False, "reason": f"{self.environment!r} is locked because "
-                                        f"{holder.blocked} (latticedb_unlock clears it)"})
+                if state == "locked":
+                    yield TriggerEvent({"free": False, "reason": why})
                     return
-                if last is None or holder.owner != last:
-                    self.log.info("%s: waiting", held_reason(holder, self.environment))
+                if holder.owner != last:
+                    self.log.info("%s: waiting", why)
                 last = holder.owner
             now = time.time()
             if now >= self.deadline:

@@ -29,6 +29,7 @@ import json, os, sys, gc
 from pathlib import Path
 from airflow.dag_processing.dagbag import DagBag
 from latticedb_deploy import dag_processor_preload as preload
+from tests.forked import in_a_fork
 dags, changes = Path(sys.argv[1]), json.loads(sys.argv[2])
 
 def edit(change):
@@ -52,29 +53,22 @@ report = {"preloaded": took["modules"], "forks": []}
 for change in changes:
     if change and change.get("when") != "during_preload":
         edit(change)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            before = set(sys.modules)
-            bag = DagBag(dag_folder=str(dags / "latticedb_deploy_canary.py"))
-            dag = next(iter(bag.dags.values()), None)
-            from latticedb_deploy import strategies
-            from latticedb_deploy.config import load_config
-            result = {
-                "errors": {k: str(v)[-300:] for k, v in bag.import_errors.items()},
-                "imported": sorted(m for m in set(sys.modules) - before if m.startswith("latticedb_deploy")),
-                "marker": getattr(strategies, "PRELOAD_MARKER", None),
-                "description": dag.description if dag else None,
-                "max_pause": load_config().environment("staging").max_pause_seconds,
-            }
-        except BaseException as exc:
-            result = {"crash": repr(exc)}
-        os.write(w, json.dumps(result).encode())
-        os._exit(0)
-    os.close(w)
-    os.waitpid(pid, 0)
-    report["forks"].append(json.loads(os.read(r, 1 << 20).decode()))
+
+    def parse_the_canary():
+        before = set(sys.modules)
+        bag = DagBag(dag_folder=str(dags / "latticedb_deploy_canary.py"))
+        dag = next(iter(bag.dags.values()), None)
+        from latticedb_deploy import strategies
+        from latticedb_deploy.config import load_config
+        return {
+            "errors": {k: str(v)[-300:] for k, v in bag.import_errors.items()},
+            "imported": sorted(m for m in set(sys.modules) - before if m.startswith("latticedb_deploy")),
+            "marker": getattr(strategies, "PRELOAD_MARKER", None),
+            "description": dag.description if dag else None,
+            "max_pause": load_config().environment("staging").max_pause_seconds,
+        }
+
+    report["forks"].append(in_a_fork(parse_the_canary))
 print("RESULT " + json.dumps(report))
 """
 
@@ -90,7 +84,8 @@ def copy(tmp_path):
 
 def _run(copy: Path, changes: list[dict | None]) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(copy / "plugins"), LATTICEDB_CONFIG=str(copy / "latticedb.yaml"),
+    env.update(PYTHONPATH=os.pathsep.join([str(copy / "plugins"), str(ROOT)]),  # ROOT: tests.forked
+               LATTICEDB_CONFIG=str(copy / "latticedb.yaml"),
                AIRFLOW__CORE__DAGS_FOLDER=str(copy / "dags"), AIRFLOW__CORE__PLUGINS_FOLDER=str(copy / "plugins"))
     out = subprocess.run([sys.executable, "-c", PARENT, str(copy / "dags"), json.dumps(changes)],
                          capture_output=True, text=True, env=env, timeout=300, cwd=str(copy))

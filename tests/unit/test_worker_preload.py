@@ -18,33 +18,26 @@ from latticedb_deploy.worker_preload import AWS_SERVICES, package_modules
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
-import json, os, sys
+import json, sys
 import latticedb_deploy.worker_warmup as warmup
 from latticedb_deploy import aws
-r, w = os.pipe()
-pid = os.fork()
-if pid == 0:
-    try:
-        before = set(sys.modules)
-        from airflow.dag_processing.dagbag import DagBag
-        bag = DagBag(dag_folder=sys.argv[1])
-        loader = aws._shared_loader
-        cached = [s for s in sys.argv[2].split(",") if ("load_service_model", s, "service-2") in loader._cache]
-        new = sorted(m for m in set(sys.modules) - before if m.startswith(("latticedb_deploy", "botocore", "boto3")))
-        result = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dag_ids),
-                  "new": new, "cached": cached, "warmed": sorted(warmup.WARMED)}
-    except BaseException as exc:
-        result = {"crash": repr(exc)}
-    os.write(w, json.dumps(result).encode())
-    os._exit(0)
-os.close(w)
-os.waitpid(pid, 0)
-print("RESULT " + os.read(r, 1 << 20).decode())
+from tests.forked import in_a_fork
+
+def parse_a_dag_file():
+    before = set(sys.modules)
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(dag_folder=sys.argv[1])
+    loader = aws._shared_loader
+    cached = [s for s in sys.argv[2].split(",") if ("load_service_model", s, "service-2") in loader._cache]
+    new = sorted(m for m in set(sys.modules) - before if m.startswith(("latticedb_deploy", "botocore", "boto3")))
+    return {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dag_ids),
+            "new": new, "cached": cached, "warmed": sorted(warmup.WARMED)}
+
+print("RESULT " + json.dumps(in_a_fork(parse_a_dag_file)))
 """
 
-
 def test_a_task_forked_from_a_warmed_worker_imports_nothing_of_ours_and_reads_no_model():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT / "dags" / "latticedb_deploy_canary.py"),
                           ",".join(AWS_SERVICES)], capture_output=True, text=True, env=env, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]

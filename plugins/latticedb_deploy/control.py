@@ -29,6 +29,10 @@ the same conditional update, so a marker and a person's signal cannot both win):
   run's rollback runs to its end whatever is sent, so every action is refused (before, a promote or
   abort sent now was accepted, reported with an effect, and ignored).
 
+A deployment whose steps say it is ending is refused too (`ending`, from the run's task states, read by
+the control run before it writes): a step failed for good (the rollback is starting, before its mark), or
+its switch approval said no (it ends NOT deployed).
+
 A control run may name the deployment it means (`target`, "<dag_id>/<run_id>" or a run id alone, as
 the lease's owner is spelled): a lease held by any other run is refused, nothing written.
 """
@@ -294,6 +298,31 @@ def aborted_by(signal: ControlSignal | None) -> str | None:
     if signal.action == ROLLING_BACK and (signal.replaced or "").startswith("aborted by "):
         return signal.replaced
     return None
+
+
+APPROVAL_TASK_ID, SWITCH_TASK_ID = "deploy.approve_switch", "deploy.switch_traffic"
+
+
+def ending(states: dict[str, str | None]) -> str | None:
+    """Why a deployment run with these task states ends whatever is sent, or None while a signal can still act.
+
+    A task that failed for good (its retries spent) starts the rollback, or ends the run, some seconds before
+    the rollback's first step marks the lease `rolling_back`; a switch approval that said no skips the switch
+    and what follows. A signal written in either window was accepted, reported with an effect, and ignored."""
+    if states.get(APPROVAL_TASK_ID) == "success" and states.get(SWITCH_TASK_ID) == "skipped":
+        return "its switch approval was rejected or timed out, so traffic never moved and it ends NOT deployed"
+    failed = sorted((t for t, s in states.items() if s == "failed"),
+                    key=lambda t: (t.split(".")[0] not in ("deploy", "verify"), t))
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        return (f"{failed[0]} failed{more}, so its rollback puts the last good version back with 100 % of traffic "
+                "(or, if it changed nothing yet, the run just ends) whatever is sent")
+    return None
+
+
+def ending_refusal(owner: str, why: str, action: str) -> str:
+    """Why `action` is refused on a deployment that is ending (`why`, from `ending`)."""
+    return f"{owner} is ending: {why}. There is nothing to {action}; the run's messages say how it ends. Nothing changed."
 
 
 def for_step(signal: ControlSignal | None, *, rollback: bool = False) -> str | None:

@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from tests.envs import ENV
+from tests.integration.background import lock_item
+from tests.integration.control_runs import control_run, held_by, refused
 from tests.integration.helpers import history, image, run_dag, run_dag_run, xcom
 
 pytestmark = pytest.mark.integration
@@ -171,6 +173,15 @@ def test_approval_decides_the_switch(local, dagbag, answer, switched):
     else:
         assert (record.outcome, record.failed_step) == ("rejected", "deploy.approve_switch"), record
         assert record.reason == "rejected by On-call engineer" and record.time_to_restore_seconds is None, record
+        # Between the rejection and the run giving the environment back, an abort has nothing to stop: refused,
+        # saying why, nothing written (before, it was accepted and ignored).
+        owner = f"{DAG_ID}/{dr.run_id}"
+        lock = held_by(local, owner)
+        before = lock_item(local)
+        refused(local, control_run(dagbag, "abort", "INC-14 stop it"), f"{owner} is ending", "approval was rejected",
+                "nothing to abort")
+        assert lock_item(local) == before
+        lock.release(owner)
 
 
 def test_an_emergency_rollback_during_the_approval_leaves_production_on_the_old_colour(local, dagbag):

@@ -5,7 +5,6 @@ environment, or a deployment past verify, the control run fails and changes noth
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import time
@@ -17,12 +16,12 @@ import yaml
 
 from tests.envs import ENV
 from tests.integration.background import BackgroundRun, lock_item, wait_until
+from tests.integration.control_runs import CONTROL, control_run, held_by, refused
 from tests.integration.helpers import history, image, run_dag_run
 
 pytestmark = pytest.mark.integration
 CANARY = "latticedb_deploy_canary"
 ROLLING = "latticedb_deploy_rolling"
-CONTROL = "latticedb_control"
 CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "latticedb.yaml"
 
 
@@ -30,22 +29,6 @@ def _canary(interval: int) -> BackgroundRun:
     return BackgroundRun(CANARY, {
         "image_uri": image("v2.0.0"), "environment": ENV.name, "traffic_steps": [25, 50, 100], "interval_seconds": interval,
     }).start()
-
-
-def _control(dagbag, action: str, reason: str, deployment: str | None = None):
-    """A latticedb_control run. Its required params get the run's values as defaults for the run: under
-    dag.test() the DAG-level failure callback validates the DAG's params without the run's conf."""
-    conf = {"environment": ENV.name, "action": action, "reason": reason}
-    if deployment is not None:
-        conf["deployment"] = deployment
-    dag = dagbag.dags[CONTROL]
-    original = copy.deepcopy(dag.params)
-    try:
-        for key, value in conf.items():
-            dag.params[key] = value
-        return run_dag_run(dagbag, CONTROL, conf)
-    finally:
-        dag.params = original
 
 
 # A gate waiting: `airflow dags test` runs its trigger in process, the task instance `queued` meanwhile.
@@ -94,7 +77,7 @@ def test_promote_mid_step_goes_to_100pct_and_skips_the_rest(local, dagbag):
         # The person clicks the link in the canary's "Traffic shifted" message: it names this run.
         deployment = _linked_deployment(local, "Traffic shifted: 25% on the new version")
         assert deployment == f"{CANARY}/{canary.run_id()}"
-        dr = _control(dagbag, "promote", "CHG-1 metrics look great", deployment=deployment)
+        dr = control_run(dagbag, "promote", "CHG-1 metrics look great", deployment=deployment)
         assert dr.state == "success", _states(dr)
         code = canary.wait(180)
     finally:
@@ -122,10 +105,10 @@ def test_pause_holds_past_the_interval_until_resume(local, dagbag):
     try:
         # Warm-up while the canary starts: the first dag.test() of a DAG also writes it to the DB. Whatever it
         # finds (nothing in flight, or nothing paused), a resume is refused and changes nothing.
-        assert _control(dagbag, "resume", "CHG-2 warm-up").state == "failed"
+        assert control_run(dagbag, "resume", "CHG-2 warm-up").state == "failed"
         _at_25(local, canary)
         at_25 = time.time()
-        assert _control(dagbag, "pause", "CHG-2 looking at a dashboard").state == "success"
+        assert control_run(dagbag, "pause", "CHG-2 looking at a dashboard").state == "success"
         assert time.time() - at_25 < interval, "the pause landed after the gate's interval: this machine is too slow"
         time.sleep(max(0.0, at_25 + interval + 4 - time.time()))  # past the gate's interval, plus two polls
         assert local.weights().get(ENV.green_tg) == 25
@@ -134,7 +117,7 @@ def test_pause_holds_past_the_interval_until_resume(local, dagbag):
         flight = _progress(canary, state=True)["in_flight"]  # the Deployments page's card
         assert (flight["dag_id"], flight["run_id"]) == (CANARY, canary.run_id()), flight
         assert (flight["current_step"], flight["last_gate"]) == ("deploy.gate_25pct", None), flight
-        assert _control(dagbag, "resume", "CHG-2 all good").state == "success"
+        assert control_run(dagbag, "resume", "CHG-2 all good").state == "success"
         code = canary.wait(180)
     finally:
         canary.stop()
@@ -215,7 +198,7 @@ def test_abort_mid_step_rolls_back_with_the_reason(local, dagbag):
     canary = _canary(interval=60)
     try:
         _at_25(local, canary)
-        dr = _control(dagbag, "abort", "INC-9 replication lag")
+        dr = control_run(dagbag, "abort", "INC-9 replication lag")
         assert dr.state == "success", _states(dr)
         code = canary.wait(180)
     finally:
@@ -241,7 +224,7 @@ def test_abort_mid_step_rolls_back_with_the_reason(local, dagbag):
 
 def test_no_deployment_in_flight_fails_and_changes_nothing(local, dagbag):
     before = (local.weights(), local.service()["taskDefinition"], lock_item(local))
-    dr = _control(dagbag, "promote", "CHG-3 nothing running")
+    dr = control_run(dagbag, "promote", "CHG-3 nothing running")
     assert dr.state == "failed"
     assert _states(dr)["apply"] == "failed"
     assert (local.weights(), local.service()["taskDefinition"], lock_item(local)) == before
@@ -282,7 +265,7 @@ def test_abort_during_the_post_deployment_checks_rolls_back(local, dagbag, long_
                    "the rolling deployment's post-deployment checks")
         assert json.loads(lock_item(local)["control"])["action"] == "verifying"  # smoke tests marked the phase
         assert local.service()["taskDefinition"] != v1  # the new version serves
-        dr = _control(dagbag, "abort", "INC-11 errors in the logs", deployment=f"{ROLLING}/{rolling.run_id()}")
+        dr = control_run(dagbag, "abort", "INC-11 errors in the logs", deployment=f"{ROLLING}/{rolling.run_id()}")
         assert dr.state == "success", _states(dr)
         assert rolling.task_states().get("verify.post_deployment_checks") in WAITING, "the checks ended first: too slow"
         code = rolling.wait(240)
@@ -306,46 +289,26 @@ def test_abort_during_the_post_deployment_checks_rolls_back(local, dagbag, long_
     assert any("Rollback started" in t and "verify.post_deployment_checks" in t for t in texts), texts
 
 
-def _held_by(local, owner: str, marker: str | None = None):
-    """`owner` holds this worker's environment, as a deployment's pre-flight leaves it (and, with `marker`, as
-    its verify left it: the same conditional write as the deployment's)."""
-    from latticedb_deploy.aws.locks import EnvironmentLock
-    from latticedb_deploy.config import load_config
-    from latticedb_deploy.control import phase_marker
-
-    lock = EnvironmentLock(load_config().environment(ENV.name), client=local.client("dynamodb"))
-    assert lock.acquire(owner) is None
-    if marker:
-        assert lock.signal(owner, phase_marker(marker, None, owner=owner, now=time.time()).to_json(), None)
-    return lock
-
-
-def _refused(local, dr, *phrases: str) -> None:
-    assert dr.state == "failed" and _states(dr)["apply"] == "failed", _states(dr)
-    refusals = [t for t in local.message_texts() if "refused" in t]
-    assert refusals and all(p in refusals[-1] for p in phrases), (phrases, refusals)
-
-
 def test_a_control_run_naming_a_finished_deployment_does_not_act_on_the_next(local, dagbag):
     """Run A's Slack link, clicked after A finished, while run B holds the environment: refused, naming B;
     nothing is written on B's lease (B would otherwise have jumped to 100 % skipping every gate)."""
     run_a, run_b = f"{CANARY}/manual__2026-12-01T10:00:00+00:00", f"{CANARY}/manual__2026-12-01T11:00:00+00:00"
-    lock = _held_by(local, run_b)
+    lock = held_by(local, run_b)
     before = lock_item(local)
-    dr = _control(dagbag, "promote", "CHG-5 from A's message", deployment=run_a)
-    _refused(local, dr, f"{run_a} does not hold", f"{run_b} does")
+    dr = control_run(dagbag, "promote", "CHG-5 from A's message", deployment=run_a)
+    refused(local, dr, f"{run_a} does not hold", f"{run_b} does")
     assert lock_item(local) == before  # no signal written
-    dr = _control(dagbag, "promote", "CHG-5 from A's message", deployment="manual__2026-12-01T10:00:00+00:00")
-    _refused(local, dr, f"{run_b} does")  # the run id alone: the same
+    dr = control_run(dagbag, "promote", "CHG-5 from A's message", deployment="manual__2026-12-01T10:00:00+00:00")
+    refused(local, dr, f"{run_b} does")  # the run id alone: the same
     assert lock_item(local) == before
 
     # Naming B (whole, or its run id), or naming nobody (the CLI's way: whoever holds it), acts on B.
-    dr = _control(dagbag, "pause", "CHG-6 hold B", deployment=run_b)
+    dr = control_run(dagbag, "pause", "CHG-6 hold B", deployment=run_b)
     assert dr.state == "success", _states(dr)
     assert json.loads(lock_item(local)["control"])["action"] == "pause"
-    dr = _control(dagbag, "resume", "CHG-6 go on", deployment=run_b.split("/", 1)[1])
+    dr = control_run(dagbag, "resume", "CHG-6 go on", deployment=run_b.split("/", 1)[1])
     assert dr.state == "success", _states(dr)
-    dr = _control(dagbag, "abort", "CHG-7 whoever holds it")
+    dr = control_run(dagbag, "abort", "CHG-7 whoever holds it")
     assert dr.state == "success", _states(dr)
     assert json.loads(lock_item(local)["control"])["action"] == "abort"
     lock.release(run_b)
@@ -357,10 +320,10 @@ def test_a_malformed_deployment_is_refused_before_any_aws_call(local, dagbag):
     with pytest.raises(ParamValidationError, match="param deployment"):
         run_dag_run(dagbag, CONTROL, {"environment": ENV.name, "action": "abort", "reason": "CHG-8",
                                       "deployment": "latticedb_deploy_canary/manual__1/extra"})
-    lock = _held_by(local, "latticedb_service/manual__2026-12-01T10:00:00+00:00")
+    lock = held_by(local, "latticedb_service/manual__2026-12-01T10:00:00+00:00")
     before = lock_item(local)
-    dr = _control(dagbag, "abort", "CHG-8 the service run", deployment="latticedb_service/manual__2026-12-01T10:00:00+00:00")
-    _refused(local, dr, "which is not a deployment DAG")
+    dr = control_run(dagbag, "abort", "CHG-8 the service run", deployment="latticedb_service/manual__2026-12-01T10:00:00+00:00")
+    refused(local, dr, "which is not a deployment DAG")
     assert lock_item(local) == before
     lock.release("latticedb_service/manual__2026-12-01T10:00:00+00:00")
 
@@ -370,16 +333,16 @@ def test_in_verify_only_abort_is_taken_and_past_verify_nothing(local, dagbag):
     verified). In verify a pause or promote is refused (the checks run to their verdict; abort still stops
     them); past verify every action is refused, pointing at latticedb_rollback."""
     owner = f"{CANARY}/manual__2026-12-01T12:00:00+00:00"
-    lock = _held_by(local, owner, marker="verifying")
+    lock = held_by(local, owner, marker="verifying")
     before = lock_item(local)
-    _refused(local, _control(dagbag, "pause", "CHG-9 hold the checks"), "is in verify", "abort still stops it")
-    _refused(local, _control(dagbag, "promote", "CHG-9 go"), "nothing to promote")
+    refused(local, control_run(dagbag, "pause", "CHG-9 hold the checks"), "is in verify", "abort still stops it")
+    refused(local, control_run(dagbag, "promote", "CHG-9 go"), "nothing to promote")
     assert lock_item(local) == before
     lock.release(owner)
 
-    lock = _held_by(local, owner, marker="verified")
+    lock = held_by(local, owner, marker="verified")
     before = lock_item(local)
-    _refused(local, _control(dagbag, "abort", "INC-12 too late", deployment=owner), "is past verify",
+    refused(local, control_run(dagbag, "abort", "INC-12 too late", deployment=owner), "is past verify",
              "trigger latticedb_rollback")
     assert lock_item(local) == before  # refused, not "accepted" and ignored
     lock.release(owner)
@@ -389,7 +352,9 @@ def test_a_promote_sent_while_the_rollback_runs_is_refused_and_changes_nothing(l
     """A canary's gate fails (green answers 50 % errors) and its rollback starts; a person promotes from the
     failure's control link meanwhile, in their own control run. Before: accepted ("100 % on the new slot at
     the next gate poll") while the rollback went on regardless. Now the rollback's first step marks the lease
-    `rolling_back`: the promote is refused naming it, nothing is written, the rollback ends on blue with 100 %."""
+    `rolling_back`: the promote is refused naming it, nothing is written, the rollback ends on blue with 100 %.
+    In the seconds between the gate's failure and that mark, a promote or abort is refused too (the run's task
+    states say it failed)."""
     from latticedb_deploy.operators.deploy import ShiftTrafficBackOperator
     from tests.faults.driver import faults
 
@@ -428,3 +393,15 @@ def test_a_promote_sent_while_the_rollback_runs_is_refused_and_changes_nothing(l
     texts = local.message_texts()
     assert any("Control promote refused" in t and "is rolling back" in t for t in texts), texts
     assert not any("Deployment promoted" in t for t in texts), texts
+
+    # The seconds before that mark: the gate has failed for good and the rollback's first step has not started.
+    # With the lease as it was then (this run's, no mark), a promote or an abort is refused, naming the gate:
+    # the control run reads the deployment's task states before it writes.
+    owner = f"{CANARY}/{dr.run_id}"
+    lock = held_by(local, owner)
+    before = lock_item(local)
+    for action in ("promote", "abort"):
+        refused(local, control_run(dagbag, action, "CHG-13 from the failure's link", deployment=owner),
+                f"{owner} is ending", "deploy.gate_25pct failed", f"nothing to {action}")
+    assert lock_item(local) == before
+    lock.release(owner)

@@ -67,7 +67,7 @@ class ControlDeploymentOperator(LatticeDBOperator):
 
     def execute(self, context: Any) -> dict:
         from latticedb_deploy.aws.locks import EnvironmentLock
-        from latticedb_deploy.control import ControlRefused, apply, clock, effect
+        from latticedb_deploy.control import ControlRefused, apply, clock, effect, ending_refusal
 
         me, by, name = owner_of(context), self._by(context), self.env.name
         target = self._target(context)  # before any AWS call
@@ -91,6 +91,9 @@ class ControlDeploymentOperator(LatticeDBOperator):
                                now=time.time(), run=me)
             except ControlRefused as exc:
                 self._refuse(context, f"{exc}", holder.owner)
+            why = self._ending(context, holder.owner)
+            if why:
+                self._refuse(context, ending_refusal(holder.owner, why, str(self.action)), holder.owner)
             if lock.signal(holder.owner, signal.to_json(), holder.control):
                 break
         else:
@@ -118,6 +121,19 @@ class ControlDeploymentOperator(LatticeDBOperator):
         self._log_entry(context, fields)
         return {**signal.to_dict(), "deployment": deployment, "environment": name, "effect": what,
                 "named": str(target) if target else None}
+
+    def _ending(self, context: Any, owner: str) -> str | None:
+        """Why the deployment `owner` is ending whatever is sent (control.ending over its run's task states), or
+        None. A failed read is logged and taken as not ending: an abort must not wait on a status read."""
+        from latticedb_deploy.control import ending
+
+        dag_id, _, run_id = owner.partition("/")
+        try:
+            states = context["ti"].get_task_states(dag_id=dag_id, run_ids=[run_id]).get(run_id) or {}
+        except Exception as exc:  # noqa: BLE001
+            self.log.warning("could not read %s's task states (%s): acting on the lease alone", owner, exc)
+            return None
+        return ending(states)
 
     def _log_entry(self, context: Any, fields: dict[str, object]) -> None:
         from latticedb_deploy.deployment_log import append_text, render_control_entry, resolve_log_path

@@ -301,6 +301,24 @@ def aborted_by(signal: ControlSignal | None) -> str | None:
 
 
 APPROVAL_TASK_ID, SWITCH_TASK_ID = "deploy.approve_switch", "deploy.switch_traffic"
+# What a failed task means for the run, by where it sits (its task group, or its own id at the top level),
+# most telling first: the failed task a refusal names, and what happens next.
+BEFORE_CHANGE = ("notify_start", "preflight", "prepare")
+_ENDINGS = (
+    (("rollback",), "its rollback failed at {task}{more}: production may be half restored and the environment stays "
+                    "locked (ROLLBACK FAILED); latticedb_rollback is what restores it now"),
+    (("deploy", "verify"), "{task} failed{more}, so its rollback runs next and puts the last good version back with "
+                           "100 % of traffic whatever is sent (with auto_rollback off it leaves traffic where it is: "
+                           "latticedb_rollback restores)"),
+    (BEFORE_CHANGE, "{task} failed{more} before anything was changed: the run ends without deploying"),
+    ((), "{task} failed{more} after the deployment was verified: the run only finishes up (latticedb_rollback is "
+         "what goes back)"),
+)
+
+
+def _phase(task_id: str) -> int:
+    group = task_id.split(".")[0]
+    return next((i for i, (groups, _) in enumerate(_ENDINGS) if group in groups), len(_ENDINGS) - 1)
 
 
 def ending(states: dict[str, str | None]) -> str | None:
@@ -308,16 +326,16 @@ def ending(states: dict[str, str | None]) -> str | None:
 
     A task that failed for good (its retries spent) starts the rollback, or ends the run, some seconds before
     the rollback's first step marks the lease `rolling_back`; a switch approval that said no skips the switch
-    and what follows. A signal written in either window was accepted, reported with an effect, and ignored."""
+    and what follows. A signal written in either window was accepted, reported with an effect, and ignored.
+    Still not seen here: a gate whose trigger has decided "fail" until its task resumes on a worker, and a
+    rejection until the approval task has scaled the idle colour down and succeeded."""
     if states.get(APPROVAL_TASK_ID) == "success" and states.get(SWITCH_TASK_ID) == "skipped":
         return "its switch approval was rejected or timed out, so traffic never moved and it ends NOT deployed"
-    failed = sorted((t for t, s in states.items() if s == "failed"),
-                    key=lambda t: (t.split(".")[0] not in ("deploy", "verify"), t))
-    if failed:
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        return (f"{failed[0]} failed{more}, so its rollback puts the last good version back with 100 % of traffic "
-                "(or, if it changed nothing yet, the run just ends) whatever is sent")
-    return None
+    failed = sorted((t for t, s in states.items() if s == "failed"), key=lambda t: (_phase(t), t))
+    if not failed:
+        return None
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    return _ENDINGS[_phase(failed[0])][1].format(task=failed[0], more=more)
 
 
 def ending_refusal(owner: str, why: str, action: str) -> str:

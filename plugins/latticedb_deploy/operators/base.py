@@ -62,6 +62,10 @@ class LatticeDBOperator(BaseOperator):
     """
 
     template_fields: tuple[str, ...] = ("environment", "image_uri", "notify")
+    # Keyword arguments a subclass takes as attributes of the same name (None when not given), declared
+    # here as data rather than in an `__init__` of its own: Airflow wraps every `__init__` of an operator's
+    # class hierarchy (apply_defaults), and each layer is paid by every parse of every DAG file.
+    inputs: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -71,10 +75,13 @@ class LatticeDBOperator(BaseOperator):
         notify: Any = None,
         **kwargs: Any,
     ):
+        given = {name: kwargs.pop(name, None) for name in self.inputs}
         super().__init__(**kwargs)
         self.environment = environment
         self.image_uri = image_uri
         self.notify = notify
+        for name, value in given.items():
+            setattr(self, name, value)
 
     def pre_execute(self, context: Any) -> None:
         """Every try and every resume reads the run's config as it was when the run started: the snapshot
@@ -218,12 +225,10 @@ class DeploymentStepOperator(LatticeDBOperator):
     pass the dicts themselves. A step that needs an input it was not given fails saying which."""
 
     template_fields: tuple[str, ...] = (*LatticeDBOperator.template_fields, "baseline", "new_revision")
+    # baseline= and new_revision=, without an __init__ layer of their own (LatticeDBOperator.inputs): 49 of
+    # the canary DAG's 73 tasks are deployment steps; one layer less is 2 % of its re-parse.
+    inputs = ("baseline", "new_revision")
     acts_on_baseline = True
-
-    def __init__(self, *, baseline: Any = None, new_revision: Any = None, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.baseline = baseline
-        self.new_revision = new_revision
 
     def required(self, *names: str) -> Any:
         """The named inputs (one value, or a tuple for several); a missing one fails the task, no retry."""

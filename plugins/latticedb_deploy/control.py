@@ -29,6 +29,11 @@ the same conditional update, so a marker and a person's signal cannot both win):
   run's rollback runs to its end whatever is sent, so every action is refused (before, a promote or
   abort sent now was accepted, reported with an effect, and ignored).
 
+- `failing` (a metric gate's trigger judged the new version failing, with no person's signal on the lease):
+  the gate's task still has to resume on a worker and fail before the rollback starts (seconds); promote,
+  pause and resume are refused from the verdict on, not from the failure (abort goes through: it changes
+  nothing more).
+
 A deployment whose steps say it is ending is refused too (`ending`, from the run's task states, read by
 the control run before it writes): a step failed for good (the rollback is starting, before its mark), or
 its switch approval said no (it ends NOT deployed).
@@ -49,8 +54,8 @@ from latticedb_deploy.models import frozen_model
 ACTIONS = ("promote", "pause", "resume", "abort")
 FINAL = ("promote", "abort")
 # The deployment's own phase markers (not a person's actions).
-VERIFYING, VERIFIED, ROLLING_BACK = "verifying", "verified", "rolling_back"
-PHASES = (VERIFYING, VERIFIED, ROLLING_BACK)
+VERIFYING, VERIFIED, ROLLING_BACK, FAILING = "verifying", "verified", "rolling_back", "failing"
+PHASES = (VERIFYING, VERIFIED, ROLLING_BACK, FAILING)
 DEPLOYMENT_DAGS = {
     "latticedb_deploy_canary": "canary",
     "latticedb_deploy_blue_green": "blue_green",
@@ -86,14 +91,15 @@ class ControlSignal:
 
     @property
     def phase(self) -> str | None:
-        """The deployment's phase marker (VERIFYING, VERIFIED, ROLLING_BACK), or None for a person's signal."""
+        """The deployment's phase marker (VERIFYING, VERIFIED, ROLLING_BACK, FAILING), or None for a person's signal."""
         return self.action if self.action in PHASES else None
 
     @property
     def message(self) -> str:
         """What every message of the deployment says about it: "promoted by alice: confident"."""
         verb = {"promote": "promoted", "pause": "paused", "resume": "resumed", "abort": "aborted",
-                VERIFYING: "verifying", VERIFIED: "verified", ROLLING_BACK: "rolling back"}.get(self.action, self.action)
+                VERIFYING: "verifying", VERIFIED: "verified", ROLLING_BACK: "rolling back",
+                FAILING: "failing"}.get(self.action, self.action)
         return f"{verb} by {self.by}: {self.reason}"
 
     def to_json(self) -> str:
@@ -163,14 +169,17 @@ def parse_target(text: str | None) -> Target | None:
     return Target(run_id=run_id, dag_id=dag_id or None)
 
 
-def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: float) -> ControlSignal:
-    """The deployment's own mark that it entered `phase` (VERIFYING, VERIFIED, ROLLING_BACK), replacing
-    `current` (a person's signal it replaces is kept in `replaced`: "aborted by bob: INC-3")."""
+def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: float,
+                 reason: str | None = None) -> ControlSignal:
+    """The deployment's own mark that it entered `phase` (VERIFYING, VERIFIED, ROLLING_BACK, FAILING), replacing
+    `current` (a person's signal it replaces is kept in `replaced`: "aborted by bob: INC-3"); `reason` what the
+    mark says, if not the phase's own words."""
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; one of {', '.join(PHASES)}")
-    reason = {VERIFYING: "smoke tests and post-deployment checks running",
-              VERIFIED: "post-deployment checks passed",
-              ROLLING_BACK: "the rollback is putting the last good version back"}[phase]
+    reason = reason or {VERIFYING: "smoke tests and post-deployment checks running",
+                        VERIFIED: "post-deployment checks passed",
+                        ROLLING_BACK: "the rollback is putting the last good version back",
+                        FAILING: "a wait failed: the rollback starts next"}[phase]
     replaced = current.message if current is not None and current.phase is None else (
         current.replaced if current is not None else None)
     return ControlSignal(action=phase, by=owner, reason=reason, at=now, run=owner, replaced=replaced)
@@ -184,6 +193,12 @@ def _refuse_in_phase(current: ControlSignal, action: str, owner: str) -> None:
             f"{owner} is rolling back{why} since {clock(current.at)}: its rollback puts the last good version back "
             f"with 100 % of traffic and runs to its end whatever is sent, so there is nothing to {action}. The "
             "run's messages say when it is done; latticedb_rollback is for after it. Nothing changed."
+        )
+    if current.action == FAILING and action != "abort":
+        raise ControlRefused(
+            f"{owner} is failing since {clock(current.at)} ({current.reason}): its rollback starts next and puts the "
+            f"last good version back with 100 % of traffic whatever is sent, so there is nothing to {action}. An abort "
+            "still goes through (it changes nothing more). Nothing changed."
         )
     if current.action == VERIFIED:
         raise ControlRefused(
@@ -327,8 +342,9 @@ def ending(states: dict[str, str | None]) -> str | None:
     A task that failed for good (its retries spent) starts the rollback, or ends the run, some seconds before
     the rollback's first step marks the lease `rolling_back`; a switch approval that said no skips the switch
     and what follows. A signal written in either window was accepted, reported with an effect, and ignored.
-    Still not seen here: a gate whose trigger has decided "fail" until its task resumes on a worker, and a
-    rejection until the approval task has scaled the idle colour down and succeeded."""
+    Still not seen here: a wait whose trigger has decided "fail" until its task resumes on a worker (a metric
+    gate marks the lease FAILING at its verdict instead), and a rejection until the approval task has scaled
+    the idle colour down and succeeded."""
     if states.get(APPROVAL_TASK_ID) == "success" and states.get(SWITCH_TASK_ID) == "skipped":
         return "its switch approval was rejected or timed out, so traffic never moved and it ends NOT deployed"
     failed = sorted((t for t, s in states.items() if s == "failed"), key=lambda t: (_phase(t), t))

@@ -374,6 +374,15 @@ def test_a_promote_sent_while_the_rollback_runs_is_refused_and_changes_nothing(l
         return shift_back(self, context)
 
     monkeypatch.setattr(ShiftTrafficBackOperator, "execute", promote_first)
+    from latticedb_deploy.operators.deploy import RestorePreviousRevisionOperator
+
+    restore, at_restore = RestorePreviousRevisionOperator.execute, {}
+
+    def look_first(self, context):  # the lease as the rollback finds it: the gate's trigger marked it failing
+        at_restore.setdefault("lease", json.loads(lock_item(local)["control"]))
+        return restore(self, context)
+
+    monkeypatch.setattr(RestorePreviousRevisionOperator, "execute", look_first)
     v1 = local.service()["taskDefinition"]
     faults(local, slot_errors={ENV.green_tg: 0.5})
     try:
@@ -383,6 +392,8 @@ def test_a_promote_sent_while_the_rollback_runs_is_refused_and_changes_nothing(l
         faults(local, slot_errors=None)
     states = _states(dr)
     assert dr.state == "failed" and states["deploy.gate_25pct"] == "failed", states
+    assert at_restore["lease"]["action"] == "failing", at_restore  # from the gate's verdict on
+    assert at_restore["lease"]["reason"].startswith("gate 25% failed: "), at_restore
     assert seen["lease"]["action"] == "rolling_back", seen["lease"]
     assert seen["code"] != 0 and seen["states"].get("apply") == "failed", (seen["states"], seen["output"][-3000:])
     assert "is rolling back" in seen["output"] and "nothing to promote" in seen["output"], seen["output"][-3000:]

@@ -331,7 +331,7 @@ def test_a_wait_keeps_its_lease_client_and_builds_it_again_after_a_renewal_that_
         def renew(self, owner):
             if next(renewals) == "error":
                 raise RuntimeError("ExpiredTokenException")
-            return type("Holder", (), {"signal": None})()
+            return type("Holder", (), {"signal": None, "control": None})()
 
     monkeypatch.setattr(locks, "EnvironmentLock", CountedLock)
     keeper = LeaseKeeper("local", "latticedb_deploy_canary/run-1", log=type("L", (), {"warning": print, "error": print})())

@@ -163,6 +163,9 @@ def _scripted_lease(monkeypatch, pause: tuple[float, float] | None) -> None:
         def __init__(self, environment, owner, log, config=None):
             self.signal = None
 
+        async def mark_failing(self, reason):  # the lease's failing mark: not what this matrix is about
+            return False
+
         async def check(self):
             now = time.time()
             self.signal = None if now < T0 + pause[0] else paused if now < T0 + pause[1] else resumed
@@ -198,6 +201,9 @@ def test_a_restarted_hold_judges_the_paused_split_as_it_would_have(world, monkey
     class Keeper:
         def __init__(self, environment, owner, log, config=None):
             self.signal = None
+
+        async def mark_failing(self, reason):  # the lease's failing mark: not what this matrix is about
+            return False
 
         async def check(self):
             self.signal = pause if time.time() < T0 + 30 else resume

@@ -23,6 +23,7 @@ class LeaseKeeper:
         self.environment, self.owner, self.log, self.config = environment, owner, log, config
         self._lock = KeptForAWait()  # the EnvironmentLock (its DynamoDB client) of every renewal
         self.signal = None
+        self.control = None  # the signal as stored (JSON) at the last renewal: what a mark is written over
 
     def _renew(self) -> str | None:
         from latticedb_deploy import run_config
@@ -33,6 +34,7 @@ class LeaseKeeper:
             holder = lock.renew(self.owner)
         except LeaseLostError as exc:
             return str(exc)
+        self.control = holder.control
         try:
             self.signal = holder.signal
         except (ValueError, TypeError) as exc:  # a malformed signal is not a verdict: ignore it, loudly
@@ -51,3 +53,30 @@ class LeaseKeeper:
         if lost:
             self.log.error("%s", lost)
         return lost
+
+    def _mark_failing(self, reason: str) -> bool:
+        import time
+
+        from latticedb_deploy import run_config
+        from latticedb_deploy.aws.locks import EnvironmentLock
+        from latticedb_deploy.control import FAILING, phase_marker
+
+        lock = self._lock.get(lambda: EnvironmentLock(run_config.environment(self.environment, self.config)))
+        marker = phase_marker(FAILING, None, owner=self.owner, now=time.time(), reason=reason)
+        return lock.signal(self.owner, marker.to_json(), self.control)
+
+    async def mark_failing(self, reason: str) -> bool:
+        """Mark the lease `failing` (control.FAILING) as the wait fails on its verdict, so a promote or pause sent
+        before the rollback's own mark is refused rather than accepted and ignored. Only over no signal at all
+        (a person's signal, or a mark, stays as it is: the write is conditional on the item as last renewed, so
+        one written since is not overwritten either). Best effort: never raises; whether it was written."""
+        if not self.owner or self.control is not None:
+            return False
+        try:
+            written = await asyncio.to_thread(self._mark_failing, reason)
+        except Exception as exc:  # noqa: BLE001 - the verdict stands whatever the mark does
+            self.log.warning("could not mark %s failing for %s: %s", self.environment, self.owner, exc)
+            return False
+        if not written:
+            self.log.info("%s's lease changed since the last renewal: not marked failing", self.environment)
+        return written

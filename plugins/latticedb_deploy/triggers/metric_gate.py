@@ -328,6 +328,8 @@ class MetricGateTrigger(BaseTrigger):
                     judged, unread, lambda at, signal=signal: decision_at(at, held_at(signal, at)).done)
                 if ended_at is not None:
                     decision = decision_at(ended_at, held_at(signal, ended_at))
+                    if not decision.passed and signal is None:
+                        await lease.mark_failing(f"gate {self.step}% failed: {decision.reason}")
                     yield event(bool(decision.passed), decision.reason)
                     return
             # Evaluate on the wait's grid: every poll, and once exactly at the end of the interval.
@@ -349,5 +351,7 @@ class MetricGateTrigger(BaseTrigger):
                 self._cloudwatch.drop()  # the next poll builds it again: a rotated connection is read anew
             decision = decision_at(time.time(), control.hold)
             if decision.done:
+                if not decision.passed and signal is None:  # before the task resumes to fail: control refuses
+                    await lease.mark_failing(f"gate {self.step}% failed: {decision.reason}")
                 yield event(bool(decision.passed), decision.reason)
                 return

@@ -1,0 +1,166 @@
+"""A metric gate that fails marks the lease `failing` before its task resumes: from the verdict on, a promote,
+pause or resume is refused (the rollback starts next whatever is sent), where before it was accepted,
+reported with an effect ("100 % on the new slot at the next gate poll"), and ignored. abort goes through.
+
+The rules are pure; the trigger runs on the fake clock and metrics of test_wait_restart.py; the mark on a
+lease table in (decorator-mode) moto.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from latticedb_deploy.control import (
+    ACTIONS,
+    DEPLOYMENT_DAGS,
+    FAILING,
+    SUPPORTED,
+    ControlRefused,
+    aborted_by,
+    apply,
+    for_gate,
+    for_step,
+    phase_marker,
+)
+from latticedb_deploy.triggers import lease as lease_module
+from latticedb_deploy.triggers.metric_gate import MetricGateTrigger
+from tests.unit.test_wait_restart import HISTORIES, INTERVAL, LIMIT, T0, World, world  # noqa: F401 - world: the fixture
+
+RUN_ID = "manual__2026-12-07T10:00:00+00:00"
+OWNER = f"latticedb_deploy_canary/{RUN_ID}"
+
+
+def _signal(current, action, owner=OWNER):
+    return apply(current, action, owner=owner, by="alice", reason="CHG-21", now=time.time(), run="latticedb_control/m__1")
+
+
+# ------------------------------------------------------------------ the rules (pure)
+@pytest.mark.parametrize("dag_id", list(DEPLOYMENT_DAGS))
+def test_while_failing_only_abort_goes_through(dag_id):
+    owner = f"{dag_id}/{RUN_ID}"
+    marker = phase_marker(FAILING, None, owner=owner, now=time.time(), reason="gate 25% failed: error rate 12%")
+    takes = SUPPORTED[DEPLOYMENT_DAGS[dag_id]]
+    for action in ACTIONS:
+        if action not in takes:
+            with pytest.raises(ControlRefused, match="nothing to"):
+                _signal(marker, action, owner=owner)
+        elif action == "abort":
+            assert _signal(marker, action, owner=owner).action == "abort"
+        else:
+            with pytest.raises(ControlRefused, match="is failing since .*gate 25% failed: error rate 12%.*rollback "
+                                                     "starts next.*An abort still goes through.*Nothing changed"):
+                _signal(marker, action, owner=owner)
+        try:  # without the mark the same action was not refused as failing
+            _signal(None, action, owner=owner)
+        except ControlRefused as exc:
+            assert "failing" not in str(exc)
+
+
+def test_the_mark_is_not_a_persons_signal():
+    marker = phase_marker(FAILING, None, owner=OWNER, now=time.time(), reason="gate 50% failed: p95 900 ms")
+    assert (marker.phase, marker.replaced, marker.message) == (FAILING, None, f"failing by {OWNER}: gate 50% failed: p95 900 ms")
+    gate = for_gate(marker)
+    assert (gate.done, gate.hold) == (False, False)
+    assert for_step(marker) is None and aborted_by(marker) is None
+    abort = _signal(marker, "abort")
+    assert aborted_by(abort) == abort.message  # an abort sent while failing is the rollback's abort, as ever
+
+
+# ------------------------------------------------------------------ the gate marks on its failing verdict
+class _Keeper:
+    """The lease as a gate's trigger sees it: a signal (or none), and the marks it asked for."""
+
+    marks: list = []
+    signal = None
+
+    def __init__(self, environment, owner, log, config=None):
+        self.signal = type(self).signal
+
+    async def check(self):
+        return None
+
+    async def mark_failing(self, reason):
+        type(self).marks.append(reason)
+        return True
+
+
+@pytest.mark.parametrize(("history", "signal", "marked"), [
+    ("one bad window early", None, True),       # fails on its first poll
+    ("bad after the interval", None, True),
+    ("conclusive only after the deadline", None, True),  # fails at its deadline: a failure too
+    ("healthy", None, False),                   # passes: nothing marked
+    ("one bad window early", "pause", False),   # a person's signal stays as it is
+    ("one bad window early", "resume", False),
+])
+def test_a_gate_marks_the_lease_failing_only_on_its_own_failing_verdict(world, monkeypatch, history, signal, marked):  # noqa: F811
+    _Keeper.marks = []
+    paused = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-21", now=T0 - 5)  # the clock is the fake's now
+    resumed = apply(paused, "resume", owner=OWNER, by="alice", reason="CHG-21", now=T0 - 1)
+    _Keeper.signal = {None: None, "pause": paused, "resume": resumed}[signal]
+    monkeypatch.setattr(lease_module, "LeaseKeeper", _Keeper)
+    trigger = MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
+                                started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT, tolerated_failures=0,
+                                owner=OWNER)
+    payload, _ = world(World(HISTORIES[history], T0, T0 + INTERVAL), trigger)
+    if signal == "pause":
+        assert payload["passed"] is False  # a pause holds a pass, not a failure
+    assert _Keeper.marks == ([f"gate 25% failed: {payload['reason']}"] if marked else []), (payload, _Keeper.marks)
+    assert payload["passed"] is (not marked) or signal is not None
+
+
+# ------------------------------------------------------------------ the mark on a real lease (moto)
+@pytest.fixture
+def keeper(lock, monkeypatch):
+    from latticedb_deploy.aws import locks
+
+    monkeypatch.setattr(locks, "boto_client", lambda env, service: lock.client)
+    assert lock.acquire(OWNER, ttl_seconds=300) is None
+    return lease_module.LeaseKeeper("local", OWNER, logging.getLogger("test"))
+
+
+def _run(coro):
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def test_the_mark_is_written_over_no_signal(keeper, lock):
+    assert _run(keeper.check()) is None  # a renewal: the item as the gate last read it
+    assert _run(keeper.mark_failing("gate 25% failed: error rate 12%")) is True
+    marker = lock.holder().signal
+    assert (marker.action, marker.reason, marker.by) == (FAILING, "gate 25% failed: error rate 12%", OWNER)
+    with pytest.raises(ControlRefused, match="is failing"):
+        _signal(marker, "promote")
+
+
+@pytest.mark.parametrize("action", ["pause", "abort"])
+def test_a_signal_is_never_overwritten(keeper, lock, action):
+    """One the gate read (it holds the mark back), or one written since its last renewal (the write's condition)."""
+    holder = lock.holder()
+    assert lock.signal(OWNER, _signal(None, action).to_json(), holder.control)
+    before = lock.holder().signal
+    assert _run(keeper.check()) is None
+    assert _run(keeper.mark_failing("gate 25% failed")) is False
+    assert lock.holder().signal == before
+
+    fresh = lease_module.LeaseKeeper("local", OWNER, logging.getLogger("test"))
+    fresh.control = None  # as renewed before the person's signal was written
+    assert _run(fresh.mark_failing("gate 25% failed")) is False
+    assert lock.holder().signal == before
+
+
+def test_the_mark_never_fails_the_gate(keeper, lock, monkeypatch):
+    from latticedb_deploy.aws.locks import EnvironmentLock
+
+    assert _run(keeper.check()) is None
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("DynamoDB is having a bad day")
+
+    monkeypatch.setattr(EnvironmentLock, "signal", broken)
+    assert _run(keeper.mark_failing("gate 25% failed")) is False
+    assert lease_module.LeaseKeeper("local", None, logging.getLogger("test")) is not None
+    assert _run(lease_module.LeaseKeeper("local", None, logging.getLogger("t")).mark_failing("x")) is False  # no owner

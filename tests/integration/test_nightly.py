@@ -177,7 +177,40 @@ def test_a_deployment_in_flight_at_night_is_waited_for_then_the_nightly_deploys(
     assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_rolling", "success")], child.get("output")
     assert xcom(DAG_ID, dr.run_id, "wait_for_environment")["waited_seconds"] >= 7  # it waited for the canary
     assert local.task_definition_image(local.service()["taskDefinition"]).endswith(f"{ENV.repository}@" + digest)
-    assert released and any(f"Nightly {ENV.name}: v3.0.0 deployed" in t for t in local.message_texts())
+    summary = [t for t in local.message_texts() if f"Nightly {ENV.name}: v3.0.0 deployed" in t]
+    assert released and summary and f"for {HOLDER}" in summary[0], summary  # whom it waited for, and how long
+
+
+def test_an_environment_taken_between_the_wait_and_the_deployment_is_reported_as_taken(local, dagbag, nightly_config,
+                                                                                        monkeypatch):
+    """The wait saw the environment free; another run took it before the triggered deployment's pre-flight
+    could. Nothing deploys (the deployment fails at acquire_environment, changing nothing), and the summary
+    says the environment was taken, naming the run that holds it, rather than a bare "run state failed"."""
+    from latticedb_deploy.operators.nightly import WaitForEnvironmentOperator
+
+    nightly_config(wait_for_environment_seconds=60)
+    _push(local, "v3.0.0")
+    before = local.service()["taskDefinition"]
+    lock = _lease(local)
+    wait = WaitForEnvironmentOperator.execute
+
+    def free_then_taken(self, context):
+        result = wait(self, context)
+        assert lock.acquire(HOLDER) is None  # someone's canary, a moment after the wait looked
+        return result
+
+    monkeypatch.setattr(WaitForEnvironmentOperator, "execute", free_then_taken)
+    try:
+        with executing_triggered_runs(["latticedb_deploy_rolling"], max_runs=1, timeout=300) as child:
+            state, tasks = run_dag(dagbag, DAG_ID, {})
+    finally:
+        lock.release(HOLDER)
+    assert state == "failed" and tasks["wait_for_environment"] == "success" and tasks["summary"] == "failed", tasks
+    assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_rolling", "failed")], child.get("output")
+    assert local.service()["taskDefinition"] == before
+    summary = [t for t in local.message_texts() if f"Nightly {ENV.name}: v3.0.0 NOT deployed" in t]
+    assert summary and "the environment was taken before the deployment could hold it" in summary[0], summary
+    assert HOLDER in summary[0], summary
 
 
 def test_an_environment_held_past_the_wait_is_not_deployed_and_the_summary_names_the_holder(local, dagbag,

@@ -99,3 +99,105 @@ def test_a_read_that_fails_is_tried_again(same_table):
 
     event, polls = _wait(same_table, flaky)
     assert failures == [1, 2] and event["free"] is True and len(polls) == 4, (event, polls)
+
+
+def test_a_wait_whose_last_read_failed_says_so_not_who_held_it(same_table):
+    """At the deadline the lease could not be read: the reason says that (and whom it saw last), not "still
+    held" by a holder it can no longer see, nor a garbled sentence."""
+    same_table.acquire(OWNER, ttl_seconds=300)
+
+    def unreadable_after_the_first(n):
+        if n > 1:
+            raise RuntimeError("AccessDeniedException: not authorized to perform GetItem")
+
+    event, polls = _wait(same_table, unreadable_after_the_first, wait_seconds=0.5)
+    assert event["free"] is False and len(polls) > 2, (event, polls)
+    assert "'local''s lease could not be read at the end of the wait (RuntimeError: AccessDeniedException" in event["reason"]
+    assert f"last seen held by {OWNER}" in event["reason"] and "still held" not in event["reason"], event
+
+    never, _ = _wait(same_table, lambda n: (_ for _ in ()).throw(RuntimeError("ThrottlingException")), wait_seconds=0.2)
+    assert never["free"] is False and "last seen" not in never["reason"] and "could not be read" in never["reason"]
+
+
+def test_a_restarted_wait_keeps_its_deadline_and_says_whom_it_waited_for(same_table):
+    """The triggerer rebuilds the trigger from serialize(): the same deadline and start, so a restart past
+    the deadline ends it at its first poll; a wait that ends free names the run it waited for."""
+    from latticedb_deploy.triggers.environment_free import EnvironmentFreeTrigger
+
+    same_table.acquire(OWNER, ttl_seconds=300)
+    now = time.time()
+    first = EnvironmentFreeTrigger(environment="local", poll_seconds=0.05, deadline=now - 1, started_at=now - 61)
+    path, kwargs = first.serialize()
+    assert path == "latticedb_deploy.triggers.environment_free.EnvironmentFreeTrigger"
+    again = EnvironmentFreeTrigger(**kwargs)
+
+    async def first_event(trigger):
+        async for event in trigger.run():
+            return event.payload
+
+    event = asyncio.run(first_event(again))
+    assert event["free"] is False and f"still held by {OWNER} after 6" in event["reason"], event  # 61 s, not 0
+
+    def released_at_2(n):
+        if n == 2:
+            same_table.release(OWNER)
+
+    same_table.acquire(OWNER, ttl_seconds=300)
+    event, _ = _wait(same_table, released_at_2)
+    assert event == {**event, "free": True, "waited_for": OWNER} and event["waited_seconds"] > 0, event
+
+
+# ------------------------------------------------------------------ the nightly's task: when it waits, until when
+@pytest.fixture
+def nightly_local(same_table, tmp_path, monkeypatch):
+    """The config with the nightly sent to `local` (the lease table above), waiting an hour."""
+    import yaml
+
+    from latticedb_deploy.config import config_path
+
+    raw = yaml.safe_load(config_path().read_text())
+    raw["nightly"] = {**raw["nightly"], "environment": "local", "wait_for_environment_seconds": 3600}
+    path = tmp_path / "latticedb.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("LATTICEDB_CONFIG", str(path))
+    return same_table
+
+
+def _wait_task(started_minutes_ago: float):
+    """wait_for_environment's execute in a run that started that long ago: ("deferred", trigger) or
+    ("returned", result) or ("failed", message, XCom held)."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+    from latticedb_deploy.operators.nightly import WaitForEnvironmentOperator
+
+    pushed = {}
+    context = {"dag_run": SimpleNamespace(start_date=datetime.now(UTC) - timedelta(minutes=started_minutes_ago)),
+               "ti": SimpleNamespace(xcom_push=lambda key, value: pushed.__setitem__(key, value)), "params": {}}
+    op = WaitForEnvironmentOperator(task_id="wait_for_environment")
+    try:
+        return ("returned", op.execute(context))
+    except TaskDeferred as deferred:
+        return ("deferred", deferred.trigger)
+    except AirflowFailException as exc:
+        return ("failed", str(exc), pushed.get("held"))
+
+
+def test_the_wait_counts_from_the_runs_start_not_from_a_retry(nightly_local):
+    assert _wait_task(5) == ("returned", {"environment": "local", "waited_seconds": 0})  # free: no wait at all
+    nightly_local.acquire(OWNER, ttl_seconds=300)
+    kind, trigger = _wait_task(10)
+    assert kind == "deferred" and abs(trigger.deadline - (trigger.started_at + 3600)) < 1e-6, trigger.serialize()
+    assert abs(trigger.started_at - (time.time() - 600)) < 5  # the run's start, 10 min ago: 50 min left
+    kind, message, held = _wait_task(61)  # a retry (or a clear) after the hour: not another hour
+    assert kind == "failed" and held and f"held by {OWNER}" in held and "since it started" in message, (message, held)
+
+
+def test_a_locked_environment_is_not_waited_for_even_once_its_lease_has_expired(nightly_local):
+    """A failed rollback keeps the lease past its expiry (blocked): the nightly fails at once, naming why."""
+    nightly_local.acquire(OWNER, ttl_seconds=1, now=time.time() - 3600)  # acquired an hour ago, long expired
+    assert nightly_local.block(OWNER, "the rollback of run X failed")
+    kind, message, held = _wait_task(1)
+    assert kind == "failed" and "is locked because the rollback of run X failed" in held, (message, held)

@@ -127,12 +127,18 @@ class WaitForEnvironmentOperator(_NightlyOperator):
             self._held(context, held)
         if nightly.wait_for_environment_seconds <= 0:
             self._held(context, f"{held}; nightly.wait_for_environment_seconds is 0")
+        # The wait counts from the run's start: a retry (or a clear) of this task does not start it again.
         now = time.time()
-        self.log.warning("%s: waiting up to %d s for it to finish", held, nightly.wait_for_environment_seconds)
+        started = getattr(context.get("dag_run"), "start_date", None)
+        started_at = min(now, started.timestamp()) if started is not None else now
+        deadline = started_at + nightly.wait_for_environment_seconds
+        if deadline <= now:
+            self._held(context, f"{held}, and the run has waited nightly.wait_for_environment_seconds "
+                                f"({nightly.wait_for_environment_seconds} s) since it started")
+        self.log.warning("%s: waiting until %s for it to finish", held, time.strftime("%H:%M:%S UTC", time.gmtime(deadline)))
         self.defer(
             trigger=EnvironmentFreeTrigger(environment=self.env.name, poll_seconds=self.env.rollout.poll_seconds,
-                                           deadline=now + nightly.wait_for_environment_seconds, started_at=now,
-                                           config=self.config_snapshot),
+                                           deadline=deadline, started_at=started_at, config=self.config_snapshot),
             method_name="execute_complete",
         )
 
@@ -141,11 +147,32 @@ class WaitForEnvironmentOperator(_NightlyOperator):
         if not event.get("free"):
             self._held(context, event["reason"])
         self.log.info("%s is free after %s s", self.environment, event.get("waited_seconds"))
-        return {"environment": self.environment, "waited_seconds": event.get("waited_seconds")}
+        return {"environment": self.environment, "waited_seconds": event.get("waited_seconds"),
+                "waited_for": event.get("waited_for")}
 
     def _held(self, context: Any, why: str) -> None:
         context["ti"].xcom_push(key=HELD_KEY, value=why)
         raise AirflowFailException(f"nightly NOT deployed: {why}")
+
+
+ACQUIRE_TASK_ID = "preflight.acquire_environment"
+
+
+def taken_before_held(ti: Any, dag_id: str, run_id: str) -> str | None:
+    """Why a triggered deployment did not deploy when another run took the environment between the wait and its
+    own lease (its acquire_environment failed: that task's reason names the holder); None otherwise."""
+    from latticedb_deploy.operators.history import FAILURE_KEY
+
+    try:
+        states = ti.get_task_states(dag_id=dag_id, task_ids=[ACQUIRE_TASK_ID], run_ids=[run_id]).get(run_id) or {}
+        if states.get(ACQUIRE_TASK_ID) != "failed":
+            return None
+        found = ti.xcom_pull(task_ids=ACQUIRE_TASK_ID, key=FAILURE_KEY, dag_id=dag_id, run_id=run_id)
+    except Exception:  # noqa: BLE001 - the summary goes out without it
+        return None
+    reason = (found or {}).get("reason") if isinstance(found, dict) else None
+    return ("the environment was taken before the deployment could hold it (not a failed deployment: nothing "
+            f"changed){': ' + reason if reason else ''}")
 
 
 class NightlySummaryOperator(_NightlyOperator):
@@ -173,6 +200,12 @@ class NightlySummaryOperator(_NightlyOperator):
             "Why": ti.xcom_pull(task_ids=WAIT_TASK_ID, key=HELD_KEY) if not run_id else None,
             "Run": context["run_id"],
         }
+        if run_id:
+            waited = ti.xcom_pull(task_ids=WAIT_TASK_ID) or {}
+            if waited.get("waited_for"):
+                fields["Waited"] = f"{waited.get('waited_seconds')} s since the run started, for {waited['waited_for']}"
+            if not ok:
+                fields["Why"] = taken_before_held(ti, resolved["dag_id"], run_id)
         title = f"Nightly {self.environment}: {(resolved or {}).get('tag', '?')} " + ("deployed" if ok else "NOT deployed")
         notify.send(self.env, "succeeded" if ok else "failed", title, fields, notify.run_link(context))
         if not ok:

@@ -55,17 +55,20 @@ class EnvironmentFreeTrigger(BaseTrigger):
         return lock.holder()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        last = None
+        last, error = None, None  # the holder last seen; why the latest read failed (None: it did not)
         while True:
             try:
                 holder = await asyncio.to_thread(self._holder)
             except Exception as exc:  # noqa: BLE001 - not an answer: look again at the next poll
                 self.log.warning("reading the lease on %s failed (will retry): %s", self.environment, exc)
                 self._lock.drop()
+                error = f"{type(exc).__name__}: {exc}"
             else:
+                error = None
                 state, why = lease_state(holder, self.environment)
                 if state == "free":
-                    yield TriggerEvent({"free": True, "waited_seconds": round(time.time() - self.started_at, 1)})
+                    yield TriggerEvent({"free": True, "waited_seconds": round(time.time() - self.started_at, 1),
+                                        "waited_for": last})
                     return
                 if state == "locked":
                     yield TriggerEvent({"free": False, "reason": why})
@@ -75,8 +78,14 @@ class EnvironmentFreeTrigger(BaseTrigger):
                 last = holder.owner
             now = time.time()
             if now >= self.deadline:
-                who = f"held by {last}" if last else "its lease could not be read"
-                yield TriggerEvent({"free": False, "reason": f"{self.environment!r} was still {who} after "
-                                    f"{now - self.started_at:.0f} s of waiting"})
+                yield TriggerEvent({"free": False, "reason": self._timed_out(last, error, now)})
                 return
             await asyncio.sleep(min(self.poll_seconds, self.deadline - now))
+
+    def _timed_out(self, last: str | None, error: str | None, now: float) -> str:
+        """Why the wait ended without the environment: held by whom, or its lease unreadable at the end."""
+        waited = f"after {now - self.started_at:.0f} s of waiting"
+        if error is None:
+            return f"{self.environment!r} was still held by {last} {waited}"
+        seen = f"; last seen held by {last}" if last else ""
+        return f"{self.environment!r}'s lease could not be read at the end of the wait ({error}){seen}, {waited}"

@@ -29,8 +29,9 @@ the same conditional update, so a marker and a person's signal cannot both win):
   run's rollback runs to its end whatever is sent, so every action is refused (before, a promote or
   abort sent now was accepted, reported with an effect, and ignored).
 
-- `failing` (a metric gate's trigger judged the new version failing, with no person's signal on the lease):
-  the gate's task still has to resume on a worker and fail before the rollback starts (seconds); promote,
+- `failing` (a metric gate's trigger judged the new version failing, or a deployment's rollout wait failed,
+  with no person's signal on the lease): the wait's task still has to resume on a worker and fail before
+  the rollback starts (seconds); promote,
   pause and resume are refused from the verdict on, not from the failure (abort goes through: it changes
   nothing more).
 
@@ -343,7 +344,7 @@ def ending(states: dict[str, str | None]) -> str | None:
     the rollback's first step marks the lease `rolling_back`; a switch approval that said no skips the switch
     and what follows. A signal written in either window was accepted, reported with an effect, and ignored.
     Still not seen here: a wait whose trigger has decided "fail" until its task resumes on a worker (a metric
-    gate marks the lease FAILING at its verdict instead), and a rejection until the approval task has scaled
+    gate and a deployment's rollout wait mark the lease FAILING at their verdict instead), and a rejection until the approval task has scaled
     the idle colour down and succeeded."""
     if states.get(APPROVAL_TASK_ID) == "success" and states.get(SWITCH_TASK_ID) == "skipped":
         return "its switch approval was rejected or timed out, so traffic never moved and it ends NOT deployed"

@@ -164,3 +164,53 @@ def test_the_mark_never_fails_the_gate(keeper, lock, monkeypatch):
     assert _run(keeper.mark_failing("gate 25% failed")) is False
     assert lease_module.LeaseKeeper("local", None, logging.getLogger("test")) is not None
     assert _run(lease_module.LeaseKeeper("local", None, logging.getLogger("t")).mark_failing("x")) is False  # no owner
+
+
+# ------------------------------------------------------------------ a deployment's rollout wait marks it too
+@pytest.mark.parametrize(("state", "abortable", "signal", "marked"), [
+    ("failed", True, None, "latticedb-svc rollout failed: circuit breaker: tasks failed to start"),
+    ("timeout", True, None, "latticedb-svc rollout timed out: 1/3 tasks running"),
+    ("completed", True, None, None),
+    ("failed", False, None, None),       # a rollback's own rollout wait: it is rolling back already
+    ("failed", True, "pause", None),     # a person's signal stays as it is
+])
+def test_a_deployments_rollout_wait_that_fails_marks_the_lease(monkeypatch, state, abortable, signal, marked):
+    import asyncio
+
+    from latticedb_deploy.rollout import COMPLETED, FAILED
+    from latticedb_deploy.triggers.ecs_rollout import EcsRolloutTrigger
+
+    _Keeper.marks = []
+    _Keeper.signal = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-22", now=time.time()) if signal else None
+    monkeypatch.setattr(lease_module, "LeaseKeeper", _Keeper)
+    status = {"failed": {"state": FAILED, "reason": "circuit breaker: tasks failed to start"},
+              "completed": {"state": COMPLETED, "reason": "3/3 running"},
+              "timeout": {"state": "in_progress", "reason": "1/3 tasks running"}}[state]
+    monkeypatch.setattr(EcsRolloutTrigger, "_poll_once", lambda self: status)
+
+    async def no_facts(self):
+        return []
+
+    monkeypatch.setattr(EcsRolloutTrigger, "_facts", no_facts)
+    trigger = EcsRolloutTrigger(environment="local", service="latticedb-svc", task_definition="arn:td:2", poll_seconds=0.01,
+                                deadline=time.time() + (0 if state == "timeout" else 60), owner=OWNER, abortable=abortable)
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    assert asyncio.run(first_event())["status"] == state
+    assert _Keeper.marks == ([marked] if marked else []), _Keeper.marks
+
+
+def test_only_a_deployments_lease_is_marked(lock, monkeypatch):
+    """latticedb_service's restart waits on its own lease the same way: never marked (control does not act on it)."""
+    from latticedb_deploy.aws import locks
+
+    monkeypatch.setattr(locks, "boto_client", lambda env, service: lock.client)
+    service_run = "latticedb_service/manual__2026-12-07T10:00:00+00:00"
+    assert lock.acquire(service_run, ttl_seconds=300) is None
+    keeper = lease_module.LeaseKeeper("local", service_run, logging.getLogger("test"))
+    assert _run(keeper.check()) is None
+    assert _run(keeper.mark_failing("latticedb-svc rollout failed")) is False
+    assert lock.holder().signal is None

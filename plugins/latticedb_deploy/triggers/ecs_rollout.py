@@ -96,6 +96,12 @@ class EcsRolloutTrigger(BaseTrigger):
             self.log.warning("%s: %s", self.service, line)
         return facts
 
+    async def _mark_failing(self, lease: Any, reason: str) -> None:
+        """A deployment's own wait that fails: the lease marked `failing` (as a failing gate does), so control
+        refuses a promote or pause while the task resumes to fail. Not a rollback's wait (it is rolling back)."""
+        if self.abortable and lease.signal is None:
+            await lease.mark_failing(reason)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy.rollout import COMPLETED, FAILED
         from latticedb_deploy.triggers.lease import LeaseKeeper
@@ -123,9 +129,11 @@ class EcsRolloutTrigger(BaseTrigger):
                 yield TriggerEvent({"status": status["state"], **status})
                 return
             if status["state"] == FAILED:
+                await self._mark_failing(lease, f"{self.service} rollout failed: {status['reason']}")
                 yield TriggerEvent({"status": status["state"], **status, "troubleshooting": await self._facts()})
                 return
             if time.time() >= self.deadline:
+                await self._mark_failing(lease, f"{self.service} rollout timed out: {status['reason']}")
                 yield TriggerEvent({"status": "timeout", **status, "troubleshooting": await self._facts()})
                 return
             await asyncio.sleep(self.poll_seconds)

@@ -70,8 +70,10 @@ class LeaseKeeper:
         before the rollback's own mark is refused rather than accepted and ignored. Only over no signal at all
         (a person's signal, or a mark, stays as it is: the write is conditional on the item as last renewed, so
         one written since is not overwritten either). Best effort: never raises; whether it was written."""
-        if not self.owner or self.control is not None:
-            return False
+        from latticedb_deploy.control import strategy_of_owner
+
+        if not self.owner or self.control is not None or strategy_of_owner(self.owner) is None:
+            return False  # no lease, a signal on it, or not a deployment's (latticedb_service's own rollout wait)
         try:
             written = await asyncio.to_thread(self._mark_failing, reason)
         except Exception as exc:  # noqa: BLE001 - the verdict stands whatever the mark does

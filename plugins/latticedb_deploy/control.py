@@ -198,8 +198,9 @@ def _refuse_in_phase(current: ControlSignal, action: str, owner: str) -> None:
     if current.action == FAILING and action != "abort":
         raise ControlRefused(
             f"{owner} is failing since {clock(current.at)} ({current.reason}): its rollback starts next and puts the "
-            f"last good version back with 100 % of traffic whatever is sent, so there is nothing to {action}. An abort "
-            "still goes through (it changes nothing more). Nothing changed."
+            f"last good version back with 100 % of traffic whatever is sent (with auto_rollback off it leaves traffic "
+            f"where it is: latticedb_rollback restores), so there is nothing to {action}. An abort still goes through "
+            "(its reason joins the rollback's messages). Nothing changed."
         )
     if current.action == VERIFIED:
         raise ControlRefused(
@@ -406,4 +407,7 @@ def effect(action: str, owner: str, current: ControlSignal | None = None) -> str
     replaces (`current`: a VERIFYING marker means the deployment is in verify)."""
     if current is not None and current.action == VERIFYING and action in IN_VERIFY:
         return IN_VERIFY[action]
+    if current is not None and current.action == FAILING and action == "abort":
+        return (f"it is failing already ({current.reason}): its rollback starts next whatever is sent, with this abort's "
+                "reason in its messages (and the run recorded as aborted)")
     return EFFECTS.get(action, {}).get(strategy_of_owner(owner) or "", "")

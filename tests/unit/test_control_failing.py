@@ -105,10 +105,33 @@ def test_a_gate_marks_the_lease_failing_only_on_its_own_failing_verdict(world, m
                                 started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT, tolerated_failures=0,
                                 owner=OWNER)
     payload, _ = world(World(HISTORIES[history], T0, T0 + INTERVAL), trigger)
-    if signal == "pause":
-        assert payload["passed"] is False  # a pause holds a pass, not a failure
+    failed = HISTORIES[history] != HISTORIES["healthy"]
+    assert payload["passed"] is (not failed), payload  # a pause or resume holds a pass back, never a failure
     assert _Keeper.marks == ([f"gate 25% failed: {payload['reason']}"] if marked else []), (payload, _Keeper.marks)
-    assert payload["passed"] is (not marked) or signal is not None
+
+
+def test_a_restarted_gate_that_ends_failing_in_its_replay_marks_the_lease(world, monkeypatch):  # noqa: F811
+    """The triggerer restarted after the gate's failing poll: the rebuilt trigger's replay finds the failure
+    and ends there, and marks the lease as the uninterrupted one would have."""
+    from tests.unit.test_wait_restart import Restart
+
+    _Keeper.marks, _Keeper.signal = [], None
+    monkeypatch.setattr(lease_module, "LeaseKeeper", _Keeper)
+
+    def make():
+        return MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
+                                 started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT, tolerated_failures=1,
+                                 owner=OWNER)
+
+    w = World(HISTORIES["two bad windows"], T0, T0 + INTERVAL)  # the 2nd bad window (4th poll) fails it
+    with pytest.raises(Restart):
+        world(w, make(), restart_after=3)  # stopped before that poll
+    assert _Keeper.marks == []
+    w.t += 3.0
+    first = make()
+    payload, sleeps = world(w, type(first)(**first.serialize()[1]))
+    assert payload["passed"] is False and sleeps == 0, payload  # decided in the replay, before any new poll
+    assert _Keeper.marks == [f"gate 25% failed: {payload['reason']}"]
 
 
 # ------------------------------------------------------------------ the mark on a real lease (moto)
@@ -162,8 +185,39 @@ def test_the_mark_never_fails_the_gate(keeper, lock, monkeypatch):
 
     monkeypatch.setattr(EnvironmentLock, "signal", broken)
     assert _run(keeper.mark_failing("gate 25% failed")) is False
-    assert lease_module.LeaseKeeper("local", None, logging.getLogger("test")) is not None
+    assert lock.holder().signal is None
     assert _run(lease_module.LeaseKeeper("local", None, logging.getLogger("t")).mark_failing("x")) is False  # no owner
+
+    import threading
+
+    stuck = threading.Event()
+
+    def slow(self, *args, **kwargs):  # DynamoDB not answering: the write blocks until the test lets it go
+        stuck.wait(30)
+        return True
+
+    monkeypatch.setattr(EnvironmentLock, "signal", slow)
+    monkeypatch.setattr(lease_module, "MARK_TIMEOUT_SECONDS", 0.1)
+
+    async def while_stuck():
+        written = await keeper.mark_failing("gate 25% failed")
+        return written, stuck.is_set()
+
+    try:
+        assert _run_leaving_threads(while_stuck()) == (False, False)  # given up on while the write still hangs
+    finally:
+        stuck.set()
+
+
+def _run_leaving_threads(coro):
+    """Run `coro` on a loop that does not wait for its worker threads at the end (the triggerer's loop lives on)."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 # ------------------------------------------------------------------ a deployment's rollout wait marks it too
@@ -214,3 +268,28 @@ def test_only_a_deployments_lease_is_marked(lock, monkeypatch):
     assert _run(keeper.check()) is None
     assert _run(keeper.mark_failing("latticedb-svc rollout failed")) is False
     assert lock.holder().signal is None
+
+
+# ------------------------------------------------------------------ a mark that outlived its failure is cleared
+@pytest.mark.parametrize(("task_id", "cleared"), [("deploy.shift_traffic_to_50pct", True),
+                                                  ("deploy.gate_25pct", True),  # the gate's own retry
+                                                  ("rollback.restore_previous_revision", False)])
+def test_a_step_that_runs_while_the_lease_says_failing_clears_the_mark(lock, monkeypatch, task_id, cleared):
+    """The gate's worker died after its trigger marked the run failing, and the gate ran again and passed (or a
+    restarted trigger judged otherwise): the next step that holds the lease clears the mark, so control stops
+    refusing a pause or promote. The rollback's own steps leave it: the run is failing."""
+    from types import SimpleNamespace
+
+    from latticedb_deploy.aws import locks
+    from latticedb_deploy.operators.base import LatticeDBOperator
+
+    monkeypatch.setattr(locks, "boto_client", lambda env, service: lock.client)
+    assert lock.acquire(OWNER, ttl_seconds=300) is None
+    marker = phase_marker(FAILING, None, owner=OWNER, now=time.time(), reason="gate 25% failed: error rate 12%")
+    assert lock.signal(OWNER, marker.to_json(), None)
+    op = LatticeDBOperator(task_id=task_id)
+    op.environment = "local"
+    context = {"dag": SimpleNamespace(dag_id="latticedb_deploy_canary"), "run_id": RUN_ID, "params": {}}
+    op.hold_lease(context)
+    assert lock.holder().signal == (None if cleared else marker)
+    assert _signal(lock.holder().signal, "pause").action == "pause" if cleared else True

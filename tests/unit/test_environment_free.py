@@ -145,6 +145,11 @@ def test_a_restarted_wait_keeps_its_deadline_and_says_whom_it_waited_for(same_ta
     same_table.acquire(OWNER, ttl_seconds=300)
     event, _ = _wait(same_table, released_at_2)
     assert event == {**event, "free": True, "waited_for": OWNER} and event["waited_seconds"] > 0, event
+    # gone before the trigger's first poll: still named, from what the task saw when it deferred
+    gone = EnvironmentFreeTrigger(environment="local", poll_seconds=0.05, deadline=now + 5, started_at=now, holder=OWNER)
+    gone = EnvironmentFreeTrigger(**gone.serialize()[1])  # as the triggerer builds it
+    event = asyncio.run(first_event(gone))
+    assert event["free"] is True and event["waited_for"] == OWNER, event
 
 
 # ------------------------------------------------------------------ the nightly's task: when it waits, until when
@@ -189,10 +194,10 @@ def test_the_wait_counts_from_the_runs_start_not_from_a_retry(nightly_local):
     assert _wait_task(5) == ("returned", {"environment": "local", "waited_seconds": 0})  # free: no wait at all
     nightly_local.acquire(OWNER, ttl_seconds=300)
     kind, trigger = _wait_task(10)
-    assert kind == "deferred" and abs(trigger.deadline - (trigger.started_at + 3600)) < 1e-6, trigger.serialize()
-    assert abs(trigger.started_at - (time.time() - 600)) < 5  # the run's start, 10 min ago: 50 min left
-    kind, message, held = _wait_task(61)  # a retry (or a clear) after the hour: not another hour
-    assert kind == "failed" and held and f"held by {OWNER}" in held and "since it started" in message, (message, held)
+    assert kind == "deferred" and abs(trigger.deadline - (time.time() - 600 + 3600)) < 5, trigger.serialize()  # 50 min left
+    assert abs(trigger.started_at - time.time()) < 5 and trigger.holder == OWNER  # waited_seconds: the wait's own
+    kind, message, held = _wait_task(61)  # a retry after the hour: not another hour
+    assert kind == "failed" and held and f"held by {OWNER}" in held and "started more than" in message, (message, held)
 
 
 def test_a_locked_environment_is_not_waited_for_even_once_its_lease_has_expired(nightly_local):
@@ -201,3 +206,25 @@ def test_a_locked_environment_is_not_waited_for_even_once_its_lease_has_expired(
     assert nightly_local.block(OWNER, "the rollback of run X failed")
     kind, message, held = _wait_task(1)
     assert kind == "failed" and "is locked because the rollback of run X failed" in held, (message, held)
+
+
+@pytest.mark.parametrize(("acquire", "reason", "taken"), [
+    ("failed", "environment 'staging' is held by latticedb_deploy_canary/manual__9 (since 02:00:04 UTC; ...)", True),
+    ("failed", "environment 'staging' is locked since 02:00:04 UTC because a rollback failed (...)", True),
+    ("failed", "lock table latticedb-locks-staging does not exist: run the bootstrap", False),  # not a race
+    ("failed", "An error occurred (AccessDeniedException) when calling the PutItem operation", False),
+    ("failed", None, False),  # killed: no reason recorded
+    ("success", None, False),  # it held the environment: a failure after that is the deployment's own
+])
+def test_the_summary_says_taken_only_when_another_run_had_the_environment(acquire, reason, taken):
+    from types import SimpleNamespace
+
+    from latticedb_deploy.operators.nightly import ACQUIRE_TASK_ID, taken_before_held
+
+    ti = SimpleNamespace(
+        get_task_states=lambda **kw: {kw["run_ids"][0]: {ACQUIRE_TASK_ID: acquire}},
+        xcom_pull=lambda **kw: {"task": ACQUIRE_TASK_ID, "reason": reason} if reason else None)
+    why = taken_before_held(ti, "latticedb_deploy_rolling", "nightly__1__deploy")
+    assert (why is not None) is taken, why
+    if taken:
+        assert why.startswith("the environment was taken before the deployment could hold it") and reason in why

@@ -283,6 +283,21 @@ class EnvironmentLock:
             raise LeaseLostError(self.lost_message(owner))
         return holder
 
+    def clear_signal(self, owner: str, expected: str) -> bool:
+        """Remove the control signal from `owner`'s lease if it is still `expected`; whether it was removed."""
+        try:
+            self.client.update_item(
+                TableName=self.env.lock_table,
+                Key=self._key,
+                UpdateExpression="REMOVE #control",
+                ConditionExpression="#owner = :owner AND #control = :expected",
+                ExpressionAttributeNames={"#owner": "owner", "#control": "control"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":expected": {"S": expected}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def release(self, owner: str, now: float | None = None) -> bool:
         """Give the lease back if we still hold it; returns whether we did.
 

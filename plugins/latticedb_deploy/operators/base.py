@@ -147,7 +147,7 @@ class LatticeDBOperator(BaseOperator):
         whose `signal` the caller may act on (a promote).
         """
         from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
-        from latticedb_deploy.control import for_step
+        from latticedb_deploy.control import FAILING, for_step
 
         lock, owner = EnvironmentLock(self.env), owner_of(context)
         try:
@@ -159,6 +159,15 @@ class LatticeDBOperator(BaseOperator):
         if self.acts_on_baseline and not holder.baseline_is_from(owner):
             self.lease_lost(context, self._stale_baseline(holder, owner))
         signal = control_signal(holder, self.log)
+        if signal is not None and signal.action == FAILING and not self.task_id.startswith("rollback."):
+            # A wait's trigger marked the run failing, yet a step of it runs again (the wait's task was retried after
+            # its worker died, or a restarted trigger judged otherwise): not failing after all. Cleared, best effort,
+            # so control does not go on refusing a pause or promote with "its rollback starts next".
+            try:
+                if lock.clear_signal(owner, holder.control):
+                    self.log.warning("the lease said %s, but %s runs: the mark is cleared", signal.message, self.task_id)
+            except Exception as exc:  # noqa: BLE001 - the step's own work goes on
+                self.log.warning("could not clear the failing mark on the lease: %s", exc)
         if for_step(signal, rollback=self.task_id.startswith("rollback.")) == "abort":
             msg = f"{self.task_id} not run, nothing changed: the deployment was {signal.message}"
             self.log.error("%s", msg)

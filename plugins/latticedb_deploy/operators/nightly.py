@@ -120,25 +120,28 @@ class WaitForEnvironmentOperator(_NightlyOperator):
 
         nightly = self.config.nightly
         self.environment = nightly.environment  # what resolve_image resolved the image for
-        state, held = lease_state(EnvironmentLock(self.env).holder(), self.env.name)
+        holder = EnvironmentLock(self.env).holder()
+        state, held = lease_state(holder, self.env.name)
+        holder_owner = getattr(holder, "owner", None)
         if state == "free":  # the usual night: no deferral at all
             return {"environment": self.env.name, "waited_seconds": 0}
         if state == "locked":
             self._held(context, held)
         if nightly.wait_for_environment_seconds <= 0:
             self._held(context, f"{held}; nightly.wait_for_environment_seconds is 0")
-        # The wait counts from the run's start: a retry (or a clear) of this task does not start it again.
+        # The deadline counts from the run's start: a retry of this task does not start the wait again (a clear of a
+        # finished run does: Airflow gives the run a new start).
         now = time.time()
         started = getattr(context.get("dag_run"), "start_date", None)
-        started_at = min(now, started.timestamp()) if started is not None else now
-        deadline = started_at + nightly.wait_for_environment_seconds
+        deadline = min(now, started.timestamp() if started is not None else now) + nightly.wait_for_environment_seconds
         if deadline <= now:
-            self._held(context, f"{held}, and the run has waited nightly.wait_for_environment_seconds "
-                                f"({nightly.wait_for_environment_seconds} s) since it started")
+            self._held(context, f"{held}, and this run started more than nightly.wait_for_environment_seconds "
+                                f"({nightly.wait_for_environment_seconds} s) ago")
         self.log.warning("%s: waiting until %s for it to finish", held, time.strftime("%H:%M:%S UTC", time.gmtime(deadline)))
         self.defer(
             trigger=EnvironmentFreeTrigger(environment=self.env.name, poll_seconds=self.env.rollout.poll_seconds,
-                                           deadline=deadline, started_at=started_at, config=self.config_snapshot),
+                                           deadline=deadline, started_at=now, config=self.config_snapshot,
+                                           holder=holder_owner),
             method_name="execute_complete",
         )
 
@@ -156,6 +159,7 @@ class WaitForEnvironmentOperator(_NightlyOperator):
 
 
 ACQUIRE_TASK_ID = "preflight.acquire_environment"
+TAKEN = (" is held by ", " is locked since ")  # acquire_environment's refusals when another run has the environment
 
 
 def taken_before_held(ti: Any, dag_id: str, run_id: str) -> str | None:
@@ -171,8 +175,9 @@ def taken_before_held(ti: Any, dag_id: str, run_id: str) -> str | None:
     except Exception:  # noqa: BLE001 - the summary goes out without it
         return None
     reason = (found or {}).get("reason") if isinstance(found, dict) else None
-    return ("the environment was taken before the deployment could hold it (not a failed deployment: nothing "
-            f"changed){': ' + reason if reason else ''}")
+    if not reason or not any(words in reason for words in TAKEN):  # a missing table, AWS refusing: not a race
+        return None
+    return f"the environment was taken before the deployment could hold it (not a failed deployment: nothing changed): {reason}"
 
 
 class NightlySummaryOperator(_NightlyOperator):

@@ -25,26 +25,28 @@ def lease_state(holder: Any, name: str) -> tuple[str, str | None]:
 
 
 class EnvironmentFreeTrigger(BaseTrigger):
-    """Fires once: {"free": True, "waited_seconds"} as soon as nobody holds `environment` (or the hold
-    lapsed); {"free": False, "reason"} when it is locked after a failed rollback (a person must look:
+    """Fires once: {"free": True, "waited_seconds", "waited_for"} as soon as nobody holds `environment` (or the
+    hold lapsed); {"free": False, "reason"} when it is locked after a failed rollback (a person must look:
     latticedb_unlock) or still held at `deadline`. A read that fails (AWS throttled or down) is logged
-    and tried again at the next poll."""
+    and tried again at the next poll. `holder`: who held it when the wait began (named if it lets go before
+    the first poll)."""
 
     def __init__(self, *, environment: str, poll_seconds: float, deadline: float, started_at: float,
-                 config: dict | None = None):
+                 config: dict | None = None, holder: str | None = None):
         super().__init__()
         self.environment = environment
         self.poll_seconds = poll_seconds
         self.deadline = deadline
         self.started_at = started_at
         self.config = config
+        self.holder = holder
         self._lock = KeptForAWait()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "latticedb_deploy.triggers.environment_free.EnvironmentFreeTrigger",
             {"environment": self.environment, "poll_seconds": self.poll_seconds, "deadline": self.deadline,
-             "started_at": self.started_at, "config": self.config},
+             "started_at": self.started_at, "config": self.config, "holder": self.holder},
         )
 
     def _holder(self) -> Any:
@@ -55,7 +57,7 @@ class EnvironmentFreeTrigger(BaseTrigger):
         return lock.holder()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        last, error = None, None  # the holder last seen; why the latest read failed (None: it did not)
+        last, error = self.holder, None  # the holder last seen; why the latest read failed (None: it did not)
         while True:
             try:
                 holder = await asyncio.to_thread(self._holder)

@@ -7,6 +7,8 @@ from typing import Any
 
 from latticedb_deploy.aws import KeptForAWait
 
+MARK_TIMEOUT_SECONDS = 5.0  # the failing mark's write, at most: the event it comes before starts the rollback
+
 
 class LeaseKeeper:
     """Renews `owner`'s lease on `environment`; `check()` returns why it was lost, else None.
@@ -74,8 +76,8 @@ class LeaseKeeper:
 
         if not self.owner or self.control is not None or strategy_of_owner(self.owner) is None:
             return False  # no lease, a signal on it, or not a deployment's (latticedb_service's own rollout wait)
-        try:
-            written = await asyncio.to_thread(self._mark_failing, reason)
+        try:  # bounded: a slow DynamoDB must not hold the failing event (and so the rollback) back
+            written = await asyncio.wait_for(asyncio.to_thread(self._mark_failing, reason), MARK_TIMEOUT_SECONDS)
         except Exception as exc:  # noqa: BLE001 - the verdict stands whatever the mark does
             self.log.warning("could not mark %s failing for %s: %s", self.environment, self.owner, exc)
             return False

@@ -31,9 +31,9 @@ the same conditional update, so a marker and a person's signal cannot both win):
 
 - `failing` (a metric gate's trigger judged the new version failing, or a deployment's rollout wait failed,
   with no person's signal on the lease): the wait's task still has to resume on a worker and fail before
-  the rollback starts (seconds); promote,
-  pause and resume are refused from the verdict on, not from the failure (abort goes through: it changes
-  nothing more).
+  the rollback starts (seconds); promote, pause and resume are refused from the verdict on, not from the
+  failure. An abort goes through (the rollback runs anyway, with its reason). The next deployment step
+  that holds the lease clears a mark that outlived its failure (a retried wait that passed).
 
 A deployment whose steps say it is ending is refused too (`ending`, from the run's task states, read by
 the control run before it writes): a step failed for good (the rollback is starting, before its mark), or
@@ -345,8 +345,8 @@ def ending(states: dict[str, str | None]) -> str | None:
     the rollback's first step marks the lease `rolling_back`; a switch approval that said no skips the switch
     and what follows. A signal written in either window was accepted, reported with an effect, and ignored.
     Still not seen here: a wait whose trigger has decided "fail" until its task resumes on a worker (a metric
-    gate and a deployment's rollout wait mark the lease FAILING at their verdict instead), and a rejection until the approval task has scaled
-    the idle colour down and succeeded."""
+    gate and a deployment's rollout wait mark the lease FAILING at their verdict instead), and a rejection
+    until the approval task has scaled the idle colour down and succeeded."""
     if states.get(APPROVAL_TASK_ID) == "success" and states.get(SWITCH_TASK_ID) == "skipped":
         return "its switch approval was rejected or timed out, so traffic never moved and it ends NOT deployed"
     failed = sorted((t for t, s in states.items() if s == "failed"), key=lambda t: (_phase(t), t))

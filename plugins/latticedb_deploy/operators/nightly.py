@@ -208,7 +208,7 @@ class NightlySummaryOperator(_NightlyOperator):
         if run_id:
             waited = ti.xcom_pull(task_ids=WAIT_TASK_ID) or {}
             if waited.get("waited_for"):
-                fields["Waited"] = f"{waited.get('waited_seconds')} s since the run started, for {waited['waited_for']}"
+                fields["Waited"] = f"{waited.get('waited_seconds')} s, for {waited['waited_for']}"
             if not ok:
                 fields["Why"] = taken_before_held(ti, resolved["dag_id"], run_id)
         title = f"Nightly {self.environment}: {(resolved or {}).get('tag', '?')} " + ("deployed" if ok else "NOT deployed")

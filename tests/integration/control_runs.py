@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import time
 
 from tests.envs import ENV
-from tests.integration.helpers import run_dag_run
+from tests.integration.helpers import run_dag_run, run_values_as_param_defaults
 
 CONTROL = "latticedb_control"
 
@@ -16,19 +15,12 @@ def _states(dr) -> dict:
 
 
 def control_run(dagbag, action: str, reason: str, deployment: str | None = None):
-    """A latticedb_control run. Its required params get the run's values as defaults for the run: under
-    dag.test() the DAG-level failure callback validates the DAG's params without the run's conf."""
+    """A latticedb_control run (its required params set for the run: helpers.run_values_as_param_defaults)."""
     conf = {"environment": ENV.name, "action": action, "reason": reason}
     if deployment is not None:
         conf["deployment"] = deployment
-    dag = dagbag.dags[CONTROL]
-    original = copy.deepcopy(dag.params)
-    try:
-        for key, value in conf.items():
-            dag.params[key] = value
+    with run_values_as_param_defaults(dagbag, CONTROL, conf):
         return run_dag_run(dagbag, CONTROL, conf)
-    finally:
-        dag.params = original
 
 
 def held_by(local, owner: str, marker: str | None = None):

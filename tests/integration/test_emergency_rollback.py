@@ -7,14 +7,13 @@ to a settled fleet on the target revision. Run with `pytest -s` to see the numbe
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 
 import pytest
 
 from tests.envs import ENV
-from tests.integration.helpers import history, image, run_dag
+from tests.integration.helpers import history, image, run_dag, run_values_as_param_defaults
 
 pytestmark = pytest.mark.integration
 DAG_ID = "latticedb_rollback"
@@ -84,21 +83,10 @@ def _deploy_v2(local, dagbag) -> tuple[str, str]:
 
 
 def _rollback(dagbag, **conf):
-    """Run latticedb_rollback with `conf`.
-
-    Under dag.test() (Airflow 3.3) the DAG-level failure callback's context validates the DAG's
-    params without the run's conf, so the required `reason` would raise there when a run fails.
-    The DAG object gets the run's values as defaults for the run, and its params back afterwards.
-    """
+    """Run latticedb_rollback with `conf` (its required `reason` set for the run: run_values_as_param_defaults)."""
     conf = {"environment": ENV.name, "target_revision": None, "notify": True, **conf}
-    dag = dagbag.dags[DAG_ID]
-    original = copy.deepcopy(dag.params)
-    try:
-        for key, value in conf.items():
-            dag.params[key] = value
+    with run_values_as_param_defaults(dagbag, DAG_ID, conf):
         return run_dag(dagbag, DAG_ID, conf)
-    finally:
-        dag.params = original
 
 
 def _rollback_run(dagbag, **conf):
@@ -106,14 +94,8 @@ def _rollback_run(dagbag, **conf):
     from tests.integration.helpers import run_dag_run
 
     conf = {"environment": ENV.name, "target_revision": None, "notify": True, **conf}
-    dag = dagbag.dags[DAG_ID]
-    original = copy.deepcopy(dag.params)
-    try:
-        for key, value in conf.items():
-            dag.params[key] = value
+    with run_values_as_param_defaults(dagbag, DAG_ID, conf):
         return run_dag_run(dagbag, DAG_ID, conf)
-    finally:
-        dag.params = original
 
 
 def _plan_started_at() -> float:

@@ -9,7 +9,6 @@ clears it with latticedb_unlock.
 
 from __future__ import annotations
 
-import copy
 import threading
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from tests.envs import ENV
 from tests.faults.driver import faults
 from tests.integration.background import lock_item, wait_until
-from tests.integration.helpers import history, image, run_dag, run_dag_run
+from tests.integration.helpers import history, image, run_dag, run_dag_run, run_values_as_param_defaults
 
 pytestmark = pytest.mark.integration
 GREEN, BLUE = ENV.green_tg, ENV.blue_tg
@@ -25,15 +24,8 @@ INCIDENT = "ROLLBACK FAILED: manual action needed"
 
 
 def _run_with_required_params(dagbag, dag_id: str, conf: dict):
-    """dag.test() of a DAG with a required param (`reason`): see test_emergency_rollback._rollback."""
-    dag = dagbag.dags[dag_id]
-    original = copy.deepcopy(dag.params)
-    try:
-        for key, value in conf.items():
-            dag.params[key] = value
+    with run_values_as_param_defaults(dagbag, dag_id, conf):
         return run_dag_run(dagbag, dag_id, conf)
-    finally:
-        dag.params = original
 
 
 def _incident(local) -> str:

@@ -77,6 +77,14 @@ class ApiClient:
                                    f"{self.task_states(dag_id, run_id)}")
             time.sleep(interval)
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """A task try's log as the UI shows it, one event per line."""
+        r = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                     params={"full_content": "true"}, headers={"Accept": "application/json"})
+        r.raise_for_status()
+        content = r.json()["content"]
+        return "\n".join(str(e.get("event", "")) if isinstance(e, dict) else str(e) for e in content)
+
     def hitl(self, dag_id: str, run_id: str, task_id: str) -> requests.Response:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails")
 

@@ -7,21 +7,24 @@ from __future__ import annotations
 
 class TaskRequestCounter:
     """Counts `InProcessSupervisorComms.send` messages by type: `with TaskRequestCounter() as requests:` ...
-    `requests.total`, `requests.by_type()`. The messages themselves are unchanged."""
+    `requests.total`, `requests.by_type()`, `requests.xcom_reads[(task_id, key)]`. The messages themselves are unchanged."""
 
     def __init__(self):
         from collections import Counter
 
         self.messages: Counter = Counter()
+        self.xcom_reads: Counter = Counter()  # (task_id, key) of every XCom read
 
     def __enter__(self):
         from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
 
         self._original = original = InProcessSupervisorComms.send
-        messages = self.messages
+        messages, xcom_reads = self.messages, self.xcom_reads
 
         def counted(comms, msg):
             messages[type(msg).__name__] += 1
+            if type(msg).__name__.startswith("GetXCom"):
+                xcom_reads[(getattr(msg, "task_id", None), getattr(msg, "key", None))] += 1
             return original(comms, msg)
 
         InProcessSupervisorComms.send = counted

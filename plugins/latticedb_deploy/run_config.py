@@ -51,7 +51,8 @@ def environment(name: str, snapshot: dict | None) -> Environment:
 
 def for_task(task: Any, context: Any) -> dict | None:
     """The snapshot the task `task` of this run reads: taken (and kept in XCom) by the snapshot task itself,
-    pulled by every other task of a DAG that has one, None otherwise."""
+    pulled by every other task of a DAG that has one (from this host's copy when a task of the same run
+    incarnation already pulled it here: latticedb_deploy.snapshot_cache), None otherwise."""
     ti = context["ti"]
     if task.task_id == SNAPSHOT_TASK_ID:
         snapshot = take()
@@ -60,4 +61,15 @@ def for_task(task: Any, context: Any) -> dict | None:
     dag = getattr(task, "dag", None)
     if dag is None or not dag.has_task(SNAPSHOT_TASK_ID):
         return None
-    return ti.xcom_pull(task_ids=SNAPSHOT_TASK_ID, key=SNAPSHOT_KEY)
+    from latticedb_deploy import snapshot_cache
+
+    run = snapshot_cache.incarnation(context)
+    snapshot, source = snapshot_cache.read(run), "this host's copy"
+    if snapshot is None:
+        snapshot, source = ti.xcom_pull(task_ids=SNAPSHOT_TASK_ID, key=SNAPSHOT_KEY), "XCom"
+        snapshot_cache.write(run, snapshot)
+    log = getattr(task, "log", None)
+    if snapshot and log is not None:
+        log.info("run config: %s as of the run's start (sha256 %s, read from %s)",
+                 snapshot.get("path"), str(snapshot.get("sha256"))[:12], source)
+    return snapshot

@@ -64,6 +64,12 @@ def test_canary_succeeds_with_gates_deferred_to_the_triggerer(api, local):
     assert tg != before_tg
     assert live_image.endswith(local.digest("v2.0.0")), live_image
 
+    # One Celery worker ran every task: the first that needed the run's config read it from XCom, the
+    # later ones from the worker host's copy (latticedb_deploy.snapshot_cache), each try in its own process.
+    sources = {task_id: api.task_log(CANARY, run_id, task_id) for task_id in
+               ("preflight.verdict", "deploy.shift_traffic_to_50pct", "notify_success")}
+    assert all("read from this host's copy" in log for log in sources.values()), sources
+
 
 def test_a_second_run_of_a_deployment_dag_is_not_queued_behind_the_first(api, local):
     """Runs of one deployment DAG go at once (production's hour-long canary never queues staging's); in one

@@ -70,3 +70,21 @@ def test_tag_missing_from_ecr_stops_at_preflight(local, dagbag):
     assert tasks["rollback.restore_previous_revision"] == "skipped"
     assert local.revisions() == revisions
     assert local.service()["taskDefinition"] == service["taskDefinition"]
+
+
+def test_the_runs_tasks_on_one_host_read_its_config_snapshot_from_xcom_once(local, dagbag, tmp_path, monkeypatch):
+    """Each task needs the run's config snapshot; on a host where a task of the run already read it, the
+    others read this host's copy (latticedb_deploy.snapshot_cache), not XCom: one request, not one per task."""
+    from harness.task_requests import TaskRequestCounter
+    from latticedb_deploy import run_config, snapshot_cache
+
+    copies = tmp_path / "run-config"
+    monkeypatch.setenv(snapshot_cache.CACHE_ENV_VAR, str(copies))
+    before = local.service()
+    with TaskRequestCounter() as requests:
+        state, tasks = run_dag(dagbag, DAG_ID, {"image_uri": image("v2.0.0"), "environment": ENV.name})
+    assert state == "success", tasks
+    assert local.service()["taskDefinition"] != before["taskDefinition"]
+    assert requests.xcom_reads[(run_config.SNAPSHOT_TASK_ID, run_config.SNAPSHOT_KEY)] == 1
+    assert len(list(copies.iterdir())) == 1
+    assert sum(state in ("success", "failed") for state in tasks.values()) > 20  # that many tasks used the config

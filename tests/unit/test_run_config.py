@@ -162,3 +162,134 @@ def test_only_upstream_tasks_xcoms_are_read():
     assert [t for t, _ in bare.reads] == ["prepare.register_task_definition", "prepare.record_baseline"]
     warned = {"warning": True, "task": "record_deployment", "reason": "r"}
     assert best_effort_warnings(_CountingTi({}), known={"record_deployment": warned}) == [warned]
+
+
+# This host's copy of the snapshot (latticedb_deploy.snapshot_cache): a run's later tasks on a host read it
+# from disk instead of XCom, and only ever the snapshot of their own run incarnation.
+
+
+@pytest.fixture
+def host_copy(tmp_path, monkeypatch):
+    from latticedb_deploy import snapshot_cache
+
+    folder = tmp_path / "run-config"
+    monkeypatch.setenv(snapshot_cache.CACHE_ENV_VAR, str(folder))
+    return folder
+
+
+def _run(clears: int = 0, started: str = "2026-12-07T10:00:00+00:00", run_id: str = "manual__1"):
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dag_id="snapshot_reads", run_id=run_id, start_date=datetime.fromisoformat(started),
+                           clear_number=clears)
+
+
+def _read(task, store: dict, dag_run) -> tuple[dict | None, list]:
+    ti = _CountingTi(store)
+    return run_config.for_task(task, {"ti": ti, "dag_run": dag_run}), ti.reads
+
+
+def test_a_runs_later_tasks_on_this_host_read_the_snapshot_from_disk(config_file, host_copy):
+    start, step = _deployment_dag()
+    store = {}
+    taken = run_config.for_task(start, {"ti": _Ti(store), "dag_run": _run()})
+    assert not host_copy.exists()  # the snapshot task never keeps it: its retry takes a new one
+    read, reads = _read(step, store, _run())
+    assert read == taken and reads == [("notify_start", run_config.SNAPSHOT_KEY)]
+    config_file.write_text("broken: [\n")
+    store.clear()  # were it read from XCom now, it would be None
+    for _ in range(3):
+        read, reads = _read(step, store, _run())
+        assert read == taken and reads == []
+    assert [p.stat().st_mode & 0o777 for p in host_copy.iterdir()] == [0o600]
+    assert host_copy.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("other", [
+    _run(clears=1),  # a clear re-runs whatever it cleared, the snapshot task included
+    _run(started="2026-12-07T11:00:00+00:00"),  # a finished run cleared (Airflow restarts it) or re-created
+    _run(run_id="manual__2"),
+], ids=["cleared", "restarted", "another-run"])
+def test_another_run_incarnation_reads_its_own_snapshot(config_file, host_copy, other):
+    start, step = _deployment_dag()
+    store = {}
+    run_config.for_task(start, {"ti": _Ti(store), "dag_run": _run()})
+    first, _ = _read(step, store, _run())
+    config_file.write_text(config_file.read_text() + "\n# edited\n")
+    retaken = run_config.for_task(start, {"ti": _Ti(store), "dag_run": other})
+    assert retaken != first
+    read, reads = _read(step, store, other)
+    assert read == retaken and reads == [("notify_start", run_config.SNAPSHOT_KEY)]
+    assert _read(step, store, _run())[0] == first  # the first incarnation's copy is its own
+
+
+def _kept_file(folder):
+    (path,) = list(folder.iterdir())
+    return path
+
+
+def _tamper_text(path):
+    import json
+
+    kept = json.loads(path.read_text())
+    kept["snapshot"]["text"] += "\n# changed\n"
+    path.write_text(json.dumps(kept))
+
+
+def _name_another_run(path):
+    import json
+
+    kept = json.loads(path.read_text())
+    kept["run"]["clear_number"] = 7
+    path.write_text(json.dumps(kept))
+
+
+@pytest.mark.parametrize("spoil", [
+    _tamper_text,  # the text no longer matches its sha256
+    _name_another_run,  # a copy of another incarnation's file
+    lambda path: path.write_text("{not json"),
+    lambda path: path.write_text("[]"),
+    lambda path: path.parent.chmod(0o777),  # a directory others can write to: nothing in it is trusted
+    lambda path: path.parent.chmod(0o750),
+], ids=["text-changed", "other-run", "not-json", "not-a-mapping", "dir-world-writable", "dir-group-readable"])
+def test_a_copy_that_cannot_be_trusted_is_a_miss_never_an_error(config_file, host_copy, spoil):
+    start, step = _deployment_dag()
+    store = {}
+    taken = run_config.for_task(start, {"ti": _Ti(store), "dag_run": _run()})
+    _read(step, store, _run())
+    spoil(_kept_file(host_copy))
+    read, reads = _read(step, store, _run())
+    assert read == taken and reads == [("notify_start", run_config.SNAPSHOT_KEY)]
+
+
+def test_no_copy_without_a_run_to_name_or_when_turned_off(config_file, host_copy, monkeypatch):
+    start, step = _deployment_dag()
+    store = {}
+    run_config.for_task(start, {"ti": _Ti(store)})
+    for dag_run in (None, _run(clears=None)):
+        for _ in range(2):
+            assert _read(step, store, dag_run)[1] == [("notify_start", run_config.SNAPSHOT_KEY)]
+    assert not host_copy.exists()
+    monkeypatch.setenv("LATTICEDB_RUN_CONFIG_CACHE", "off")
+    for _ in range(2):
+        assert _read(step, store, _run())[1] == [("notify_start", run_config.SNAPSHOT_KEY)]
+    assert not host_copy.exists()
+
+
+def test_a_missing_snapshot_is_not_kept_and_old_copies_are_removed(config_file, host_copy):
+    import os
+    import time
+
+    from latticedb_deploy import snapshot_cache
+
+    _, step = _deployment_dag()
+    assert _read(step, {}, _run()) == (None, [("notify_start", run_config.SNAPSHOT_KEY)])
+    assert not host_copy.exists()  # no snapshot task ran: nothing to keep
+    store = {("notify_start", run_config.SNAPSHOT_KEY): run_config.take()}
+    _read(step, store, _run())
+    old = _kept_file(host_copy)
+    stale = time.time() - snapshot_cache.KEEP_SECONDS - 60
+    os.utime(old, (stale, stale))
+    _read(step, store, _run(run_id="manual__2"))
+    assert len(list(host_copy.iterdir())) == 1 and not old.exists()

@@ -26,6 +26,8 @@ os.environ.update(
 sys.path.insert(0, str(ROOT / "plugins"))
 # One AWS call-ledger directory per run, shared by xdist workers (they inherit it): tests/security/ledger_session.py
 os.environ.setdefault("LATTICEDB_AWS_LEDGER_DIR", tempfile.mkdtemp(prefix="latticedb-aws-ledger-"))
+# The runs' config snapshot copies (latticedb_deploy.snapshot_cache) of this session, not in the user's own
+os.environ.setdefault("LATTICEDB_RUN_CONFIG_CACHE", os.path.join(tempfile.mkdtemp(prefix="latticedb-tests-"), "run-config"))
 
 import pytest  # noqa: E402
 

@@ -57,6 +57,7 @@ def for_task(task: Any, context: Any) -> dict | None:
     if task.task_id == SNAPSHOT_TASK_ID:
         snapshot = take()
         ti.xcom_push(key=SNAPSHOT_KEY, value=snapshot)
+        _log_source(task, snapshot, "taken now: the run's snapshot")
         return snapshot
     dag = getattr(task, "dag", None)
     if dag is None or not dag.has_task(SNAPSHOT_TASK_ID):
@@ -68,8 +69,13 @@ def for_task(task: Any, context: Any) -> dict | None:
     if snapshot is None:
         snapshot, source = ti.xcom_pull(task_ids=SNAPSHOT_TASK_ID, key=SNAPSHOT_KEY), "XCom"
         snapshot_cache.write(run, snapshot)
+    _log_source(task, snapshot, f"read from {source}")
+    return snapshot
+
+
+def _log_source(task: Any, snapshot: dict | None, how: str) -> None:
+    """Say in the task's log which config the task runs on, and where it came from."""
     log = getattr(task, "log", None)
     if snapshot and log is not None:
-        log.info("run config: %s as of the run's start (sha256 %s, read from %s)",
-                 snapshot.get("path"), str(snapshot.get("sha256"))[:12], source)
-    return snapshot
+        log.info("run config: %s as of the run's start (sha256 %s, %s)",
+                 snapshot.get("path"), str(snapshot.get("sha256"))[:12], how)

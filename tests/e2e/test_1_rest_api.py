@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -65,10 +66,14 @@ def test_canary_succeeds_with_gates_deferred_to_the_triggerer(api, local):
     assert live_image.endswith(local.digest("v2.0.0")), live_image
 
     # One Celery worker ran every task: the first that needed the run's config read it from XCom, the
-    # later ones from the worker host's copy (latticedb_deploy.snapshot_cache), each try in its own process.
+    # later ones from the worker host's copy (latticedb_deploy.snapshot_cache), each try in its own process,
+    # and the copy is the snapshot notify_start took.
+    taken = re.search(r"sha256 ([0-9a-f]{12}), taken now", api.task_log(CANARY, run_id, "notify_start"))
+    assert taken, "notify_start's log does not name the snapshot it took"
     sources = {task_id: api.task_log(CANARY, run_id, task_id) for task_id in
                ("preflight.verdict", "deploy.shift_traffic_to_50pct", "notify_success")}
-    assert all("read from this host's copy" in log for log in sources.values()), sources
+    read = f"sha256 {taken.group(1)}, read from this host's copy"
+    assert all(read in log for log in sources.values()), (read, sources)
 
 
 def test_a_second_run_of_a_deployment_dag_is_not_queued_behind_the_first(api, local):

@@ -197,13 +197,34 @@ def test_a_runs_later_tasks_on_this_host_read_the_snapshot_from_disk(config_file
     assert not host_copy.exists()  # the snapshot task never keeps it: its retry takes a new one
     read, reads = _read(step, store, _run())
     assert read == taken and reads == [("notify_start", run_config.SNAPSHOT_KEY)]
-    config_file.write_text("broken: [\n")
-    store.clear()  # were it read from XCom now, it would be None
     for _ in range(3):
         read, reads = _read(step, store, _run())
         assert read == taken and reads == []
     assert [p.stat().st_mode & 0o777 for p in host_copy.iterdir()] == [0o600]
     assert host_copy.stat().st_mode & 0o777 == 0o700
+    # once the file is edited, the copy is not used: the run's snapshot comes from XCom, as without a copy
+    config_file.write_text("broken: [\n")
+    read, reads = _read(step, store, _run())
+    assert read == taken and reads == [("notify_start", run_config.SNAPSHOT_KEY)]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda text: text + "\n# edited\n",
+    lambda text: text.replace("interval_seconds", "interval_seconds ", 1),
+], ids=["comment", "whitespace"])
+def test_a_snapshot_task_re_run_in_the_same_incarnation_is_what_later_tasks_read(config_file, host_copy, edit):
+    """A clear with reset_dag_runs false, or dag.test() re-creating a run under the same logical date,
+    re-runs notify_start without a new incarnation: after an edit, the old copy must not be read."""
+    start, step = _deployment_dag()
+    store = {}
+    first = run_config.for_task(start, {"ti": _Ti(store), "dag_run": _run()})
+    assert _read(step, store, _run())[0] == first
+    config_file.write_text(edit(config_file.read_text()))
+    retaken = run_config.for_task(start, {"ti": _Ti(store), "dag_run": _run()})
+    assert retaken["sha256"] != first["sha256"]
+    for _ in range(2):
+        assert _read(step, store, _run())[0] == retaken
+    assert _read(step, store, _run())[1] == []  # and the new one is kept
 
 
 @pytest.mark.parametrize("other", [
@@ -214,14 +235,16 @@ def test_a_runs_later_tasks_on_this_host_read_the_snapshot_from_disk(config_file
 def test_another_run_incarnation_reads_its_own_snapshot(config_file, host_copy, other):
     start, step = _deployment_dag()
     store = {}
+    original = config_file.read_text()
     run_config.for_task(start, {"ti": _Ti(store), "dag_run": _run()})
     first, _ = _read(step, store, _run())
-    config_file.write_text(config_file.read_text() + "\n# edited\n")
+    config_file.write_text(original + "\n# edited\n")
     retaken = run_config.for_task(start, {"ti": _Ti(store), "dag_run": other})
     assert retaken != first
+    config_file.write_text(original)  # edited back: the first copy matches the file again
     read, reads = _read(step, store, other)
-    assert read == retaken and reads == [("notify_start", run_config.SNAPSHOT_KEY)]
-    assert _read(step, store, _run())[0] == first  # the first incarnation's copy is its own
+    assert read == retaken and reads == [("notify_start", run_config.SNAPSHOT_KEY)]  # told apart by the run
+    assert _read(step, {}, _run()) == (first, [])  # the first incarnation's copy is its own
 
 
 def _kept_file(folder):
@@ -261,6 +284,32 @@ def test_a_copy_that_cannot_be_trusted_is_a_miss_never_an_error(config_file, hos
     spoil(_kept_file(host_copy))
     read, reads = _read(step, store, _run())
     assert read == taken and reads == [("notify_start", run_config.SNAPSHOT_KEY)]
+
+
+def test_a_host_where_no_copy_can_be_kept_reads_xcom(config_file, host_copy, monkeypatch):
+    import os
+    import tempfile
+
+    start, step = _deployment_dag()
+    store = {}
+    taken = run_config.for_task(start, {"ti": _Ti(store), "dag_run": _run()})
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", full)
+        for _ in range(2):
+            assert _read(step, store, _run()) == (taken, [("notify_start", run_config.SNAPSHOT_KEY)])
+    assert list(host_copy.iterdir()) == []  # nothing half written left behind
+    monkeypatch.delenv("LATTICEDB_RUN_CONFIG_CACHE")
+
+    def nowhere():
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setattr(tempfile, "gettempdir", nowhere)
+    for _ in range(2):
+        assert _read(step, store, _run()) == (taken, [("notify_start", run_config.SNAPSHOT_KEY)])
 
 
 def test_no_copy_without_a_run_to_name_or_when_turned_off(config_file, host_copy, monkeypatch):

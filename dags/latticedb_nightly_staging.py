@@ -32,11 +32,13 @@ with operations_dag(
     schedule=nightly.schedule,
     start_date=datetime(2025, 1, 1, tzinfo=UTC),
     tags=["operations", "nightly"],
+    failure_told_by="summary",
 ) as dag:
     resolve = ResolveNightlyImageOperator(task_id="resolve_image")
     wait = WaitForEnvironmentOperator(task_id="wait_for_environment")
     deploy = StrategyRunOperator(
         task_id="deploy",
+        failure_told_by_summary=True,  # the deployment's own messages and the summary tell it
         trigger_dag_id="{{ " + _resolved + "['dag_id'] }}",
         conf={"image_uri": "{{ " + _resolved + "['image_uri'] }}", "environment": "{{ " + _resolved + "['environment'] }}"},
     )

@@ -52,6 +52,7 @@ def notify_task_failure(context: Any) -> None:
       keeps the environment locked until a person clears it.
     - the run lost its environment lease (LEASE LOST: pre-empted by an emergency rollback, or expired
       and taken): it stopped without changing anything more, and the message says who holds it and why.
+    - a failure the run's summary message tells (ReportedFailure): no message of its own.
     - anything else: "Deployment failed at <task>".
     """
     from latticedb_deploy import notify
@@ -65,7 +66,7 @@ def notify_task_failure(context: Any) -> None:
         lease_lost = _is_lease_lost(exception)
         incident = is_rollback_task(ti.dag_id, ti.task_id) and not lease_lost
         _record(context, ti, reason, incident=incident, lease_lost=lease_lost)
-        if _muted(params) and not incident:
+        if (_muted(params) or _reported(exception)) and not incident:
             return
         env = _environment(context)
         fields: dict[str, object] = {
@@ -135,13 +136,27 @@ def _is_lease_lost(exception: Any) -> bool:
     return isinstance(exception, LeaseLost) or str(exception or "").startswith("LEASE LOST")
 
 
-def notify_dag_failure(context: Any) -> None:
-    """DAG-level on_failure_callback: the run as a whole failed (names the failed tasks if it can)."""
+def _reported(exception: Any) -> bool:
+    from latticedb_deploy.operators.base import ReportedFailure
+
+    return isinstance(exception, ReportedFailure)
+
+
+def notify_dag_failure(context: Any, told_by: str | None = None) -> None:
+    """DAG-level on_failure_callback: the run as a whole failed (names the failed tasks if it can).
+
+    `told_by`: the DAG's summary task, whose own message tells how the run ended. When it is the task
+    that failed last (Airflow's `ti` for this callback), it has sent that message, or its own failure
+    message if it broke before: this one would say it a second time. A run that failed otherwise (a
+    timeout, a task after it) is still told."""
     from latticedb_deploy import notify
 
     try:
         params = context.get("params") or {}
         if _muted(params):
+            return
+        if told_by and getattr(context.get("ti"), "task_id", None) == told_by:
+            log.info("run failure already told by %s's message", told_by)
             return
         env = _environment(context)
         dag_run = context.get("dag_run")

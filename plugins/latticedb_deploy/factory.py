@@ -61,7 +61,7 @@ RUNS_ACROSS_ENVIRONMENTS = 16
 @contextmanager
 def operations_dag(
     dag_id: str, *, description: str, tags: list[str], schedule: Any = None, doc_md: str | None = None,
-    max_active_runs: int = 1, **kwargs: Any,
+    max_active_runs: int = 1, failure_told_by: str | None = None, **kwargs: Any,
 ) -> Iterator[DAG]:
     """A LatticeDB DAG outside the strategy factory: the same defaults, retries, tags and failure callback.
     One active run by default; a DAG whose runs act on one environment each and are serialized per
@@ -69,7 +69,10 @@ def operations_dag(
     wait never queues another's emergency.
 
     Used as `with operations_dag(...) as dag:`, like `with DAG(...) as dag:`; its tasks get one copy
-    of the DAG's params each (params_copied_once)."""
+    of the DAG's params each (params_copied_once). `failure_told_by`: the task whose message tells how a
+    run ended (callbacks.notify_dag_failure), so a failed run is not told twice."""
+    from functools import partial
+
     from latticedb_deploy.callbacks import notify_dag_failure
 
     with DAG(
@@ -80,7 +83,7 @@ def operations_dag(
         catchup=False,
         max_active_runs=max_active_runs,
         default_args=DEFAULT_ARGS,
-        on_failure_callback=notify_dag_failure,
+        on_failure_callback=partial(notify_dag_failure, told_by=failure_told_by) if failure_told_by else notify_dag_failure,
         tags=["latticedb", *tags],
         **kwargs,
     ) as dag, params_copied_once(dag):

@@ -138,6 +138,8 @@ def test_a_rejected_nightly_blue_green_is_reported_not_deployed(local, dagbag, t
     texts = local.message_texts()
     summary = [t for t in texts if f"Nightly {ENV.name}: v3.0.0" in t]
     assert summary and "NOT deployed" in summary[0] and "Outcome: rejected: rejected by On-call engineer" in summary[0], texts
+    # the nightly tells it once: its summary, not also "latticedb_nightly_staging failed at deploy/summary" or "run failed"
+    assert [t for t in texts if DAG_ID in t.split("\n")[0]] == [], texts
 
 
 HOLDER = "latticedb_deploy_canary/manual__2026-12-07T01:50:00+00:00"
@@ -208,9 +210,12 @@ def test_an_environment_taken_between_the_wait_and_the_deployment_is_reported_as
     assert state == "failed" and tasks["wait_for_environment"] == "success" and tasks["summary"] == "failed", tasks
     assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_rolling", "failed")], child.get("output")
     assert local.service()["taskDefinition"] == before
-    summary = [t for t in local.message_texts() if f"Nightly {ENV.name}: v3.0.0 NOT deployed" in t]
+    texts = local.message_texts()
+    summary = [t for t in texts if f"Nightly {ENV.name}: v3.0.0 NOT deployed" in t]
     assert summary and "the environment was taken before the deployment could hold it" in summary[0], summary
     assert HOLDER in summary[0], summary
+    # the nightly tells it once: its summary, not also "latticedb_nightly_staging failed at summary" or "run failed"
+    assert [t for t in texts if DAG_ID in t.split("\n")[0]] == [], texts
 
 
 def test_an_environment_held_past_the_wait_is_not_deployed_and_the_summary_names_the_holder(local, dagbag,
@@ -228,5 +233,7 @@ def test_an_environment_held_past_the_wait_is_not_deployed_and_the_summary_names
     assert tasks == {"resolve_image": "success", "wait_for_environment": "failed", "deploy": "upstream_failed",
                      "summary": "failed"}
     assert local.service()["taskDefinition"] == before  # no deployment was triggered
-    summary = [t for t in local.message_texts() if f"Nightly {ENV.name}: v3.0.0" in t]
+    texts = local.message_texts()
+    summary = [t for t in texts if f"Nightly {ENV.name}: v3.0.0" in t]
     assert summary and "NOT deployed" in summary[0] and f"still held by {HOLDER}" in summary[0], summary
+    assert texts == summary, texts  # one event, one message: not also "failed at" each task and "run failed"

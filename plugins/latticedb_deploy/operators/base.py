@@ -16,6 +16,11 @@ class LeaseLost(AirflowFailException):
     """This run no longer holds its environment's lease: it stops, changing nothing (no retry)."""
 
 
+class ReportedFailure(AirflowFailException):
+    """A failure the run's own summary message tells (the nightly's): the task fails (no retry) and is
+    recorded, but sends no "failed at <task>" message of its own, so one event is one message at 3 a.m."""
+
+
 def owner_of(context: Any) -> str:
     """The lease owner for a run: "<dag_id>/<run_id>"."""
     dag, run_id = context.get("dag"), context.get("run_id")

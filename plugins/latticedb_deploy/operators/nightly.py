@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from latticedb_deploy.operators.base import LatticeDBOperator
+from latticedb_deploy.operators.base import LatticeDBOperator, ReportedFailure
 from latticedb_deploy.operators.strategy_run import strategy_dag_id, triggered_outcome
 
 RESOLVE_TASK_ID = "resolve_image"
@@ -155,7 +155,7 @@ class WaitForEnvironmentOperator(_NightlyOperator):
 
     def _held(self, context: Any, why: str) -> None:
         context["ti"].xcom_push(key=HELD_KEY, value=why)
-        raise AirflowFailException(f"nightly NOT deployed: {why}")
+        raise ReportedFailure(f"nightly NOT deployed: {why}")  # the summary says so, once
 
 
 ACQUIRE_TASK_ID = "preflight.acquire_environment"
@@ -215,5 +215,5 @@ class NightlySummaryOperator(_NightlyOperator):
         notify.send(self.env, "succeeded" if ok else "failed", title, fields, notify.run_link(context))
         if not ok:
             why = f"{outcome['outcome']}: {outcome['reason']}" if outcome else f"not started: {fields['Why'] or 'see the run'}"
-            raise AirflowFailException(f"nightly deployment NOT deployed ({why}; triggered run state: {state})")
+            raise ReportedFailure(f"nightly deployment NOT deployed ({why}; triggered run state: {state})")
         return {"state": state, "triggered_run_id": run_id, **(resolved or {})}

@@ -8,6 +8,8 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from latticedb_deploy.operators.base import ReportedFailure
+
 OUTCOME_TASK_ID = "notify_success"  # in a strategy run: XCom `outcome` says whether it deployed
 OUTCOME_KEY = "outcome"
 
@@ -37,10 +39,12 @@ class StrategyRunOperator(TriggerDagRunOperator):
     The run id is derived from this run and task (`<run_id>__<task_id>`), so a retry after a
     transient error cannot start a second deployment either. A run that was not deployed because
     its approval was rejected (or timed out) fails this task with "NOT deployed: rejected ...":
-    promotion stops there. This task's XCom `outcome` says which.
+    promotion stops there. This task's XCom `outcome` says which. `failure_told_by_summary`: a DAG whose
+    summary message tells the outcome (the nightly) sends no "failed at deploy" message besides it
+    (ReportedFailure); the deployment run's own messages say what failed.
     """
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, *, failure_told_by_summary: bool = False, **kwargs: Any):
         kwargs.setdefault("trigger_run_id", "{{ run_id }}__{{ ti.task_id }}")
         kwargs.setdefault("wait_for_completion", True)
         kwargs.setdefault("deferrable", True)
@@ -48,6 +52,7 @@ class StrategyRunOperator(TriggerDagRunOperator):
         kwargs.setdefault("allowed_states", ["success"])
         kwargs.setdefault("failed_states", ["failed"])
         super().__init__(**kwargs)
+        self.failure_told_by_summary = failure_told_by_summary
 
     def execute_complete(self, context: Any, event: Any) -> Any:
         try:
@@ -55,16 +60,17 @@ class StrategyRunOperator(TriggerDagRunOperator):
         except AirflowFailException:
             raise
         except Exception as exc:  # noqa: BLE001 - the triggered deployment failed: final
+            fail = ReportedFailure if self.failure_told_by_summary else AirflowFailException
             _, data = event
             run_id = (data.get("run_ids") or [None])[0]
             outcome = triggered_outcome(context["ti"], self.trigger_dag_id, run_id, data.get(run_id) if run_id else None)
             context["ti"].xcom_push(key=OUTCOME_KEY, value=outcome)
             if outcome["outcome"] in ("rejected", "timed_out"):
-                raise AirflowFailException(
+                raise fail(
                     f"{self.trigger_dag_id} run {run_id}: NOT deployed ({outcome['outcome']}: {outcome['reason']}); "
                     "promotion stops here"
                 ) from None
-            raise AirflowFailException(str(exc)) from None
+            raise fail(str(exc)) from None
         context["ti"].xcom_push(key=OUTCOME_KEY, value={"deployed": True, "outcome": "deployed", "reason": None})
         return result
 

@@ -65,10 +65,13 @@ e2e: stack-deps ## end-to-end: Postgres + Redis + Airflow (api-server, scheduler
 	  scripts/apt-install-missing.sh e2e $$missing || true
 	@$(ENVSH); LATTICEDB_E2E=1 LATTICEDB_TEST_ENVIRONMENT=local $(PY) -m pytest -q -p no:cacheprovider --durations=0 --timeout=900 tests/e2e tests/faults/test_triggerer_restart.py
 
-bench: stack-deps ## benchmarks (measured, never asserted): parse time, CPU per AWS client, control-plane overhead, rollback latency, worker slots, judge, control actions, a canary in a running Airflow
+bench: stack-deps ## benchmarks (measured, never asserted): parse time, CPU per AWS client, control-plane overhead, rollback latency, worker slots (and their no-op twins' floor), judge, control actions, a canary in a running Airflow
 	@$(ENVSH); rc=0; for b in parse_time aws_clients overhead rollback_latency worker_slots judge control canary_wall; do \
 	  echo; echo "== benchmarks/$$b.py"; $(PY) -m benchmarks.$$b || { rc=1; echo "benchmarks/$$b.py failed"; }; \
-	done; exit $$rc
+	done; \
+	echo; echo "== benchmarks/worker_slots.py, the twins (BENCH_SLOTS_TWIN=1)"; \
+	BENCH_SLOTS_TWIN=1 $(PY) -m benchmarks.worker_slots || { rc=1; echo "benchmarks/worker_slots.py (twins) failed"; }; \
+	exit $$rc
 
 up: install ## local environment + `airflow standalone` on http://localhost:8080 (see README for the password)
 	@$(ENVSH); $(PY) include/local/ctl.py up; scripts/standalone.sh start

@@ -51,6 +51,11 @@ def table(title: str, headers: list[str], rows: list[list], notes: list[str] = (
     return text
 
 
+def results_path() -> Path:
+    """The results file: BENCH_RESULTS, else artifacts/bench/results.json."""
+    return Path(os.environ.get("BENCH_RESULTS") or RESULTS)
+
+
 def merge_results(values: dict[str, float], path: Path | None = None) -> Path:
     """Merge one benchmark's figures into the results file (default artifacts/bench/results.json).
 
@@ -58,7 +63,7 @@ def merge_results(values: dict[str, float], path: Path | None = None) -> Path:
     read, update with `values`, write back (under a lock, replaced atomically), so a benchmark run
     alone keeps the other benchmarks' figures from earlier runs. Values must be finite numbers.
     """
-    path = Path(path or os.environ.get("BENCH_RESULTS") or RESULTS)
+    path = Path(path or results_path())
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ValueError(f"results.json holds numbers only: {key} = {value!r}")

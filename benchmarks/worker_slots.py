@@ -13,6 +13,13 @@ steps with a gate baking BAKE seconds at each. Each canary is its own copy of th
 dag_id changed. While the gates wait, the REST API is
 polled every second for how many task instances are running, queued and deferred: a waiting gate
 must hold no worker slot (it defers to the triggerer).
+
+`BENCH_SLOTS_TWIN=1`: the same, with each canary replaced by its twin (`twin_file`): the tasks the
+canary runs on a worker for that plan, with the same ids, edges and trigger rules, each doing nothing,
+and its told waits deferring for as long as the real ones took in the last real run (read from the
+results file; defaults otherwise), then resuming on a worker to finish as ours do. What the twin
+measures is Airflow's own cost of that shape on this machine: the floor under the real figure
+(`slots.twin.*`).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, TOLD_WAITS, free_port, is_told_wait, merge_results, table
+from benchmarks.common import ROOT, TOLD_WAITS, free_port, is_told_wait, median, merge_results, table
 
 N = int(os.environ.get("BENCH_SLOTS_RUNS", "10"))  # environments: local + local-2 ... local-10 at most
 WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
@@ -36,6 +43,87 @@ from latticedb_deploy.strategies import CANARY
 dag = build_deployment_dag(CANARY, dag_id="{dag_id}", extra_params=canary_params(), tags=["benchmark"])
 """
 KINDS = ("moto", "service", "slack", "test")
+PLAN = [50, 100]
+TWIN = os.environ.get("BENCH_SLOTS_TWIN") == "1"
+# A told wait's kind (a task id prefix) -> seconds it waits in the twin when no real run has been measured.
+TWIN_WAIT_DEFAULTS = {"deploy.gate_": float(BAKE), "deploy.wait_for_": 8.0, "deploy.bake": float(BAKE),
+                      "verify.post_deployment_checks": 10.0}
+TWIN_DAG_HEAD = """# Benchmark only (an Airflow DAG file): the twin of a canary run (benchmarks/worker_slots.py twin_file).
+from datetime import timedelta
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+from airflow.sdk import DAG, BaseOperator
+
+
+def _nothing():
+    return None
+
+
+class Wait(BaseOperator):
+    \"\"\"Defers for `seconds`, then resumes on a worker to finish, as the product's waits do.\"\"\"
+
+    def __init__(self, *, seconds, **kwargs):
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def execute(self, context):
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=self.seconds)), method_name="done")
+
+    def done(self, context, event=None):
+        return None
+
+"""
+
+
+def wait_kind(task_id: str) -> str | None:
+    return next((k for k in TWIN_WAIT_DEFAULTS if task_id.startswith(k)), None)
+
+
+def twin_file(dag, dag_id: str, plan: list[int], wait_seconds: dict[str, float]) -> str:
+    """A DAG file with the tasks `dag` runs on a worker for `plan`: its traffic slots outside the plan
+    (which deploy.plan_traffic_steps skips without running) removed and their edges bridged; every
+    other task kept with its trigger rule (the rollback's are skipped without running, as in a
+    successful canary), doing nothing, or, for a told wait, deferring `wait_seconds[kind]`."""
+    from latticedb_deploy.plans import SLOT_PERCENTS
+
+    dropped = {f"deploy.{step}_{p}pct" for p in SLOT_PERCENTS if p not in plan for step in ("shift_traffic_to", "gate")}
+    kept = [t for t in dag.tasks if t.task_id not in dropped]
+
+    def upstream(task_id: str) -> set[str]:
+        found = set()
+        for u in dag.get_task(task_id).upstream_task_ids:
+            found |= upstream(u) if u in dropped else {u}
+        return found
+
+    lines = [TWIN_DAG_HEAD, f"with DAG(dag_id={dag_id!r}, schedule=None, catchup=False, tags=['benchmark']) as dag:",
+             "    t = {}"]
+    for task in kept:
+        rule = getattr(task.trigger_rule, "value", task.trigger_rule)
+        kind = wait_kind(task.task_id)
+        if kind:
+            lines.append(f"    t[{task.task_id!r}] = Wait(task_id={task.task_id!r}, seconds={wait_seconds[kind]!r}, "
+                         f"trigger_rule={rule!r})")
+        else:
+            lines.append(f"    t[{task.task_id!r}] = PythonOperator(task_id={task.task_id!r}, python_callable=_nothing, "
+                         f"trigger_rule={rule!r})")
+    for task in kept:
+        for up in sorted(upstream(task.task_id)):
+            lines.append(f"    t[{up!r}] >> t[{task.task_id!r}]")
+    return "\n".join(lines) + "\n"
+
+
+def twin_wait_seconds() -> dict[str, float]:
+    """Each told wait kind's median duration in the last real run (results file), else the defaults."""
+    import json
+
+    from benchmarks.common import results_path
+
+    try:
+        found = json.loads(results_path().read_text())
+    except (OSError, ValueError):
+        found = {}
+    return {k: float(found.get(f"slots.wait_seconds.{k.strip('._')}", v)) for k, v in TWIN_WAIT_DEFAULTS.items()}
 
 
 def environments() -> list[str]:
@@ -66,8 +154,15 @@ def main() -> None:
     dags = Path(tempfile.mkdtemp(prefix="latticedb-bench-slots-dags-"))
     for f in (ROOT / "dags").glob("*.py"):
         (dags / f.name).symlink_to(f)
+    if TWIN:
+        from airflow.dag_processing.dagbag import DagBag
+
+        canary = DagBag(dag_folder=str(ROOT / "dags" / "latticedb_deploy_canary.py")).dags["latticedb_deploy_canary"]
+        waits = twin_wait_seconds()
+        print("twin waits (s):", waits)
     for dag_id in dag_ids:
-        (dags / f"{dag_id}.py").write_text(BENCH_DAG.format(dag_id=dag_id))
+        text = twin_file(canary, dag_id, PLAN, waits) if TWIN else BENCH_DAG.format(dag_id=dag_id)
+        (dags / f"{dag_id}.py").write_text(text)
 
     class CanaryStack(Stack):
         """The e2e stack, its local stack hosting one environment per canary, a small Celery worker."""
@@ -112,7 +207,7 @@ def main() -> None:
         runs = []
         for dag_id, n in zip(dag_ids, names, strict=True):
             conf = {"image_uri": EnvNames(n).image("v2.0.0"), "environment": n,
-                    "traffic_steps": [50, 100], "interval_seconds": BAKE}
+                    "traffic_steps": PLAN, "interval_seconds": BAKE}
             r = api.trigger(dag_id, conf)
             assert r.status_code == 200, r.text
             runs.append((dag_id, r.json()["dag_run_id"]))
@@ -178,6 +273,15 @@ def main() -> None:
             max(s["deferred"] for s in samples), f"{mean('deferred'):.1f}",
             max(s["queued"] for s in samples), f"{serial}",
         ]]
+        durations: dict[str, list[float]] = {}
+        for dag_id, run_id in runs:
+            r = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+            for ti in r.json()["task_instances"]:
+                kind = wait_kind(ti["task_id"])
+                if kind and ti["state"] == "success" and ti.get("duration") is not None:
+                    durations.setdefault(kind, []).append(float(ti["duration"]))
+        waited = {k: round(median(v), 1) for k, v in durations.items()}
+        print("told waits, median seconds per kind:", waited)
         results = {
             "slots.mean_running_while_waiting": round(mean("running"), 2),
             "slots.mean_deferred_while_waiting": round(mean("deferred"), 2),
@@ -185,14 +289,19 @@ def main() -> None:
             "slots.longest_wait_running_samples": longest_wait,
             "slots.max_running": max(s["running"] for s in samples), "slots.worker_slots": WORKER_SLOTS,
             "slots.runs": N, "slots.runs_succeeded": succeeded, "slots.wall_seconds": round(wall, 1),
+            **{f"slots.wait_seconds.{k.strip('._')}": v for k, v in waited.items()},
         }
+        if TWIN:  # the floor: the same figures under slots.twin.*, the real ones left as they are
+            results = {k.replace("slots.", "slots.twin.", 1): v for k, v in results.items()
+                       if not k.startswith("slots.wait_seconds.")}
     except BaseException:
         print(stack.log_tails(40))
         raise
     finally:
         stack.stop()
     table(
-        "Worker slots while N canaries bake, one per local environment (running Airflow, CeleryExecutor)",
+        ("The canaries' twins (no-op tasks, the same waits): Airflow's own floor. " if TWIN else "")
+        + "Worker slots while N canaries bake, one per local environment (running Airflow, CeleryExecutor)",
         ["canaries (environments)", "worker slots", "gates per run", "finished ok", "wall s", "max running", "mean running while baking",
          "mean of those that are waits",
          "max deferred", "mean deferred while baking", "max queued", "wall s if gates held slots (≥)"],

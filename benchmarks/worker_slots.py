@@ -281,7 +281,7 @@ def main() -> None:
                 if kind and ti["state"] == "success" and ti.get("duration") is not None:
                     durations.setdefault(kind, []).append(float(ti["duration"]))
         waited = {k: round(median(v), 1) for k, v in durations.items()}
-        print("told waits, median seconds per kind:", waited)
+        print("told waits, median seconds per kind:", waited, "(the twins': not recorded)" if TWIN else "")
         results = {
             "slots.mean_running_while_waiting": round(mean("running"), 2),
             "slots.mean_deferred_while_waiting": round(mean("deferred"), 2),
@@ -310,8 +310,10 @@ def main() -> None:
          "'mean running': every running task instance of every run (other runs' steps included); 'of those that "
          "are waits': running instances of " + ", ".join(TOLD_WAITS) + " (a wait holding a slot: starting, or resuming "
          "after its trigger fired)",
-         "each run: a real canary (the product's canary DAG as bench_canary_<i>: pre-flight, lease, idle colour, "
-         "50 % and 100 % with a gate each, promotion, cleanup) in its own environment of one local stack",
+         ("each run: a canary's twin (twin_file: the tasks the canary runs on a worker for [50, 100], doing nothing; "
+          "its waits deferring for the told waits' medians above and resuming on a worker): Airflow's own cost" if TWIN else
+          "each run: a real canary (the product's canary DAG as bench_canary_<i>: pre-flight, lease, idle colour, "
+          "50 % and 100 % with a gate each, promotion, cleanup) in its own environment of one local stack"),
          "last column: ceil(canaries / slots) x gates x bake — the floor if a waiting gate occupied a worker slot"],
     )
     merge_results(results)

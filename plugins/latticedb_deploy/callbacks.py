@@ -147,8 +147,10 @@ def notify_dag_failure(context: Any, told_by: str | None = None) -> None:
 
     `told_by`: the DAG's summary task, whose own message tells how the run ended. When it is the task
     that failed last (Airflow's `ti` for this callback), it has sent that message, or its own failure
-    message if it broke before: this one would say it a second time. A run that failed otherwise (a
-    timeout, a task after it) is still told."""
+    message if it broke or Slack did not take its message: this one would say it a second time. A run
+    whose failure Airflow pins on another task is still told here. (No nightly has a dagrun_timeout:
+    with one, Airflow would name the task running at the timeout, the summary perhaps, and nothing
+    would be told.)"""
     from latticedb_deploy import notify
 
     try:

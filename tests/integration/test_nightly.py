@@ -237,3 +237,34 @@ def test_an_environment_held_past_the_wait_is_not_deployed_and_the_summary_names
     summary = [t for t in texts if f"Nightly {ENV.name}: v3.0.0" in t]
     assert summary and "NOT deployed" in summary[0] and f"still held by {HOLDER}" in summary[0], summary
     assert texts == summary, texts  # one event, one message: not also "failed at" each task and "run failed"
+
+
+def test_a_summary_whose_message_slack_did_not_take_still_gets_the_night_told(local, dagbag, nightly_config,
+                                                                              monkeypatch):
+    """The held night is told by the summary alone; when Slack refuses that one post, the summary fails with a
+    plain failure, so its task's failure message tells it instead: never a failed night with no message."""
+    from latticedb_deploy.operators.nightly import NightlySummaryOperator
+
+    nightly_config(wait_for_environment_seconds=0)
+    _push(local, "v3.0.0")
+    summarise = NightlySummaryOperator.execute
+
+    def slack_refuses_the_summary(self, context):
+        local.faults(slack_down=True, slack_mode="500")
+        try:
+            return summarise(self, context)
+        finally:
+            local.faults(slack_down=False)  # back for the failure callback, which posts after execute
+
+    monkeypatch.setattr(NightlySummaryOperator, "execute", slack_refuses_the_summary)
+    lock = _lease(local)
+    assert lock.acquire(HOLDER) is None
+    try:
+        state, tasks = run_dag(dagbag, DAG_ID, {})
+    finally:
+        lock.release(HOLDER)
+    assert state == "failed" and tasks["summary"] == "failed", tasks
+    texts = local.message_texts()
+    told = [t for t in texts if t.startswith(f":x: {DAG_ID} failed at summary")]
+    assert told and "NOT deployed" in told[0] and HOLDER in told[0], texts
+    assert not any(f"Nightly {ENV.name}: v3.0.0" in t for t in texts), texts  # the summary's post did not land

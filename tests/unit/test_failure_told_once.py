@@ -66,8 +66,8 @@ def _dag_failure(callback, last_task_id: str | None) -> None:
 
 @pytest.mark.parametrize(("last", "told"), [
     ("summary", False),  # the summary's message (or its own failure's) has told the run's end
-    ("wait_for_environment", True),  # something failed after the summary: not told yet
-    (None, True),  # no task to name (a run timed out): not told yet
+    ("wait_for_environment", True),  # another task is the one Airflow names: not told by the summary
+    (None, True),  # no task to name: not told yet
 ])
 def test_the_nightly_dag_failure_is_told_unless_its_summary_ended_the_run(sent, dagbag_nightly, last, told):
     _dag_failure(dagbag_nightly.on_failure_callback, last)

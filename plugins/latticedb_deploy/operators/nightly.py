@@ -212,8 +212,10 @@ class NightlySummaryOperator(_NightlyOperator):
             if not ok:
                 fields["Why"] = taken_before_held(ti, resolved["dag_id"], run_id)
         title = f"Nightly {self.environment}: {(resolved or {}).get('tag', '?')} " + ("deployed" if ok else "NOT deployed")
-        notify.send(self.env, "succeeded" if ok else "failed", title, fields, notify.run_link(context))
+        told = notify.send(self.env, "succeeded" if ok else "failed", title, fields, notify.run_link(context))
         if not ok:
             why = f"{outcome['outcome']}: {outcome['reason']}" if outcome else f"not started: {fields['Why'] or 'see the run'}"
-            raise ReportedFailure(f"nightly deployment NOT deployed ({why}; triggered run state: {state})")
+            # Told only if Slack took the message; otherwise the task's own failure message tries again, later
+            fail = ReportedFailure if told else AirflowFailException
+            raise fail(f"nightly deployment NOT deployed ({why}; triggered run state: {state})")
         return {"state": state, "triggered_run_id": run_id, **(resolved or {})}

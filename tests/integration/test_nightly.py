@@ -218,17 +218,22 @@ def test_an_environment_taken_between_the_wait_and_the_deployment_is_reported_as
     assert [t for t in texts if DAG_ID in t.split("\n")[0]] == [], texts
 
 
+def _run_while_held(local, dagbag) -> tuple:
+    """A nightly run while HOLDER holds the environment's lease the whole time: (state, task states)."""
+    lock = _lease(local)
+    assert lock.acquire(HOLDER) is None
+    try:
+        return run_dag(dagbag, DAG_ID, {})
+    finally:
+        lock.release(HOLDER)
+
+
 def test_an_environment_held_past_the_wait_is_not_deployed_and_the_summary_names_the_holder(local, dagbag,
                                                                                           nightly_config):
     nightly_config(wait_for_environment_seconds=4)
     _push(local, "v3.0.0")
     before = local.service()["taskDefinition"]
-    lock = _lease(local)
-    assert lock.acquire(HOLDER) is None
-    try:
-        state, tasks = run_dag(dagbag, DAG_ID, {})
-    finally:
-        lock.release(HOLDER)
+    state, tasks = _run_while_held(local, dagbag)
     assert state == "failed", tasks
     assert tasks == {"resolve_image": "success", "wait_for_environment": "failed", "deploy": "upstream_failed",
                      "summary": "failed"}
@@ -257,12 +262,7 @@ def test_a_summary_whose_message_slack_did_not_take_still_gets_the_night_told(lo
             local.faults(slack_down=False)  # back for the failure callback, which posts after execute
 
     monkeypatch.setattr(NightlySummaryOperator, "execute", slack_refuses_the_summary)
-    lock = _lease(local)
-    assert lock.acquire(HOLDER) is None
-    try:
-        state, tasks = run_dag(dagbag, DAG_ID, {})
-    finally:
-        lock.release(HOLDER)
+    state, tasks = _run_while_held(local, dagbag)
     assert state == "failed" and tasks["summary"] == "failed", tasks
     texts = local.message_texts()
     told = [t for t in texts if t.startswith(f":x: {DAG_ID} failed at summary")]

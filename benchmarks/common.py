@@ -154,3 +154,63 @@ def quiet_airflow_logs() -> None:
     for name in ("airflow", "airflow.task", "airflow.models.dagrun", "airflow.sdk", "latticedb_deploy", ""):
         logging.getLogger(name).setLevel(logging.ERROR)
 
+
+_WAIT_CLASS = """from datetime import timedelta
+
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+from airflow.sdk import BaseOperator
+
+
+class Wait(BaseOperator):
+    \"\"\"Defers for `seconds`, then resumes on a worker to finish, as the product's waits do.\"\"\"
+
+    def __init__(self, *, seconds, **kwargs):
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def execute(self, context):
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=self.seconds)), method_name="done")
+
+    def done(self, context, event=None):
+        return None
+"""
+
+
+def noop_shape_file(dag, dag_id: str, *, tags: list[str], dropped: frozenset[str] = frozenset(),
+                    wait_seconds=None) -> str:
+    """A DAG file with `dag`'s shape (task ids, edges, trigger rules) whose tasks do nothing: the baseline a
+    benchmark compares the product's DAG with. `dropped`: tasks left out, their edges bridged (upstream of a
+    dropped task becomes upstream of its downstream). `wait_seconds(task_id)`: seconds for a task that waits
+    (a `Wait` that defers and resumes on a worker), None for a do-nothing task; no waits by default."""
+    waits = {t.task_id: wait_seconds(t.task_id) for t in dag.tasks} if wait_seconds else {}
+    kept = [t for t in dag.tasks if t.task_id not in dropped]
+
+    def upstream(task_id: str) -> set[str]:
+        found = set()
+        for up in dag.get_task(task_id).upstream_task_ids:
+            found |= upstream(up) if up in dropped else {up}
+        return found
+
+    lines = [
+        "# Benchmark only (an Airflow DAG file): a do-nothing DAG of a product DAG's shape (benchmarks/common.py).",
+        "from airflow.providers.standard.operators.python import PythonOperator",
+        "from airflow.sdk import DAG",
+        "",
+        *([_WAIT_CLASS] if any(v is not None for v in waits.values()) else []),
+        "",
+        "def _nothing():",
+        "    return None",
+        "",
+        f"with DAG(dag_id={dag_id!r}, schedule=None, start_date=None, catchup=False, tags={tags!r}) as dag:",
+        "    t = {}",
+    ]
+    for task in kept:
+        rule = getattr(task.trigger_rule, "value", task.trigger_rule)
+        seconds = waits.get(task.task_id)
+        made = (f"Wait(task_id={task.task_id!r}, seconds={seconds!r}" if seconds is not None
+                else f"PythonOperator(task_id={task.task_id!r}, python_callable=_nothing")
+        lines.append(f"    t[{task.task_id!r}] = {made}, trigger_rule={rule!r})")
+    for task in kept:
+        for up in sorted(upstream(task.task_id)):
+            lines.append(f"    t[{up!r}] >> t[{task.task_id!r}]")
+    return "\n".join(lines) + "\n"

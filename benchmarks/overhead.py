@@ -27,6 +27,7 @@ from benchmarks.common import (
     airflow_home,
     median,
     merge_results,
+    noop_shape_file,
     quiet_airflow_logs,
     table,
 )
@@ -35,29 +36,6 @@ from harness.task_requests import TaskRequestCounter
 
 REPEATS = int(os.environ.get("BENCH_OVERHEAD_REPEATS", "2"))
 CANARY_STEPS = [20, 40, 60, 80, 100]
-
-
-def shape_file(dag, dag_id: str) -> str:
-    """A DAG file with `dag`'s shape and do-nothing tasks."""
-    lines = [
-        "from airflow.providers.standard.operators.python import PythonOperator",
-        "from airflow.sdk import DAG",
-        "",
-        "def _nothing():",
-        "    return None",
-        "",
-        f"with DAG(dag_id={dag_id!r}, schedule=None, start_date=None, catchup=False, tags=['baseline']) as dag:",
-        "    t = {}",
-    ]
-    for task in dag.tasks:
-        lines.append(
-            f"    t[{task.task_id!r}] = PythonOperator(task_id={task.task_id!r}, python_callable=_nothing, "
-            f"trigger_rule={getattr(task.trigger_rule, 'value', task.trigger_rule)!r})"
-        )
-    for task in dag.tasks:
-        for up in sorted(task.upstream_task_ids):
-            lines.append(f"    t[{up!r}] >> t[{task.task_id!r}]")
-    return "\n".join(lines) + "\n"
 
 
 def run(dagbag, dag_id: str, conf: dict):
@@ -87,7 +65,7 @@ def main() -> None:
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     extra = {
-        f"bench_shape_{name}.py": shape_file(bag.dags[f"latticedb_deploy_{name}"], f"bench_shape_{name}")
+        f"bench_shape_{name}.py": noop_shape_file(bag.dags[f"latticedb_deploy_{name}"], f"bench_shape_{name}", tags=["baseline"])
         for name in ("canary", "rolling")
     }
     for fname, text in extra.items():

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, TOLD_WAITS, free_port, is_told_wait, median, merge_results, table
+from benchmarks.common import ROOT, TOLD_WAITS, free_port, is_told_wait, median, merge_results, noop_shape_file, table
 
 N = int(os.environ.get("BENCH_SLOTS_RUNS", "10"))  # environments: local + local-2 ... local-10 at most
 WORKER_SLOTS = int(os.environ.get("BENCH_SLOTS_WORKER_CONCURRENCY", "4"))
@@ -48,34 +48,6 @@ TWIN = os.environ.get("BENCH_SLOTS_TWIN") == "1"
 # A told wait's kind (a task id prefix) -> seconds it waits in the twin when no real run has been measured.
 TWIN_WAIT_DEFAULTS = {"deploy.gate_": float(BAKE), "deploy.wait_for_": 8.0, "deploy.bake": float(BAKE),
                       "verify.post_deployment_checks": 10.0}
-TWIN_DAG_HEAD = """# Benchmark only (an Airflow DAG file): the twin of a canary run (benchmarks/worker_slots.py twin_file).
-from datetime import timedelta
-
-from airflow.providers.standard.operators.python import PythonOperator
-from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
-from airflow.sdk import DAG, BaseOperator
-
-
-def _nothing():
-    return None
-
-
-class Wait(BaseOperator):
-    \"\"\"Defers for `seconds`, then resumes on a worker to finish, as the product's waits do.\"\"\"
-
-    def __init__(self, *, seconds, **kwargs):
-        super().__init__(**kwargs)
-        self.seconds = seconds
-
-    def execute(self, context):
-        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=self.seconds)), method_name="done")
-
-    def done(self, context, event=None):
-        return None
-
-"""
-
-
 def wait_kind(task_id: str) -> str | None:
     return next((k for k in TWIN_WAIT_DEFAULTS if task_id.startswith(k)), None)
 
@@ -88,29 +60,8 @@ def twin_file(dag, dag_id: str, plan: list[int], wait_seconds: dict[str, float])
     from latticedb_deploy.plans import SLOT_PERCENTS
 
     dropped = {f"deploy.{step}_{p}pct" for p in SLOT_PERCENTS if p not in plan for step in ("shift_traffic_to", "gate")}
-    kept = [t for t in dag.tasks if t.task_id not in dropped]
-
-    def upstream(task_id: str) -> set[str]:
-        found = set()
-        for u in dag.get_task(task_id).upstream_task_ids:
-            found |= upstream(u) if u in dropped else {u}
-        return found
-
-    lines = [TWIN_DAG_HEAD, f"with DAG(dag_id={dag_id!r}, schedule=None, catchup=False, tags=['benchmark']) as dag:",
-             "    t = {}"]
-    for task in kept:
-        rule = getattr(task.trigger_rule, "value", task.trigger_rule)
-        kind = wait_kind(task.task_id)
-        if kind:
-            lines.append(f"    t[{task.task_id!r}] = Wait(task_id={task.task_id!r}, seconds={wait_seconds[kind]!r}, "
-                         f"trigger_rule={rule!r})")
-        else:
-            lines.append(f"    t[{task.task_id!r}] = PythonOperator(task_id={task.task_id!r}, python_callable=_nothing, "
-                         f"trigger_rule={rule!r})")
-    for task in kept:
-        for up in sorted(upstream(task.task_id)):
-            lines.append(f"    t[{up!r}] >> t[{task.task_id!r}]")
-    return "\n".join(lines) + "\n"
+    return noop_shape_file(dag, dag_id, tags=["benchmark"], dropped=frozenset(dropped),
+                           wait_seconds=lambda task_id: wait_seconds[k] if (k := wait_kind(task_id)) else None)
 
 
 def twin_wait_seconds() -> dict[str, float]:

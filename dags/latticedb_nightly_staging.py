@@ -1,7 +1,8 @@
 """latticedb_nightly_staging (Airflow DAG): redeploy staging with the newest matching image every night.
 
-resolve_image finds the newest ECR image whose tag matches `nightly.tag_pattern`; when that digest
-already runs in the environment's live service the run ends with everything skipped. Otherwise
+resolve_image finds the newest ECR image whose tag matches `nightly.tag_pattern` (none: NOT deployed,
+the summary says why); when that digest already runs in the environment's live service the run ends
+with everything skipped. Otherwise
 wait_for_environment waits (deferred) while another deployment holds the environment, up to
 `nightly.wait_for_environment_seconds`; then it triggers `latticedb_deploy_<nightly.strategy>`, waits
 for it deferrably, and sends a summary (NOT deployed, and why, when the environment stayed held).

@@ -98,6 +98,37 @@ def test_deploys_the_newest_matching_image_then_skips_the_next_night(local, dagb
                      "summary": "skipped"}
 
 
+def test_a_night_with_no_matching_image_is_told_once_by_its_summary_naming_the_pattern(local, dagbag, nightly_config):
+    """Nothing to deploy because no tag matches: one message, the summary's NOT deployed with the pattern and
+    the repository, not also "failed at resolve_image" and "run failed"."""
+    nightly_config(tag_pattern=r"^release-\d+$")
+    before = local.service()["taskDefinition"]
+    state, tasks = run_dag(dagbag, DAG_ID, {})
+    assert state == "failed", tasks
+    assert tasks == {"resolve_image": "failed", "wait_for_environment": "upstream_failed", "deploy": "upstream_failed",
+                     "summary": "failed"}
+    assert local.service()["taskDefinition"] == before
+    texts = local.message_texts()
+    assert len(texts) == 1 and f"Nightly {ENV.name}: ? NOT deployed" in texts[0], texts
+    assert "no image in ECR repository" in texts[0] and ENV.repository in texts[0] and "release-" in texts[0], texts
+
+
+def test_a_night_whose_image_lookup_aws_refuses_names_the_failed_step_in_its_summary(local, dagbag, nightly_config):
+    """An unexpected failure before the deployment (AWS denies DescribeImages): its task's own failure message,
+    and a summary whose Why names that step and AWS's words rather than "see the run"."""
+    nightly_config()
+    local.faults(deny={"operation": "DescribeImages"})
+    try:
+        state, tasks = run_dag(dagbag, DAG_ID, {})
+    finally:
+        local.faults(deny=None)
+    assert state == "failed" and tasks["resolve_image"] == "failed" and tasks["summary"] == "failed", tasks
+    texts = local.message_texts()
+    summary = [t for t in texts if f"Nightly {ENV.name}: ? NOT deployed" in t]
+    assert summary and "resolve_image failed" in summary[0] and "DescribeImages" in summary[0], texts
+    assert any(t.startswith(f":x: {DAG_ID} failed at resolve_image") for t in texts), texts
+
+
 def test_schedule_comes_from_config(dagbag):
     dag = dagbag.dags[DAG_ID]
     assert dag.max_active_runs == 1 and dag.catchup is False

@@ -16,6 +16,7 @@ from latticedb_deploy.operators.strategy_run import strategy_dag_id, triggered_o
 RESOLVE_TASK_ID = "resolve_image"
 WAIT_TASK_ID = "wait_for_environment"
 HELD_KEY = "held"  # why wait_for_environment gave up: who held the environment
+NOT_DEPLOYED_KEY = "not_deployed"  # why resolve_image found nothing to deploy
 TRIGGER_TASK_ID = "deploy"
 
 
@@ -81,10 +82,10 @@ class ResolveNightlyImageOperator(_NightlyOperator):
         for page in client.get_paginator("describe_images").paginate(repositoryName=env.ecr_repository):
             details.extend(page.get("imageDetails", []))
         found = newest_matching(details, nightly.tag_pattern)
-        if found is None:
-            raise AirflowFailException(
-                f"no image in ECR repository {env.ecr_repository!r} has a tag matching {nightly.tag_pattern!r}"
-            )
+        if found is None:  # a night with nothing to deploy: the summary says so and why, once
+            why = f"no image in ECR repository {env.ecr_repository!r} has a tag matching {nightly.tag_pattern!r}"
+            context["ti"].xcom_push(key=NOT_DEPLOYED_KEY, value=why)
+            raise ReportedFailure(f"nightly NOT deployed: {why}")
         image, tag = found
         repo_uri = client.describe_repositories(repositoryNames=[env.ecr_repository])["repositories"][0]["repositoryUri"]
         live, _, _ = TrafficClient(env).live_and_idle()
@@ -180,6 +181,19 @@ def taken_before_held(ti: Any, dag_id: str, run_id: str) -> str | None:
     return f"the environment was taken before the deployment could hold it (not a failed deployment: nothing changed): {reason}"
 
 
+def _why_not_started(context: Any) -> str | None:
+    """Why the night triggered no deployment: resolve_image's or wait_for_environment's own words, else the
+    first failed task and its recorded reason (an AWS error, say); None when nothing says."""
+    from latticedb_deploy.operators.history import first_failure
+
+    ti = context["ti"]
+    why = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=NOT_DEPLOYED_KEY) or ti.xcom_pull(task_ids=WAIT_TASK_ID, key=HELD_KEY)
+    if why:
+        return why
+    step, reason = first_failure(context)
+    return f"{step} failed: {reason or 'see its log'}" if step else None
+
+
 class NightlySummaryOperator(_NightlyOperator):
     """After the triggered deployment: one summary message; the run fails if the deployment did."""
 
@@ -202,7 +216,7 @@ class NightlySummaryOperator(_NightlyOperator):
             "Was running": ((resolved or {}).get("running_task_definition") or "").split("/")[-1],
             "Deployment": f"{(resolved or {}).get('dag_id')} run {run_id}: {state}" if run_id else "not started",
             "Outcome": f"{outcome['outcome']}: {outcome['reason']}" if outcome and not ok else None,
-            "Why": ti.xcom_pull(task_ids=WAIT_TASK_ID, key=HELD_KEY) if not run_id else None,
+            "Why": _why_not_started(context) if not run_id else None,
             "Run": context["run_id"],
         }
         if run_id:

@@ -17,10 +17,11 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import DAG, Param, TaskGroup, chain
+from airflow.sdk import DAG, Param, TaskGroup
 
 from latticedb_deploy.callbacks import notify_task_failure
 from latticedb_deploy.config import load_config
+from latticedb_deploy.edges import chain
 from latticedb_deploy.images import IMAGE_URI_PATTERN
 from latticedb_deploy.models import frozen_model
 from latticedb_deploy.strategies import Step, Strategy

@@ -88,6 +88,17 @@ class LatticeDBOperator(BaseOperator):
         for name, value in given.items():
             setattr(self, name, value)
 
+    def _set_xcomargs_dependencies(self) -> None:
+        """Airflow's edges from the tasks whose `.output` this task takes (its template fields), about 100 in
+        the canary DAG, set by latticedb_deploy.edges (without Airflow's DAG hashing per edge)."""
+        from airflow.sdk.definitions.xcom_arg import XComArg
+
+        from latticedb_deploy.edges import link
+
+        for name in self.template_fields:
+            for upstream, _ in XComArg.iter_xcom_references(getattr(self, name, None)):
+                link(upstream, self)
+
     def pre_execute(self, context: Any) -> None:
         """Every try and every resume reads the run's config as it was when the run started: the snapshot
         task takes it now; any other task reads it when it first needs it (`config_snapshot`), so a resume

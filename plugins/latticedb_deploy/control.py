@@ -183,7 +183,18 @@ def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: 
                         FAILING: "a wait failed: the rollback starts next"}[phase]
     replaced = current.message if current is not None and current.phase is None else (
         current.replaced if current is not None else None)
-    return ControlSignal(action=phase, by=owner, reason=reason, at=now, run=owner, replaced=replaced)
+    # A pause that was lifted stays known to the waits that judge past polls again (held_at, paused_seconds).
+    lifted = current if current is not None and current.resumed_at is not None else None
+    return ControlSignal(action=phase, by=owner, reason=reason, at=now, run=owner, replaced=replaced,
+                         paused_by=lifted and lifted.paused_by, paused_at=lifted and lifted.paused_at,
+                         resumed_at=lifted and lifted.resumed_at)
+
+
+def markable_over(signal: ControlSignal | None) -> bool:
+    """Whether a wait that fails may mark the lease FAILING over `signal`: none, or a resume (spent: it lifted a
+    pause and asks nothing more, and a promote sent after it must be refused like any other). A person's pending
+    signal (pause, promote, abort) or a phase marker stays as it is."""
+    return signal is None or signal.action == "resume"
 
 
 def _refuse_in_phase(current: ControlSignal, action: str, owner: str) -> None:
@@ -288,7 +299,7 @@ def held_at(signal: ControlSignal | None, at: float) -> bool:
         return False
     if signal.paused:
         return signal.at <= at
-    if signal.action == "resume" and signal.paused_at is not None and signal.resumed_at is not None:
+    if signal.paused_at is not None and signal.resumed_at is not None:  # a resume, or a marker written over one
         return signal.paused_at <= at < signal.resumed_at
     return False
 
@@ -300,7 +311,7 @@ def paused_seconds(signal: ControlSignal | None, started_at: float, now: float) 
         return 0.0
     if signal.paused:
         return max(0.0, now - max(signal.at, started_at))
-    if signal.action == "resume" and signal.paused_at is not None and signal.resumed_at is not None:
+    if signal.paused_at is not None and signal.resumed_at is not None:  # a resume, or a marker written over one
         return max(0.0, min(now, signal.resumed_at) - max(signal.paused_at, started_at))
     return 0.0
 

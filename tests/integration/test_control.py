@@ -193,6 +193,61 @@ def test_a_pause_between_gates_still_judges_the_new_slot_and_rolls_back_on_a_fai
     assert started and "deploy.shift_traffic_to_100pct" in started[-1] and "failed its metrics" in started[-1], started
 
 
+def test_a_gate_failing_after_a_pause_and_resume_marks_the_lease_so_a_promote_is_refused(local, dagbag, monkeypatch):
+    """Paused and resumed at the 25 % gate, then green goes bad: the gate fails and marks the lease `failing`
+    over the spent resume, so a promote sent while its task resumes to fail is refused (before, the resume
+    stayed on the lease and the promote was accepted and changed nothing). The rollback runs as after any
+    failed gate and names the failure."""
+    from latticedb_deploy.aws.locks import EnvironmentLock
+    from latticedb_deploy.config import load_config
+    from latticedb_deploy.control import FAILING, ControlRefused, apply
+    from latticedb_deploy.operators.base import owner_of
+    from latticedb_deploy.sensors.metric_gate import MetricGateSensor
+    from tests.faults.driver import faults
+
+    lock, seen = EnvironmentLock(load_config().environment(ENV.name)), {}
+    execute, complete = MetricGateSensor.execute, MetricGateSensor.execute_complete
+
+    def paused_and_resumed(self, context):
+        if int(self.percent) == 25 and not seen:
+            owner, holder = owner_of(context), lock.holder()
+            pause = apply(holder.signal, "pause", owner=owner, by="alice", reason="CHG-7 a dashboard", now=time.time())
+            assert lock.signal(owner, pause.to_json(), holder.control)
+            resume = apply(pause, "resume", owner=owner, by="alice", reason="CHG-7 done", now=time.time())
+            assert lock.signal(owner, resume.to_json(), pause.to_json())
+            faults(local, slot_errors={ENV.green_tg: 0.5})
+            seen["owner"] = owner
+        return execute(self, context)
+
+    def as_the_task_resumes(self, context, event):
+        if int(self.percent) == 25:
+            signal = lock.holder().signal
+            seen["signal"] = signal
+            try:
+                apply(signal, "promote", owner=seen["owner"], by="bob", reason="looks fine", now=time.time())
+            except ControlRefused as exc:
+                seen["refused"] = str(exc)
+        return complete(self, context, event)
+
+    monkeypatch.setattr(MetricGateSensor, "execute", paused_and_resumed)
+    monkeypatch.setattr(MetricGateSensor, "execute_complete", as_the_task_resumes)
+    v1 = local.service()["taskDefinition"]
+    try:
+        dr = run_dag_run(dagbag, CANARY, {"image_uri": image("v2.0.0"), "environment": ENV.name,
+                                          "traffic_steps": [25, 100], "interval_seconds": 10})
+    finally:
+        faults(local, slot_errors=None)
+    states = _states(dr)
+    assert dr.state == "failed" and states["deploy.gate_25pct"] == "failed", states
+    signal = seen["signal"]
+    assert signal.action == FAILING and signal.reason.startswith("gate 25% failed"), signal
+    assert signal.replaced == "resumed by alice: CHG-7 done", signal
+    assert "is failing" in seen.get("refused", ""), seen
+    assert states["rollback.restore_previous_revision"] == "success", states
+    assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
+    assert local.service()["taskDefinition"] == v1
+
+
 def test_abort_mid_step_rolls_back_with_the_reason(local, dagbag):
     v1 = local.service()["taskDefinition"]
     canary = _canary(interval=60)

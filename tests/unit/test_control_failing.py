@@ -23,6 +23,9 @@ from latticedb_deploy.control import (
     apply,
     for_gate,
     for_step,
+    held_at,
+    markable_over,
+    paused_seconds,
     phase_marker,
 )
 from latticedb_deploy.triggers import lease as lease_module
@@ -59,6 +62,29 @@ def test_while_failing_only_abort_goes_through(dag_id):
             assert "failing" not in str(exc)
 
 
+def test_only_no_signal_or_a_spent_resume_is_marked_over():
+    paused = _signal(None, "pause")
+    assert markable_over(None) and markable_over(_signal(paused, "resume"))
+    for pending in (paused, _signal(None, "promote"), _signal(None, "abort")):
+        assert not markable_over(pending), pending
+    for phase in ("verifying", "verified", "rolling_back", FAILING):
+        assert not markable_over(phase_marker(phase, None, owner=OWNER, now=T0)), phase
+
+
+def test_a_mark_over_a_resume_keeps_the_lifted_pause_for_a_replay():
+    """A gate restarted after its failing poll judges its earlier polls again from the lease: over the mark, the
+    polls held by the pause and the deadline it moved are what they were over the resume."""
+    paused = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-21", now=T0 + 10)
+    resumed = apply(paused, "resume", owner=OWNER, by="bob", reason="CHG-21 done", now=T0 + 40)
+    marker = phase_marker(FAILING, resumed, owner=OWNER, now=T0 + 50, reason="gate 25% failed: error rate 12%")
+    assert (marker.action, marker.replaced) == (FAILING, "resumed by bob: CHG-21 done")
+    for at in (T0, T0 + 10, T0 + 25, T0 + 39.9, T0 + 40, T0 + 60):
+        assert held_at(marker, at) is held_at(resumed, at), at
+        assert paused_seconds(marker, T0, at) == paused_seconds(resumed, T0, at), at
+    assert paused_seconds(marker, T0, T0 + 60) == 30
+    assert phase_marker(FAILING, None, owner=OWNER, now=T0).paused_at is None  # nothing lifted: nothing carried
+
+
 def test_the_mark_is_not_a_persons_signal():
     marker = phase_marker(FAILING, None, owner=OWNER, now=time.time(), reason="gate 50% failed: p95 900 ms")
     assert (marker.phase, marker.replaced, marker.message) == (FAILING, None, f"failing by {OWNER}: gate 50% failed: p95 900 ms")
@@ -92,8 +118,8 @@ class _Keeper:
     ("bad after the interval", None, True),
     ("conclusive only after the deadline", None, True),  # fails at its deadline: a failure too
     ("healthy", None, False),                   # passes: nothing marked
-    ("one bad window early", "pause", False),   # a person's signal stays as it is
-    ("one bad window early", "resume", False),
+    ("one bad window early", "pause", False),   # a person's pending signal stays as it is
+    ("one bad window early", "resume", True),   # a spent resume does not: a promote after it is refused too
 ])
 def test_a_gate_marks_the_lease_failing_only_on_its_own_failing_verdict(world, monkeypatch, history, signal, marked):  # noqa: F811
     _Keeper.marks = []
@@ -159,7 +185,24 @@ def test_the_mark_is_written_over_no_signal(keeper, lock):
         _signal(marker, "promote")
 
 
-@pytest.mark.parametrize("action", ["pause", "abort"])
+def test_the_mark_is_written_over_a_resume_and_a_promote_after_it_is_refused(keeper, lock):
+    """Paused, resumed, then the gate fails: before, the resume stayed on the lease and a promote sent while the
+    gate's task resumed to fail was accepted and changed nothing (the rollback ran anyway)."""
+    paused = _signal(None, "pause")
+    assert lock.signal(OWNER, paused.to_json(), None)
+    resumed = _signal(paused, "resume")
+    assert lock.signal(OWNER, resumed.to_json(), paused.to_json())
+    assert _run(keeper.check()) is None
+    assert _run(keeper.mark_failing("gate 25% failed: error rate 12%")) is True
+    marker = lock.holder().signal
+    assert (marker.action, marker.replaced) == (FAILING, resumed.message)
+    assert (marker.paused_at, marker.resumed_at) == (resumed.paused_at, resumed.resumed_at)
+    with pytest.raises(ControlRefused, match="is failing"):
+        _signal(marker, "promote")
+    assert _signal(marker, "abort").action == "abort"
+
+
+@pytest.mark.parametrize("action", ["pause", "abort", "promote"])
 def test_a_signal_is_never_overwritten(keeper, lock, action):
     """One the gate read (it holds the mark back), or one written since its last renewal (the write's condition)."""
     holder = lock.holder()
@@ -226,7 +269,8 @@ def _run_leaving_threads(coro):
     ("timeout", True, None, "latticedb-svc rollout timed out: 1/3 tasks running"),
     ("completed", True, None, None),
     ("failed", False, None, None),       # a rollback's own rollout wait: it is rolling back already
-    ("failed", True, "pause", None),     # a person's signal stays as it is
+    ("failed", True, "pause", None),     # a person's pending signal stays as it is
+    ("failed", True, "resume", "latticedb-svc rollout failed: circuit breaker: tasks failed to start"),
 ])
 def test_a_deployments_rollout_wait_that_fails_marks_the_lease(monkeypatch, state, abortable, signal, marked):
     import asyncio
@@ -235,7 +279,9 @@ def test_a_deployments_rollout_wait_that_fails_marks_the_lease(monkeypatch, stat
     from latticedb_deploy.triggers.ecs_rollout import EcsRolloutTrigger
 
     _Keeper.marks = []
-    _Keeper.signal = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-22", now=time.time()) if signal else None
+    paused = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-22", now=time.time() - 5)
+    _Keeper.signal = {None: None, "pause": paused,
+                      "resume": apply(paused, "resume", owner=OWNER, by="alice", reason="CHG-22", now=time.time())}[signal]
     monkeypatch.setattr(lease_module, "LeaseKeeper", _Keeper)
     status = {"failed": {"state": FAILED, "reason": "circuit breaker: tasks failed to start"},
               "completed": {"state": COMPLETED, "reason": "3/3 running"},

@@ -263,7 +263,7 @@ class MetricGateTrigger(BaseTrigger):
         return ended_at
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from latticedb_deploy.control import clock, for_gate, held_at, pause_expired, paused_seconds
+        from latticedb_deploy.control import clock, for_gate, held_at, markable_over, pause_expired, paused_seconds
         from latticedb_deploy.judge import GateCriteria, GateDecision, decide
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
@@ -328,7 +328,7 @@ class MetricGateTrigger(BaseTrigger):
                     judged, unread, lambda at, signal=signal: decision_at(at, held_at(signal, at)).done)
                 if ended_at is not None:
                     decision = decision_at(ended_at, held_at(signal, ended_at))
-                    if not decision.passed and signal is None:
+                    if not decision.passed and markable_over(signal):
                         await lease.mark_failing(f"gate {self.step}% failed: {decision.reason}")
                     yield event(bool(decision.passed), decision.reason)
                     return
@@ -351,7 +351,7 @@ class MetricGateTrigger(BaseTrigger):
                 self._cloudwatch.drop()  # the next poll builds it again: a rotated connection is read anew
             decision = decision_at(time.time(), control.hold)
             if decision.done:
-                if not decision.passed and signal is None:  # before the task resumes to fail: control refuses
+                if not decision.passed and markable_over(signal):  # before the task resumes to fail: control refuses
                     await lease.mark_failing(f"gate {self.step}% failed: {decision.reason}")
                 yield event(bool(decision.passed), decision.reason)
                 return

@@ -30,7 +30,7 @@ the same conditional update, so a marker and a person's signal cannot both win):
   abort sent now was accepted, reported with an effect, and ignored).
 
 - `failing` (a metric gate's trigger judged the new version failing, or a deployment's rollout wait failed,
-  with no person's signal on the lease): the wait's task still has to resume on a worker and fail before
+  with no person's signal on the lease, or only a spent resume): the wait's task still has to resume on a worker and fail before
   the rollback starts (seconds); promote, pause and resume are refused from the verdict on, not from the
   failure. An abort goes through (the rollback runs anyway, with its reason). The next deployment step
   that holds the lease clears a mark that outlived its failure (a retried wait that passed).
@@ -183,8 +183,9 @@ def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: 
                         FAILING: "a wait failed: the rollback starts next"}[phase]
     replaced = current.message if current is not None and current.phase is None else (
         current.replaced if current is not None else None)
-    # A pause that was lifted stays known to the waits that judge past polls again (held_at, paused_seconds).
-    lifted = current if current is not None and current.resumed_at is not None else None
+    # A failing wait's mark over a resume keeps the lifted pause's times: a gate restarted in the triggerer judges
+    # its earlier polls again from the lease (held_at, paused_seconds) and must count them as it did.
+    lifted = current if phase == FAILING and current is not None and current.resumed_at is not None else None
     return ControlSignal(action=phase, by=owner, reason=reason, at=now, run=owner, replaced=replaced,
                          paused_by=lifted and lifted.paused_by, paused_at=lifted and lifted.paused_at,
                          resumed_at=lifted and lifted.resumed_at)

@@ -194,10 +194,12 @@ def test_a_pause_between_gates_still_judges_the_new_slot_and_rolls_back_on_a_fai
 
 
 def test_a_gate_failing_after_a_pause_and_resume_marks_the_lease_so_a_promote_is_refused(local, dagbag, monkeypatch):
-    """Paused and resumed at the 25 % gate, then green goes bad: the gate fails and marks the lease `failing`
+    """Paused at the 25 % gate (its first polls held), resumed, then green goes bad: the gate fails and marks the lease `failing`
     over the spent resume, so a promote sent while its task resumes to fail is refused (before, the resume
     stayed on the lease and the promote was accepted and changed nothing). The rollback runs as after any
     failed gate and names the failure."""
+    import threading
+
     from latticedb_deploy.aws.locks import EnvironmentLock
     from latticedb_deploy.config import load_config
     from latticedb_deploy.control import FAILING, ControlRefused, apply
@@ -208,15 +210,19 @@ def test_a_gate_failing_after_a_pause_and_resume_marks_the_lease_so_a_promote_is
     lock, seen = EnvironmentLock(load_config().environment(ENV.name)), {}
     execute, complete = MetricGateSensor.execute, MetricGateSensor.execute_complete
 
+    def resume_then_go_bad(owner: str, pause) -> None:
+        time.sleep(4)  # the gate's first polls are held by the pause
+        resume = apply(pause, "resume", owner=owner, by="alice", reason="CHG-7 done", now=time.time())
+        seen["resumed"] = lock.signal(owner, resume.to_json(), pause.to_json())
+        faults(local, slot_errors={ENV.green_tg: 0.5})
+
     def paused_and_resumed(self, context):
         if int(self.percent) == 25 and not seen:
             owner, holder = owner_of(context), lock.holder()
             pause = apply(holder.signal, "pause", owner=owner, by="alice", reason="CHG-7 a dashboard", now=time.time())
             assert lock.signal(owner, pause.to_json(), holder.control)
-            resume = apply(pause, "resume", owner=owner, by="alice", reason="CHG-7 done", now=time.time())
-            assert lock.signal(owner, resume.to_json(), pause.to_json())
-            faults(local, slot_errors={ENV.green_tg: 0.5})
             seen["owner"] = owner
+            threading.Thread(target=resume_then_go_bad, args=(owner, pause), daemon=True).start()
         return execute(self, context)
 
     def as_the_task_resumes(self, context, event):
@@ -240,7 +246,9 @@ def test_a_gate_failing_after_a_pause_and_resume_marks_the_lease_so_a_promote_is
     states = _states(dr)
     assert dr.state == "failed" and states["deploy.gate_25pct"] == "failed", states
     signal = seen["signal"]
+    assert seen["resumed"], seen
     assert signal.action == FAILING and signal.reason.startswith("gate 25% failed"), signal
+    assert signal.paused_at is not None and signal.resumed_at - signal.paused_at >= 4, signal  # the pause held
     assert signal.replaced == "resumed by alice: CHG-7 done", signal
     assert "is failing" in seen.get("refused", ""), seen
     assert states["rollback.restore_previous_revision"] == "success", states

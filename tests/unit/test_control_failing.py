@@ -83,6 +83,7 @@ def test_a_mark_over_a_resume_keeps_the_lifted_pause_for_a_replay():
         assert paused_seconds(marker, T0, at) == paused_seconds(resumed, T0, at), at
     assert paused_seconds(marker, T0, T0 + 60) == 30
     assert phase_marker(FAILING, None, owner=OWNER, now=T0).paused_at is None  # nothing lifted: nothing carried
+    assert phase_marker("rolling_back", resumed, owner=OWNER, now=T0).paused_at is None  # a failing wait's mark only
 
 
 def test_the_mark_is_not_a_persons_signal():
@@ -200,6 +201,21 @@ def test_the_mark_is_written_over_a_resume_and_a_promote_after_it_is_refused(kee
     with pytest.raises(ControlRefused, match="is failing"):
         _signal(marker, "promote")
     assert _signal(marker, "abort").action == "abort"
+
+
+@pytest.mark.parametrize("action", ["pause", "promote", "abort"])
+def test_a_signal_written_after_the_resume_the_gate_read_is_not_overwritten(keeper, lock, action):
+    """The gate last read a resume; someone pauses, promotes or aborts before the mark: the write's condition
+    (the item as the gate read it) keeps the newer signal."""
+    paused = _signal(None, "pause")
+    assert lock.signal(OWNER, paused.to_json(), None)
+    resumed = _signal(paused, "resume")
+    assert lock.signal(OWNER, resumed.to_json(), paused.to_json())
+    assert _run(keeper.check()) is None  # the gate's last renewal: the resume
+    newer = _signal(resumed, action)
+    assert lock.signal(OWNER, newer.to_json(), resumed.to_json())
+    assert _run(keeper.mark_failing("gate 25% failed")) is False
+    assert lock.holder().signal == newer
 
 
 @pytest.mark.parametrize("action", ["pause", "abort", "promote"])

@@ -43,7 +43,7 @@ def _task_failure(dag_id: str, task_id: str, exception: Exception) -> FakeTI:
 @pytest.mark.parametrize(("dag_id", "task_id", "exception", "told"), [
     ("latticedb_nightly_staging", "wait_for_environment", ReportedFailure("nightly NOT deployed: held"), False),
     ("latticedb_nightly_staging", "summary", ReportedFailure("nightly deployment NOT deployed"), False),
-    ("latticedb_nightly_staging", "resolve_image", AirflowFailException("no image matches"), True),
+    ("latticedb_nightly_staging", "resolve_image", AirflowFailException("AccessDenied on DescribeImages"), True),
     ("latticedb_nightly_staging", "summary", RuntimeError("Slack down, summary broke"), True),
     # a failed rollback is an incident: told whatever the exception says
     ("latticedb_deploy_rolling", "rollback.restore_previous_revision", ReportedFailure("x"), True),

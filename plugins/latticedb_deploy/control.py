@@ -30,10 +30,11 @@ the same conditional update, so a marker and a person's signal cannot both win):
   abort sent now was accepted, reported with an effect, and ignored).
 
 - `failing` (a metric gate's trigger judged the new version failing, or a deployment's rollout wait failed,
-  with no person's signal on the lease, or only a spent resume): the wait's task still has to resume on a worker and fail before
+  over no person's signal, a spent resume, or a pause, which the mark keeps): the wait's task still has to resume on a worker and fail before
   the rollback starts (seconds); promote, pause and resume are refused from the verdict on, not from the
   failure. An abort goes through (the rollback runs anyway, with its reason). The next deployment step
-  that holds the lease clears a mark that outlived its failure (a retried wait that passed).
+  that holds the lease clears a mark that outlived its failure (a retried wait that passed), or puts back
+  the pause it kept.
 
 A deployment whose steps say it is ending is refused too (`ending`, from the run's task states, read by
 the control run before it writes): a step failed for good (the rollback is starting, before its mark), or
@@ -183,19 +184,34 @@ def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: 
                         FAILING: "a wait failed: the rollback starts next"}[phase]
     replaced = current.message if current is not None and current.phase is None else (
         current.replaced if current is not None else None)
-    # A failing wait's mark over a resume keeps the lifted pause's times: a gate restarted in the triggerer judges
-    # its earlier polls again from the lease (held_at, paused_seconds) and must count them as it did.
-    lifted = current if phase == FAILING and current is not None and current.resumed_at is not None else None
+    # A failing wait's mark keeps the pause it replaces (still in force: held_at, pause_expired) or the one a resume
+    # lifted, so a wait restarted in the triggerer judges its earlier polls again from the lease as it did.
+    paused_by = paused_at = resumed_at = None
+    if phase == FAILING and current is not None and current.paused:
+        paused_by, paused_at = current.by, current.at
+    elif phase == FAILING and current is not None and current.resumed_at is not None:
+        paused_by, paused_at, resumed_at = current.paused_by, current.paused_at, current.resumed_at
     return ControlSignal(action=phase, by=owner, reason=reason, at=now, run=owner, replaced=replaced,
-                         paused_by=lifted and lifted.paused_by, paused_at=lifted and lifted.paused_at,
-                         resumed_at=lifted and lifted.resumed_at)
+                         paused_by=paused_by, paused_at=paused_at, resumed_at=resumed_at)
+
+
+def kept_pause(mark: ControlSignal | None) -> ControlSignal | None:
+    """The person's pause a failing mark kept (phase_marker over a pause), as it was on the lease, or None: what
+    goes back on the lease when the mark outlives its failure (a step of the run runs again), so clearing the
+    mark does not lift the pause."""
+    if mark is None or mark.phase != FAILING or paused_since(mark) is None:
+        return None
+    prefix = f"paused by {mark.paused_by}: "
+    reason = mark.replaced[len(prefix):] if (mark.replaced or "").startswith(prefix) else (mark.replaced or "paused")
+    return ControlSignal(action="pause", by=mark.paused_by or "?", reason=reason, at=mark.paused_at)
 
 
 def markable_over(signal: ControlSignal | None) -> bool:
-    """Whether a wait that fails may mark the lease FAILING over `signal`: none, or a resume (spent: it lifted a
-    pause and asks nothing more, and a promote sent after it must be refused like any other). A person's pending
-    signal (pause, promote, abort) or a phase marker stays as it is."""
-    return signal is None or signal.action == "resume"
+    """Whether a wait that fails may mark the lease FAILING over `signal`: none, a resume (spent: it lifted a
+    pause and asks nothing more), or a pause (the wait failed under it: the rollback runs whatever is sent, so a
+    resume or promote sent after it must be refused like any other; the mark keeps the pause's who and when).
+    A pending promote or abort, or a phase marker, stays as it is."""
+    return signal is None or signal.action in ("resume", "pause")
 
 
 def _refuse_in_phase(current: ControlSignal, action: str, owner: str) -> None:
@@ -272,8 +288,11 @@ class GateControl:
 
 
 def for_gate(signal: ControlSignal | None) -> GateControl:
-    """A gate's reading of the signal: abort fails it, promote passes it, pause holds it (a phase marker or a
-    resume: nothing)."""
+    """A gate's reading of the signal: abort fails it, promote passes it, pause holds it (so does a failing mark
+    that kept a pause: a gate restarted after its mark judges as under the pause); another phase marker or a
+    resume: nothing."""
+    if signal is not None and signal.phase == FAILING and paused_since(signal) is not None:
+        return GateControl(hold=True, reason=signal.replaced or f"paused by {signal.paused_by}")
     if signal is None or signal.action not in ("abort", "promote", "pause"):
         return GateControl()
     if signal.action == "abort":
@@ -283,24 +302,37 @@ def for_gate(signal: ControlSignal | None) -> GateControl:
     return GateControl(hold=True, reason=signal.message)
 
 
+def paused_since(signal: ControlSignal | None) -> float | None:
+    """When the pause in force on the lease began, or None: a person's pause, or a failing wait's mark written over
+    one (the mark keeps it: the wait failed under the pause and nothing lifted it)."""
+    if signal is None:
+        return None
+    if signal.paused:
+        return signal.at
+    if signal.phase == FAILING and signal.paused_at is not None and signal.resumed_at is None:
+        return signal.paused_at
+    return None
+
+
 def pause_expired(signal: ControlSignal | None, now: float, max_seconds: float) -> str | None:
     """Why a pause has lasted too long (the environment's `max_pause_seconds`), or None: a forgotten pause
     fails the held wait, so the rollback puts the last good version back rather than leaving the new one
     serving its share, and the environment held, until someone remembers."""
-    if signal is None or not signal.paused or now - signal.at <= max_seconds:
+    since = paused_since(signal)
+    if since is None or now - since <= max_seconds:
         return None
-    return (f"{signal.message} for {(now - signal.at) / 60:.0f} min, longer than max_pause_seconds ({max_seconds:g} s) "
+    pause = signal.message if signal.paused else (signal.replaced or f"paused by {signal.paused_by}")
+    return (f"{pause} for {(now - since) / 60:.0f} min, longer than max_pause_seconds ({max_seconds:g} s) "
             "with no resume: rolling back to the last good version")
 
 
 def held_at(signal: ControlSignal | None, at: float) -> bool:
     """Whether latticedb_control's `signal` (the latest) held a gate at moment `at`: paused since before it, or
     paused then and resumed after it."""
-    if signal is None:
-        return False
-    if signal.paused:
-        return signal.at <= at
-    if signal.paused_at is not None and signal.resumed_at is not None:  # a resume, or a marker written over one
+    since = paused_since(signal)
+    if since is not None:
+        return since <= at
+    if signal is not None and signal.paused_at is not None and signal.resumed_at is not None:  # a resume, or a mark over one
         return signal.paused_at <= at < signal.resumed_at
     return False
 
@@ -308,10 +340,11 @@ def held_at(signal: ControlSignal | None, at: float) -> bool:
 def paused_seconds(signal: ControlSignal | None, started_at: float, now: float) -> float:
     """How long a gate that started at `started_at` had been paused by `now`: its deadline moves that much. A
     `now` before the pause (a restarted gate judging its earlier polls again) counts none of it."""
+    since = paused_since(signal)
+    if since is not None:
+        return max(0.0, now - max(since, started_at))
     if signal is None:
         return 0.0
-    if signal.paused:
-        return max(0.0, now - max(signal.at, started_at))
     if signal.paused_at is not None and signal.resumed_at is not None:  # a resume, or a marker written over one
         return max(0.0, min(now, signal.resumed_at) - max(signal.paused_at, started_at))
     return 0.0

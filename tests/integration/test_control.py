@@ -62,6 +62,21 @@ def _states(dr) -> dict:
     return {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
+def _canary_failing_at_25(local, dagbag):
+    """A [25, 100] canary at 10 s whose 25 % gate fails (green's errors set by the caller or its hooks; cleared
+    after): its run, and its task states."""
+    from tests.faults.driver import faults
+
+    try:
+        dr = run_dag_run(dagbag, CANARY, {"image_uri": image("v2.0.0"), "environment": ENV.name,
+                                          "traffic_steps": [25, 100], "interval_seconds": 10})
+    finally:
+        faults(local, slot_errors=None)
+    states = _states(dr)
+    assert dr.state == "failed" and states["deploy.gate_25pct"] == "failed", states
+    return dr, states
+
+
 def _linked_deployment(local, title: str) -> str:
     """The `deployment` the control link of the Slack message `title` names (the form's pre-filled field)."""
     text = next(t for t in local.message_texts() if title in t)
@@ -193,11 +208,12 @@ def test_a_pause_between_gates_still_judges_the_new_slot_and_rolls_back_on_a_fai
     assert started and "deploy.shift_traffic_to_100pct" in started[-1] and "failed its metrics" in started[-1], started
 
 
-def test_a_gate_failing_after_a_pause_and_resume_marks_the_lease_so_a_promote_is_refused(local, dagbag, monkeypatch):
-    """Paused at the 25 % gate (its first polls held), resumed, then green goes bad: the gate fails and marks the lease `failing`
-    over the spent resume, so a promote sent while its task resumes to fail is refused (before, the resume
-    stayed on the lease and the promote was accepted and changed nothing). The rollback runs as after any
-    failed gate and names the failure."""
+@pytest.mark.parametrize("resumed", [True, False], ids=["paused-then-resumed", "still-paused"])
+def test_a_gate_failing_after_a_pause_marks_the_lease_so_a_promote_or_resume_is_refused(local, dagbag, monkeypatch, resumed):
+    """Paused at the 25 % gate (its first polls held), resumed or not, then green goes bad: the gate fails (a pause
+    holds a pass back, never a failure) and marks the lease `failing` over the spent resume or over the pause, so
+    a promote or resume sent while its task resumes to fail is refused (before, the resume or pause stayed on the
+    lease and the action was accepted and changed nothing). The rollback runs as after any failed gate."""
     import threading
 
     from latticedb_deploy.aws.locks import EnvironmentLock
@@ -212,8 +228,9 @@ def test_a_gate_failing_after_a_pause_and_resume_marks_the_lease_so_a_promote_is
 
     def resume_then_go_bad(owner: str, pause) -> None:
         time.sleep(4)  # the gate's first polls are held by the pause
-        resume = apply(pause, "resume", owner=owner, by="alice", reason="CHG-7 done", now=time.time())
-        seen["resumed"] = lock.signal(owner, resume.to_json(), pause.to_json())
+        if resumed:
+            resume = apply(pause, "resume", owner=owner, by="alice", reason="CHG-7 done", now=time.time())
+            seen["resumed"] = lock.signal(owner, resume.to_json(), pause.to_json())
         faults(local, slot_errors={ENV.green_tg: 0.5})
 
     def paused_and_resumed(self, context):
@@ -229,28 +246,26 @@ def test_a_gate_failing_after_a_pause_and_resume_marks_the_lease_so_a_promote_is
         if int(self.percent) == 25:
             signal = lock.holder().signal
             seen["signal"] = signal
-            try:
-                apply(signal, "promote", owner=seen["owner"], by="bob", reason="looks fine", now=time.time())
-            except ControlRefused as exc:
-                seen["refused"] = str(exc)
+            for action in ("promote", "resume"):
+                try:
+                    apply(signal, action, owner=seen["owner"], by="bob", reason="looks fine", now=time.time())
+                except ControlRefused as exc:
+                    seen[f"{action} refused"] = str(exc)
         return complete(self, context, event)
 
     monkeypatch.setattr(MetricGateSensor, "execute", paused_and_resumed)
     monkeypatch.setattr(MetricGateSensor, "execute_complete", as_the_task_resumes)
     v1 = local.service()["taskDefinition"]
-    try:
-        dr = run_dag_run(dagbag, CANARY, {"image_uri": image("v2.0.0"), "environment": ENV.name,
-                                          "traffic_steps": [25, 100], "interval_seconds": 10})
-    finally:
-        faults(local, slot_errors=None)
-    states = _states(dr)
-    assert dr.state == "failed" and states["deploy.gate_25pct"] == "failed", states
+    _, states = _canary_failing_at_25(local, dagbag)
     signal = seen["signal"]
-    assert seen["resumed"], seen
     assert signal.action == FAILING and signal.reason.startswith("gate 25% failed"), signal
-    assert signal.paused_at is not None and signal.resumed_at - signal.paused_at >= 4, signal  # the pause held
-    assert signal.replaced == "resumed by alice: CHG-7 done", signal
-    assert "is failing" in seen.get("refused", ""), seen
+    assert signal.paused_by == "alice" and signal.paused_at is not None, signal
+    if resumed:
+        assert seen["resumed"] and signal.resumed_at - signal.paused_at >= 4, signal  # the pause held its first polls
+        assert signal.replaced == "resumed by alice: CHG-7 done", signal
+    else:
+        assert signal.resumed_at is None and signal.replaced == "paused by alice: CHG-7 a dashboard", signal
+    assert "is failing" in seen.get("promote refused", "") and "is failing" in seen.get("resume refused", ""), seen
     assert states["rollback.restore_previous_revision"] == "success", states
     assert local.weights() == {ENV.blue_tg: 100, ENV.green_tg: 0}
     assert local.service()["taskDefinition"] == v1
@@ -448,13 +463,7 @@ def test_a_promote_sent_while_the_rollback_runs_is_refused_and_changes_nothing(l
     monkeypatch.setattr(RestorePreviousRevisionOperator, "execute", look_first)
     v1 = local.service()["taskDefinition"]
     faults(local, slot_errors={ENV.green_tg: 0.5})
-    try:
-        dr = run_dag_run(dagbag, CANARY, {"image_uri": image("v2.0.0"), "environment": ENV.name,
-                                          "traffic_steps": [25, 100], "interval_seconds": 10})
-    finally:
-        faults(local, slot_errors=None)
-    states = _states(dr)
-    assert dr.state == "failed" and states["deploy.gate_25pct"] == "failed", states
+    dr, states = _canary_failing_at_25(local, dagbag)
     assert at_restore["lease"]["action"] == "failing", at_restore  # from the gate's verdict on
     assert at_restore["lease"]["reason"].startswith("gate 25% failed: "), at_restore
     assert seen["lease"]["action"] == "rolling_back", seen["lease"]

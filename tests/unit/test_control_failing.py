@@ -19,12 +19,15 @@ from latticedb_deploy.control import (
     FAILING,
     SUPPORTED,
     ControlRefused,
+    ControlSignal,
     aborted_by,
     apply,
     for_gate,
     for_step,
     held_at,
+    kept_pause,
     markable_over,
+    pause_expired,
     paused_seconds,
     phase_marker,
 )
@@ -62,10 +65,10 @@ def test_while_failing_only_abort_goes_through(dag_id):
             assert "failing" not in str(exc)
 
 
-def test_only_no_signal_or_a_spent_resume_is_marked_over():
+def test_the_mark_goes_over_no_signal_a_spent_resume_or_a_pause_never_a_pending_promote_abort_or_a_mark():
     paused = _signal(None, "pause")
-    assert markable_over(None) and markable_over(_signal(paused, "resume"))
-    for pending in (paused, _signal(None, "promote"), _signal(None, "abort")):
+    assert markable_over(None) and markable_over(_signal(paused, "resume")) and markable_over(paused)
+    for pending in (_signal(None, "promote"), _signal(None, "abort")):
         assert not markable_over(pending), pending
     for phase in ("verifying", "verified", "rolling_back", FAILING):
         assert not markable_over(phase_marker(phase, None, owner=OWNER, now=T0)), phase
@@ -84,6 +87,29 @@ def test_a_mark_over_a_resume_keeps_the_lifted_pause_for_a_replay():
     assert paused_seconds(marker, T0, T0 + 60) == 30
     assert phase_marker(FAILING, None, owner=OWNER, now=T0).paused_at is None  # nothing lifted: nothing carried
     assert phase_marker("rolling_back", resumed, owner=OWNER, now=T0).paused_at is None  # a failing wait's mark only
+
+
+def test_a_mark_over_a_pause_keeps_it_in_force_for_a_replay_and_its_expiry():
+    """A wait that fails under a pause marks the lease over it: a gate or hold restarted after the mark judges its
+    polls, holds a pass back and times the pause out exactly as over the pause, and a resume or promote is refused."""
+    paused = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-21", now=T0 + 10)
+    marker = phase_marker(FAILING, paused, owner=OWNER, now=T0 + 50, reason="gate 25% failed: error rate 12%")
+    assert (marker.action, marker.replaced, marker.paused_by, marker.paused_at) == (
+        FAILING, "paused by alice: CHG-21", "alice", T0 + 10)
+    for at in (T0, T0 + 9.9, T0 + 10, T0 + 50, T0 + 400):
+        assert held_at(marker, at) is held_at(paused, at), at
+        assert paused_seconds(marker, T0, at) == paused_seconds(paused, T0, at), at
+    assert (for_gate(marker).hold, for_gate(marker).done, for_gate(marker).reason) == (True, False, "paused by alice: CHG-21")
+    for now in (T0 + 100, T0 + 311, T0 + 4000):
+        assert pause_expired(marker, now, 300) == pause_expired(paused, now, 300), now
+    assert pause_expired(marker, T0 + 4000, 300).startswith("paused by alice: CHG-21 for 66 min")
+    for action in ("resume", "promote", "pause"):
+        with pytest.raises(ControlRefused, match="is failing since"):
+            _signal(marker, action)
+    assert kept_pause(marker) == ControlSignal(action="pause", by="alice", reason="CHG-21", at=T0 + 10)
+    resumed = apply(paused, "resume", owner=OWNER, by="bob", reason="done", now=T0 + 40)
+    assert kept_pause(phase_marker(FAILING, resumed, owner=OWNER, now=T0 + 50)) is None  # lifted: nothing kept
+    assert kept_pause(phase_marker(FAILING, None, owner=OWNER, now=T0 + 50)) is None
 
 
 def test_the_mark_is_not_a_persons_signal():
@@ -119,7 +145,7 @@ class _Keeper:
     ("bad after the interval", None, True),
     ("conclusive only after the deadline", None, True),  # fails at its deadline: a failure too
     ("healthy", None, False),                   # passes: nothing marked
-    ("one bad window early", "pause", False),   # a person's pending signal stays as it is
+    ("one bad window early", "pause", True),    # failed under a pause: nothing can resume it, a resume is refused
     ("one bad window early", "resume", True),   # a spent resume does not: a promote after it is refused too
 ])
 def test_a_gate_marks_the_lease_failing_only_on_its_own_failing_verdict(world, monkeypatch, history, signal, marked):  # noqa: F811
@@ -218,15 +244,32 @@ def test_a_signal_written_after_the_resume_the_gate_read_is_not_overwritten(keep
     assert lock.holder().signal == newer
 
 
+def test_the_mark_is_written_over_a_pause_it_keeps_and_a_resume_after_it_is_refused(keeper, lock):
+    """The gate fails under a pause: before, the pause stayed on the lease and a resume sent while the gate's task
+    resumed to fail was accepted ("resumed") and changed nothing (the rollback ran anyway)."""
+    paused = _signal(None, "pause")
+    assert lock.signal(OWNER, paused.to_json(), None)
+    assert _run(keeper.check()) is None
+    assert _run(keeper.mark_failing("gate 25% failed: error rate 12%")) is True
+    marker = lock.holder().signal
+    assert (marker.action, marker.replaced, marker.paused_at) == (FAILING, paused.message, paused.at)
+    for action in ("resume", "promote"):
+        with pytest.raises(ControlRefused, match="is failing"):
+            _signal(marker, action)
+    assert kept_pause(marker) == ControlSignal(action="pause", by=paused.by, reason=paused.reason, at=paused.at)
+
+
 @pytest.mark.parametrize("action", ["pause", "abort", "promote"])
 def test_a_signal_is_never_overwritten(keeper, lock, action):
-    """One the gate read (it holds the mark back), or one written since its last renewal (the write's condition)."""
+    """A pending promote or abort the gate read (it holds the mark back), or any signal written since its last
+    renewal (the write's condition)."""
     holder = lock.holder()
     assert lock.signal(OWNER, _signal(None, action).to_json(), holder.control)
     before = lock.holder().signal
     assert _run(keeper.check()) is None
-    assert _run(keeper.mark_failing("gate 25% failed")) is False
-    assert lock.holder().signal == before
+    if action != "pause":  # a pause the gate read is marked over (the test above)
+        assert _run(keeper.mark_failing("gate 25% failed")) is False
+        assert lock.holder().signal == before
 
     fresh = lease_module.LeaseKeeper("local", OWNER, logging.getLogger("test"))
     fresh.control = None  # as renewed before the person's signal was written
@@ -285,7 +328,7 @@ def _run_leaving_threads(coro):
     ("timeout", True, None, "latticedb-svc rollout timed out: 1/3 tasks running"),
     ("completed", True, None, None),
     ("failed", False, None, None),       # a rollback's own rollout wait: it is rolling back already
-    ("failed", True, "pause", None),     # a person's pending signal stays as it is
+    ("failed", True, "pause", "latticedb-svc rollout failed: circuit breaker: tasks failed to start"),  # over the pause
     ("failed", True, "resume", "latticedb-svc rollout failed: circuit breaker: tasks failed to start"),
 ])
 def test_a_deployments_rollout_wait_that_fails_marks_the_lease(monkeypatch, state, abortable, signal, marked):
@@ -333,13 +376,15 @@ def test_only_a_deployments_lease_is_marked(lock, monkeypatch):
 
 
 # ------------------------------------------------------------------ a mark that outlived its failure is cleared
-@pytest.mark.parametrize(("task_id", "cleared"), [("deploy.shift_traffic_to_50pct", True),
+@pytest.mark.parametrize("over_pause", [False, True], ids=["no-pause", "kept-pause"])
+@pytest.mark.parametrize(("task_id", "cleared"), [("deploy.gate_50pct", True),
                                                   ("deploy.gate_25pct", True),  # the gate's own retry
                                                   ("rollback.restore_previous_revision", False)])
-def test_a_step_that_runs_while_the_lease_says_failing_clears_the_mark(lock, monkeypatch, task_id, cleared):
+def test_a_step_that_runs_while_the_lease_says_failing_clears_the_mark(lock, monkeypatch, task_id, cleared, over_pause):
     """The gate's worker died after its trigger marked the run failing, and the gate ran again and passed (or a
     restarted trigger judged otherwise): the next step that holds the lease clears the mark, so control stops
-    refusing a pause or promote. The rollback's own steps leave it: the run is failing."""
+    refusing a pause or promote; a pause the mark kept goes back on the lease (clearing the mark must not lift
+    it). The rollback's own steps leave it: the run is failing."""
     from types import SimpleNamespace
 
     from latticedb_deploy.aws import locks
@@ -347,11 +392,19 @@ def test_a_step_that_runs_while_the_lease_says_failing_clears_the_mark(lock, mon
 
     monkeypatch.setattr(locks, "boto_client", lambda env, service: lock.client)
     assert lock.acquire(OWNER, ttl_seconds=300) is None
-    marker = phase_marker(FAILING, None, owner=OWNER, now=time.time(), reason="gate 25% failed: error rate 12%")
+    paused = _signal(None, "pause") if over_pause else None
+    marker = phase_marker(FAILING, paused, owner=OWNER, now=time.time(), reason="gate 25% failed: error rate 12%")
     assert lock.signal(OWNER, marker.to_json(), None)
     op = LatticeDBOperator(task_id=task_id)
     op.environment = "local"
     context = {"dag": SimpleNamespace(dag_id="latticedb_deploy_canary"), "run_id": RUN_ID, "params": {}}
-    op.hold_lease(context)
-    assert lock.holder().signal == (None if cleared else marker)
-    assert _signal(lock.holder().signal, "pause").action == "pause" if cleared else True
+    holder = op.hold_lease(context)
+    after = lock.holder().signal
+    if not cleared:
+        assert after == marker
+    elif over_pause:
+        assert (after.action, after.by, after.reason, after.at) == ("pause", "alice", "CHG-21", paused.at)
+        assert holder.signal == after  # the step acts on the pause, not on the mark
+        assert _signal(after, "resume").action == "resume"
+    else:
+        assert after is None and _signal(after, "pause").action == "pause"

@@ -26,12 +26,16 @@ def _ev(verdict):
                       reasons=() if verdict == PASS else ("error rate 12% is not below 5%",))
 
 
+MARKS: list[str] = []  # the `failing` marks the scripted lease was asked to write, in order
+
+
 def _script(monkeypatch, signals, verdicts, *, signal_per_check: bool) -> dict:
     """A fake lease whose control signal follows `signals` (one per lease check, or per evaluation made) and
     fake metrics whose verdicts follow `verdicts` (the last repeats); returns the counters."""
     real_sleep = asyncio.sleep
     monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))
     count = {"checks": 0, "made": 0}
+    MARKS.clear()
 
     class FakeKeeper:
         def __init__(self, environment, owner, log, config=None):
@@ -41,6 +45,10 @@ def _script(monkeypatch, signals, verdicts, *, signal_per_check: bool) -> dict:
             self.signal = signals[min(count["checks" if signal_per_check else "made"], len(signals) - 1)]
             count["checks"] += 1
             return None
+
+        async def mark_failing(self, reason):
+            MARKS.append(reason)
+            return True
 
     def evaluate(self, env, criteria, mode, interval_end, at=None):
         ev = _ev(verdicts[min(count["made"], len(verdicts) - 1)])
@@ -84,12 +92,14 @@ def test_a_pause_holds_a_passing_gate_past_its_interval_and_deadline_until_resum
     assert [e["action"] for e in event["control_log"]] == ["pause", "resume"]
     assert event["control_log"][0]["by"] == "alice"
     assert [r.get("control") for r in event["evaluations"]][:3] == ["paused by alice: CHG pause"] * 3
+    assert MARKS == []  # held, then passed: nothing marked
 
 
 def test_a_paused_gate_still_fails(run_gate):
     pause = _signal(None, "pause", time.time())
     event, _ = run_gate([pause], [PASS, FAIL])
     assert event["passed"] is False and "error rate" in event["reason"]
+    assert MARKS == [f"gate 25% failed: {event['reason']}"]  # over the pause: a resume sent now is refused
 
 
 def test_abort_fails_the_gate_with_the_reason_before_evaluating(run_gate):
@@ -152,6 +162,7 @@ def test_a_paused_shift_still_judges_the_share_the_new_slot_serves(monkeypatch):
     assert event["failed"] is True and made == 3, event
     assert event["step"] == 25 and "error rate" in event["reason"], event
     assert [r["control"] for r in event["evaluations"]] == ["paused by alice: CHG pause"] * 3
+    assert MARKS == [event["reason"]]
 
 
 def test_a_paused_shift_with_passing_metrics_waits_for_resume(monkeypatch):
@@ -159,6 +170,7 @@ def test_a_paused_shift_with_passing_metrics_waits_for_resume(monkeypatch):
     pause = _signal(None, "pause", now)
     event, made = _hold(monkeypatch, [pause] * 5 + [_signal(pause, "resume", now + 9)], [PASS])
     assert event["released"]["action"] == "resume" and made >= 3, event  # passing polls never end the hold
+    assert MARKS == []  # held, then passed: nothing marked
     assert len(event["evaluations"]) == made
 
 
@@ -186,6 +198,7 @@ def test_a_pause_past_max_pause_seconds_fails_the_gate_so_the_rollback_runs(run_
     assert event["passed"] is False and polls == 0, event
     assert "paused by alice: CHG pause for 240 min, longer than max_pause_seconds (14400 s)" in event["reason"]
     assert "rolling back to the last good version" in event["reason"]
+    assert MARKS == [event["reason"]]
 
 
 def test_a_pause_within_max_pause_seconds_still_holds(run_gate):
@@ -193,6 +206,7 @@ def test_a_pause_within_max_pause_seconds_still_holds(run_gate):
     pause = _signal(None, "pause", now - 14000)
     event, polls = run_gate([pause, pause, _signal(pause, "resume", now)], [PASS])
     assert event["passed"] is True and polls == 3, event
+    assert MARKS == []  # held, then passed: nothing marked
 
 
 def test_a_paused_shift_past_max_pause_seconds_fails_even_with_no_traffic_to_judge(monkeypatch):
@@ -200,6 +214,7 @@ def test_a_paused_shift_past_max_pause_seconds_fails_even_with_no_traffic_to_jud
     event, made = _hold(monkeypatch, [pause], [PASS], watch=False)
     assert event["failed"] is True and made == 0, event
     assert "longer than max_pause_seconds (14400 s)" in event["reason"]
+    assert MARKS == [event["reason"]]
 
 
 def test_what_counts_as_a_pause_past_its_limit():

@@ -163,7 +163,7 @@ class LatticeDBOperator(BaseOperator):
         whose `signal` the caller may act on (a promote).
         """
         from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
-        from latticedb_deploy.control import FAILING, for_step
+        from latticedb_deploy.control import FAILING, for_step, kept_pause
 
         lock, owner = EnvironmentLock(self.env), owner_of(context)
         try:
@@ -178,9 +178,15 @@ class LatticeDBOperator(BaseOperator):
         if signal is not None and signal.action == FAILING and not self.task_id.startswith("rollback."):
             # A wait's trigger marked the run failing, yet a step of it runs again (the wait's task was retried after
             # its worker died, or a restarted trigger judged otherwise): not failing after all. Cleared, best effort,
-            # so control does not go on refusing a pause or promote with "its rollback starts next".
+            # so control does not go on refusing a pause or promote with "its rollback starts next". A pause the
+            # mark kept goes back on the lease instead (and this step obeys it as any pause).
+            pause = kept_pause(signal)
             try:
-                if lock.clear_signal(owner, holder.control):
+                if pause is not None and lock.signal(owner, pause.to_json(), holder.control):
+                    self.log.warning("the lease said %s, but %s runs: the mark is replaced by the pause it kept (%s)",
+                                     signal.message, self.task_id, pause.message)
+                    holder, signal = lock.renew(owner), pause
+                elif pause is None and lock.clear_signal(owner, holder.control):
                     self.log.warning("the lease said %s, but %s runs: the mark is cleared", signal.message, self.task_id)
             except Exception as exc:  # noqa: BLE001 - the step's own work goes on
                 self.log.warning("could not clear the failing mark on the lease: %s", exc)

@@ -49,7 +49,7 @@ class ControlHoldTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy import run_config
-        from latticedb_deploy.control import held_at, pause_expired
+        from latticedb_deploy.control import held_at, pause_expired, paused_since
         from latticedb_deploy.judge import GateCriteria
         from latticedb_deploy.triggers.lease import LeaseKeeper
         from latticedb_deploy.triggers.metric_gate import next_poll, poll_instants
@@ -66,8 +66,9 @@ class ControlHoldTrigger(BaseTrigger):
         while True:
             failed = self._failed(evaluations, criteria) if evaluations else None
             if failed:
-                yield TriggerEvent({"failed": True, "step": gate.step, "evaluations": records[-20:], "reason":
-                                    f"paused at {gate.step}%, the new version failed its metrics meanwhile: {failed}"})
+                reason = f"paused at {gate.step}%, the new version failed its metrics meanwhile: {failed}"
+                await self._mark_failing(lease, reason)
+                yield TriggerEvent({"failed": True, "step": gate.step, "evaluations": records[-20:], "reason": reason})
                 return
             lost = await lease.check()
             if lost:
@@ -88,11 +89,12 @@ class ControlHoldTrigger(BaseTrigger):
                                   judged, [], lambda at, signal=signal: self._failed(evaluations, criteria) is not None
                                   or not held_at(signal, at))
                 continue  # decide on them (a failure first, then the signal) before waiting for the next poll
-            if signal is None or not signal.paused:
+            if paused_since(signal) is None:  # resumed, or an abort/promote (a failing mark kept the pause: held)
                 yield TriggerEvent({"released": signal.to_dict() if signal else None, "evaluations": records[-20:]})
                 return
             expired = pause_expired(signal, time.time(), env.max_pause_seconds)
             if expired:
+                await self._mark_failing(lease, expired)
                 yield TriggerEvent({"failed": True, "reason": expired, "evaluations": records[-20:]})
                 return
             if not announced:
@@ -113,6 +115,15 @@ class ControlHoldTrigger(BaseTrigger):
             evaluations.append(ev)
             records.append({**record, "control": signal.message})
             self.log.info("paused at %d%%: %s", gate.step, ev.summary)
+
+    @staticmethod
+    async def _mark_failing(lease: Any, reason: str) -> None:
+        """The hold fails (the step's task resumes to fail, then the rollback): the lease marked `failing` over the
+        pause, so a resume or promote sent meanwhile is refused rather than accepted and ignored."""
+        from latticedb_deploy.control import markable_over
+
+        if markable_over(lease.signal):
+            await lease.mark_failing(reason)
 
     @staticmethod
     def _failed(evaluations: list, criteria: Any) -> str | None:

@@ -319,6 +319,8 @@ class MetricGateTrigger(BaseTrigger):
                 return
             expired = pause_expired(signal, time.time(), env.max_pause_seconds)
             if expired:
+                if markable_over(signal):  # over the pause: a resume or promote sent now is refused
+                    await lease.mark_failing(expired)
                 yield event(False, expired, control=signal.to_dict())
                 return
             if not replayed:  # restarted mid-wait (the triggerer restarted): the polls made before count

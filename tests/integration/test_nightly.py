@@ -109,7 +109,7 @@ def test_a_night_with_no_matching_image_is_told_once_by_its_summary_naming_the_p
                      "summary": "failed"}
     assert local.service()["taskDefinition"] == before
     texts = local.message_texts()
-    assert len(texts) == 1 and f"Nightly {ENV.name}: ? NOT deployed" in texts[0], texts
+    assert len(texts) == 1 and f"Nightly {ENV.name}: NOT deployed" in texts[0], texts
     assert "no image in ECR repository" in texts[0] and ENV.repository in texts[0] and "release-" in texts[0], texts
 
 
@@ -124,7 +124,7 @@ def test_a_night_whose_image_lookup_aws_refuses_names_the_failed_step_in_its_sum
         local.faults(deny=None)
     assert state == "failed" and tasks["resolve_image"] == "failed" and tasks["summary"] == "failed", tasks
     texts = local.message_texts()
-    summary = [t for t in texts if f"Nightly {ENV.name}: ? NOT deployed" in t]
+    summary = [t for t in texts if f"Nightly {ENV.name}: NOT deployed" in t]
     assert summary and "resolve_image failed" in summary[0] and "DescribeImages" in summary[0], texts
     assert any(t.startswith(f":x: {DAG_ID} failed at resolve_image") for t in texts), texts
 

@@ -225,7 +225,8 @@ class NightlySummaryOperator(_NightlyOperator):
                 fields["Waited"] = f"{waited.get('waited_seconds')} s, for {waited['waited_for']}"
             if not ok:
                 fields["Why"] = taken_before_held(ti, resolved["dag_id"], run_id)
-        title = f"Nightly {self.environment}: {(resolved or {}).get('tag', '?')} " + ("deployed" if ok else "NOT deployed")
+        tag = (resolved or {}).get("tag")  # none when no image was resolved: the Why says what was looked for
+        title = f"Nightly {self.environment}: " + (f"{tag} " if tag else "") + ("deployed" if ok else "NOT deployed")
         told = notify.send(self.env, "succeeded" if ok else "failed", title, fields, notify.run_link(context))
         if not ok:
             why = f"{outcome['outcome']}: {outcome['reason']}" if outcome else f"not started: {fields['Why'] or 'see the run'}"

@@ -29,8 +29,9 @@ the same conditional update, so a marker and a person's signal cannot both win):
   run's rollback runs to its end whatever is sent, so every action is refused (before, a promote or
   abort sent now was accepted, reported with an effect, and ignored).
 
-- `failing` (a metric gate's trigger judged the new version failing, or a deployment's rollout wait failed,
-  over no person's signal, a spent resume, or a pause, which the mark keeps): the wait's task still has to resume on a worker and fail before
+- `failing` (a metric gate's trigger, or a paused shift's hold, judged the new version failing, or a
+  deployment's rollout wait failed; over no person's signal, a spent resume, or a pause, which the mark
+  keeps): the wait's task still has to resume on a worker and fail before
   the rollback starts (seconds); promote, pause and resume are refused from the verdict on, not from the
   failure. An abort goes through (the rollback runs anyway, with its reason). The next deployment step
   that holds the lease clears a mark that outlived its failure (a retried wait that passed), or puts back
@@ -184,8 +185,8 @@ def phase_marker(phase: str, current: ControlSignal | None, *, owner: str, now: 
                         FAILING: "a wait failed: the rollback starts next"}[phase]
     replaced = current.message if current is not None and current.phase is None else (
         current.replaced if current is not None else None)
-    # A failing wait's mark keeps the pause it replaces (still in force: held_at, pause_expired) or the one a resume
-    # lifted, so a wait restarted in the triggerer judges its earlier polls again from the lease as it did.
+    # A failing wait's mark keeps the pause it replaces (who and when: kept_pause puts it back if the mark outlives
+    # its failure) or the one a resume lifted.
     paused_by = paused_at = resumed_at = None
     if phase == FAILING and current is not None and current.paused:
         paused_by, paused_at = current.by, current.at
@@ -199,7 +200,7 @@ def kept_pause(mark: ControlSignal | None) -> ControlSignal | None:
     """The person's pause a failing mark kept (phase_marker over a pause), as it was on the lease, or None: what
     goes back on the lease when the mark outlives its failure (a step of the run runs again), so clearing the
     mark does not lift the pause."""
-    if mark is None or mark.phase != FAILING or paused_since(mark) is None:
+    if mark is None or mark.phase != FAILING or mark.paused_at is None or mark.resumed_at is not None:
         return None
     prefix = f"paused by {mark.paused_by}: "
     reason = mark.replaced[len(prefix):] if (mark.replaced or "").startswith(prefix) else (mark.replaced or "paused")
@@ -288,11 +289,8 @@ class GateControl:
 
 
 def for_gate(signal: ControlSignal | None) -> GateControl:
-    """A gate's reading of the signal: abort fails it, promote passes it, pause holds it (so does a failing mark
-    that kept a pause: a gate restarted after its mark judges as under the pause); another phase marker or a
-    resume: nothing."""
-    if signal is not None and signal.phase == FAILING and paused_since(signal) is not None:
-        return GateControl(hold=True, reason=signal.replaced or f"paused by {signal.paused_by}")
+    """A gate's reading of the signal: abort fails it, promote passes it, pause holds it (a phase marker or a
+    resume: nothing)."""
     if signal is None or signal.action not in ("abort", "promote", "pause"):
         return GateControl()
     if signal.action == "abort":
@@ -302,37 +300,46 @@ def for_gate(signal: ControlSignal | None) -> GateControl:
     return GateControl(hold=True, reason=signal.message)
 
 
-def paused_since(signal: ControlSignal | None) -> float | None:
-    """When the pause in force on the lease began, or None: a person's pause, or a failing wait's mark written over
-    one (the mark keeps it: the wait failed under the pause and nothing lifted it)."""
-    if signal is None:
-        return None
-    if signal.paused:
-        return signal.at
-    if signal.phase == FAILING and signal.paused_at is not None and signal.resumed_at is None:
-        return signal.paused_at
-    return None
+PAUSE_EXPIRED = "longer than max_pause_seconds"
 
 
 def pause_expired(signal: ControlSignal | None, now: float, max_seconds: float) -> str | None:
     """Why a pause has lasted too long (the environment's `max_pause_seconds`), or None: a forgotten pause
     fails the held wait, so the rollback puts the last good version back rather than leaving the new one
     serving its share, and the environment held, until someone remembers."""
-    since = paused_since(signal)
-    if since is None or now - since <= max_seconds:
+    if signal is None or not signal.paused or now - signal.at <= max_seconds:
         return None
-    pause = signal.message if signal.paused else (signal.replaced or f"paused by {signal.paused_by}")
-    return (f"{pause} for {(now - since) / 60:.0f} min, longer than max_pause_seconds ({max_seconds:g} s) "
+    return (f"{signal.message} for {(now - signal.at) / 60:.0f} min, {PAUSE_EXPIRED} ({max_seconds:g} s) "
             "with no resume: rolling back to the last good version")
+
+
+def paused_too_long(signal: ControlSignal | None, now: float, max_seconds: float) -> str | None:
+    """What the rollback says of a pause that outlasted `max_pause_seconds`: read from the pause itself, or from
+    the `failing` mark the held wait wrote over it as it failed on that (pause_expired's words), else None."""
+    if signal is not None and signal.phase == FAILING and PAUSE_EXPIRED in signal.reason:
+        return signal.reason
+    return pause_expired(signal, now, max_seconds)
+
+
+def failed_already(signal: ControlSignal | None) -> str | None:
+    """The verdict a wait finds on its run's lease as it polls: the run's `failing` mark's reason, or None.
+
+    A wait's trigger restarted (the triggerer restarted) after it marked the run failing must not judge again: a
+    pause the mark replaced can no longer be lifted (control refuses a resume over the mark), so a judgement that
+    came out otherwise would hold for good. The verdict was made; the wait fails with it. Any other wait finds no
+    mark: every step clears (or puts back the pause of) a mark that outlived its failure before it waits
+    (LatticeDBOperator.hold_lease)."""
+    return signal.reason if signal is not None and signal.phase == FAILING else None
 
 
 def held_at(signal: ControlSignal | None, at: float) -> bool:
     """Whether latticedb_control's `signal` (the latest) held a gate at moment `at`: paused since before it, or
     paused then and resumed after it."""
-    since = paused_since(signal)
-    if since is not None:
-        return since <= at
-    if signal is not None and signal.paused_at is not None and signal.resumed_at is not None:  # a resume, or a mark over one
+    if signal is None:
+        return False
+    if signal.paused:
+        return signal.at <= at
+    if signal.paused_at is not None and signal.resumed_at is not None:  # a resume, or a marker written over one
         return signal.paused_at <= at < signal.resumed_at
     return False
 
@@ -340,11 +347,10 @@ def held_at(signal: ControlSignal | None, at: float) -> bool:
 def paused_seconds(signal: ControlSignal | None, started_at: float, now: float) -> float:
     """How long a gate that started at `started_at` had been paused by `now`: its deadline moves that much. A
     `now` before the pause (a restarted gate judging its earlier polls again) counts none of it."""
-    since = paused_since(signal)
-    if since is not None:
-        return max(0.0, now - max(since, started_at))
     if signal is None:
         return 0.0
+    if signal.paused:
+        return max(0.0, now - max(signal.at, started_at))
     if signal.paused_at is not None and signal.resumed_at is not None:  # a resume, or a marker written over one
         return max(0.0, min(now, signal.resumed_at) - max(signal.paused_at, started_at))
     return 0.0
@@ -390,7 +396,8 @@ def ending(states: dict[str, str | None]) -> str | None:
     the rollback's first step marks the lease `rolling_back`; a switch approval that said no skips the switch
     and what follows. A signal written in either window was accepted, reported with an effect, and ignored.
     Still not seen here: a wait whose trigger has decided "fail" until its task resumes on a worker (a metric
-    gate and a deployment's rollout wait mark the lease FAILING at their verdict instead), and a rejection
+    gate, a paused shift's hold and a deployment's rollout wait mark the lease FAILING at their verdict instead),
+    and a rejection
     until the approval task has scaled the idle colour down and succeeded."""
     if states.get(APPROVAL_TASK_ID) == "success" and states.get(SWITCH_TASK_ID) == "skipped":
         return "its switch approval was rejected or timed out, so traffic never moved and it ends NOT deployed"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from latticedb_deploy.control import apply
+from latticedb_deploy.control import FAILING, apply, phase_marker
 from latticedb_deploy.judge import FAIL, PASS, Evaluation
 from latticedb_deploy.triggers import lease as lease_module
 from latticedb_deploy.triggers import metric_gate
@@ -227,3 +227,27 @@ def test_what_counts_as_a_pause_past_its_limit():
     assert "for 2 min, longer than max_pause_seconds (99 s)" in pause_expired(pause, now, 99)
     assert pause_expired(_signal(pause, "resume", now), now, 1) is None  # resumed: nothing held
     assert pause_expired(_signal(None, "abort", now - 1e6), now, 1) is None
+
+
+# ------------------------------------------------------------------ restarted after its own failing mark
+def _mark_over_a_pause():
+    paused = _signal(None, "pause", time.time() - 30)
+    return phase_marker(FAILING, paused, owner=OWNER, now=time.time(),
+                        reason="gate 25% failed: error rate 12% is not below 5%")
+
+
+def test_a_gate_restarted_after_it_marked_the_run_failing_fails_at_once_with_that_verdict(run_gate):
+    """The triggerer restarted between the gate's mark (over a pause, which nobody can resume now: control refuses
+    it over the mark) and its event: the rebuilt gate does not judge again (passing metrics would hold it for good
+    under the pause), it fails with the verdict on the lease."""
+    event, polls = run_gate([_mark_over_a_pause()], [PASS])
+    assert event["passed"] is False and polls == 0, event
+    assert event["reason"] == "error rate 12% is not below 5%" and "control" not in event, event
+    assert MARKS == []  # marked already
+
+
+def test_a_hold_restarted_after_it_marked_the_run_failing_fails_at_once_with_that_verdict(monkeypatch):
+    mark = _mark_over_a_pause()
+    event, made = _hold(monkeypatch, [mark], [PASS])
+    assert event["failed"] is True and made == 0 and event["reason"] == mark.reason, event
+    assert MARKS == []

@@ -162,6 +162,8 @@ class LatticeDBOperator(BaseOperator):
         with "aborted by <user>: <reason>", and the run's rollback runs. Returns the lease (Holder),
         whose `signal` the caller may act on (a promote).
         """
+        from dataclasses import replace
+
         from latticedb_deploy.aws.locks import EnvironmentLock, LeaseLostError
         from latticedb_deploy.control import FAILING, for_step, kept_pause
 
@@ -180,16 +182,19 @@ class LatticeDBOperator(BaseOperator):
             # its worker died, or a restarted trigger judged otherwise): not failing after all. Cleared, best effort,
             # so control does not go on refusing a pause or promote with "its rollback starts next". A pause the
             # mark kept goes back on the lease instead (and this step obeys it as any pause).
-            pause = kept_pause(signal)
+            pause, mark = kept_pause(signal), signal
             try:
                 if pause is not None and lock.signal(owner, pause.to_json(), holder.control):
                     self.log.warning("the lease said %s, but %s runs: the mark is replaced by the pause it kept (%s)",
-                                     signal.message, self.task_id, pause.message)
-                    holder, signal = lock.renew(owner), pause
+                                     mark.message, self.task_id, pause.message)
                 elif pause is None and lock.clear_signal(owner, holder.control):
-                    self.log.warning("the lease said %s, but %s runs: the mark is cleared", signal.message, self.task_id)
+                    self.log.warning("the lease said %s, but %s runs: the mark is cleared", mark.message, self.task_id)
             except Exception as exc:  # noqa: BLE001 - the step's own work goes on
                 self.log.warning("could not clear the failing mark on the lease: %s", exc)
+            if pause is not None:
+                # The step obeys the pause whether or not it went back (a conditional write after this one then
+                # fails, and a hold finding the mark still there fails: control.failed_already).
+                holder, signal = replace(holder, control=pause.to_json()), pause
         if for_step(signal, rollback=self.task_id.startswith("rollback.")) == "abort":
             msg = f"{self.task_id} not run, nothing changed: the deployment was {signal.message}"
             self.log.error("%s", msg)

@@ -157,9 +157,9 @@ class RestorePreviousRevisionOperator(DeploymentStepOperator):
         fields: dict[str, object] = {"Service": baseline["service"], "Restoring": baseline["task_definition"].split("/")[-1]}
         if aborted:
             fields["Aborted"] = aborted  # latticedb_control's abort: the reason in every message
-        from latticedb_deploy.control import pause_expired
+        from latticedb_deploy.control import paused_too_long
 
-        expired = pause_expired(signal, time.time(), self.env.max_pause_seconds)
+        expired = paused_too_long(signal, time.time(), self.env.max_pause_seconds)
         if expired:
             fields["Paused too long"] = expired  # the held gate or shift failed on it: say so here too
         if gate:

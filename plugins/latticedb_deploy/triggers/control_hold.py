@@ -19,7 +19,9 @@ class ControlHoldTrigger(BaseTrigger):
     `tolerated_failures`, `baseline_target_group_arn`). A failing verdict ends the hold, pause or not: a
     paused deployment must not leave a bad version serving its share of production unwatched.
 
-    A pause longer than the environment's `max_pause_seconds` ends the hold too (control.pause_expired).
+    A pause longer than the environment's `max_pause_seconds` ends the hold too (control.pause_expired). Either
+    failure marks the lease `failing` over the pause, so a resume sent before the step's task fails is refused;
+    a hold restarted after that mark fails at once with its reason (control.failed_already).
 
     Fires {"released": <the signal then, or None>} (resume, or an abort/promote the step then obeys),
     {"failed": True, "reason": ..., "evaluations": [...]} when the watched slot failed its metrics or the
@@ -49,7 +51,7 @@ class ControlHoldTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from latticedb_deploy import run_config
-        from latticedb_deploy.control import held_at, pause_expired, paused_since
+        from latticedb_deploy.control import failed_already, held_at, pause_expired
         from latticedb_deploy.judge import GateCriteria
         from latticedb_deploy.triggers.lease import LeaseKeeper
         from latticedb_deploy.triggers.metric_gate import next_poll, poll_instants
@@ -75,6 +77,10 @@ class ControlHoldTrigger(BaseTrigger):
                 yield TriggerEvent({"lease_lost": True, "reason": lost})
                 return
             signal = lease.signal
+            marked = failed_already(signal)
+            if marked:  # restarted after this hold marked the run failing: the verdict stands (control.failed_already)
+                yield TriggerEvent({"failed": True, "reason": marked, "evaluations": records[-20:]})
+                return
             if not replayed:
                 # Restarted mid-hold (the triggerer restarted): the polls made before count, as in a gate, up to
                 # the first that failed the split or came after a resume (where the hold would have let go).
@@ -89,7 +95,7 @@ class ControlHoldTrigger(BaseTrigger):
                                   judged, [], lambda at, signal=signal: self._failed(evaluations, criteria) is not None
                                   or not held_at(signal, at))
                 continue  # decide on them (a failure first, then the signal) before waiting for the next poll
-            if paused_since(signal) is None:  # resumed, or an abort/promote (a failing mark kept the pause: held)
+            if signal is None or not signal.paused:
                 yield TriggerEvent({"released": signal.to_dict() if signal else None, "evaluations": records[-20:]})
                 return
             expired = pause_expired(signal, time.time(), env.max_pause_seconds)

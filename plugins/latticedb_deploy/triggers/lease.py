@@ -71,8 +71,8 @@ class LeaseKeeper:
         return lock.signal(self.owner, marker.to_json(), self.control)
 
     async def mark_failing(self, reason: str) -> bool:
-        """Mark the lease `failing` (control.FAILING) as the wait fails on its verdict, so a promote or pause sent
-        before the rollback's own mark is refused rather than accepted and ignored. Only over no signal, a spent
+        """Mark the lease `failing` (control.FAILING) as the wait fails on its verdict, so a promote, pause or resume
+        sent before the rollback's own mark is refused rather than accepted and ignored. Only over no signal, a spent
         resume or a pause (control.markable_over; a pending promote or abort, or a mark, stays as it is: the write
         is conditional on the item as last renewed, so one written since is not overwritten either). Best effort:
         never raises; whether it was written."""

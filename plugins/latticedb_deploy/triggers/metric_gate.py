@@ -263,7 +263,15 @@ class MetricGateTrigger(BaseTrigger):
         return ended_at
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from latticedb_deploy.control import clock, for_gate, held_at, markable_over, pause_expired, paused_seconds
+        from latticedb_deploy.control import (
+            clock,
+            failed_already,
+            for_gate,
+            held_at,
+            markable_over,
+            pause_expired,
+            paused_seconds,
+        )
         from latticedb_deploy.judge import GateCriteria, GateDecision, decide
         from latticedb_deploy.triggers.lease import LeaseKeeper
 
@@ -313,6 +321,10 @@ class MetricGateTrigger(BaseTrigger):
                 control_log.append(entry)
                 self.log.warning("gate %d%%: %s (at %s)", self.step, signal.message, clock(signal.at))
             seen = signal
+            marked = failed_already(signal)
+            if marked:  # restarted after this gate marked the run failing: the verdict stands (control.failed_already)
+                yield event(False, marked.removeprefix(f"gate {self.step}% failed: "))
+                return
             control = for_gate(signal)
             if control.done:
                 yield event(bool(control.passed), control.reason, control=signal.to_dict())

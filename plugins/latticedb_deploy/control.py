@@ -321,15 +321,18 @@ def paused_too_long(signal: ControlSignal | None, now: float, max_seconds: float
     return pause_expired(signal, now, max_seconds)
 
 
-def failed_already(signal: ControlSignal | None) -> str | None:
-    """The verdict a wait finds on its run's lease as it polls: the run's `failing` mark's reason, or None.
+def failed_already(signal: ControlSignal | None, since: float | None) -> str | None:
+    """The verdict a wait finds on its run's lease as it polls: the reason of a `failing` mark written since the wait
+    began (`since`; None: any), or None.
 
     A wait's trigger restarted (the triggerer restarted) after it marked the run failing must not judge again: a
     pause the mark replaced can no longer be lifted (control refuses a resume over the mark), so a judgement that
-    came out otherwise would hold for good. The verdict was made; the wait fails with it. Any other wait finds no
-    mark: every step clears (or puts back the pause of) a mark that outlived its failure before it waits
-    (LatticeDBOperator.hold_lease)."""
-    return signal.reason if signal is not None and signal.phase == FAILING else None
+    came out otherwise would hold for good. The verdict was made; the wait fails with it. A mark from before the
+    wait began is another wait's that outlived its failure (the step before this wait could not clear it:
+    LatticeDBOperator.hold_lease is best effort): not a verdict on this one, which judges as ever."""
+    if signal is None or signal.phase != FAILING or (since is not None and signal.at < since):
+        return None
+    return signal.reason
 
 
 def held_at(signal: ControlSignal | None, at: float) -> bool:

@@ -101,8 +101,9 @@ def test_a_mark_over_a_pause_keeps_who_paused_and_refuses_a_resume():
             _signal(marker, action)
     assert _signal(marker, "abort").action == "abort"
     assert kept_pause(marker) == ControlSignal(action="pause", by="alice", reason="CHG-21", at=T0 + 10)
-    assert failed_already(marker) == "gate 25% failed: error rate 12%"
-    assert failed_already(paused) is None and failed_already(None) is None
+    assert failed_already(marker, None) == failed_already(marker, T0 + 50) == "gate 25% failed: error rate 12%"
+    assert failed_already(marker, T0 + 51) is None  # written before the wait began: another wait's, outlived
+    assert failed_already(paused, None) is None and failed_already(None, None) is None
     resumed = apply(paused, "resume", owner=OWNER, by="bob", reason="done", now=T0 + 40)
     assert kept_pause(phase_marker(FAILING, resumed, owner=OWNER, now=T0 + 50)) is None  # lifted: nothing kept
     assert kept_pause(phase_marker(FAILING, None, owner=OWNER, now=T0 + 50)) is None
@@ -181,6 +182,39 @@ def test_a_restarted_gate_that_ends_failing_in_its_replay_marks_the_lease(world,
     payload, sleeps = world(w, type(first)(**first.serialize()[1]))
     assert payload["passed"] is False and sleeps == 0, payload  # decided in the replay, before any new poll
     assert _Keeper.marks == [f"gate 25% failed: {payload['reason']}"]
+
+
+@pytest.mark.parametrize("mark", ["its own", "from before it began"])
+def test_a_gate_restarted_mid_wait_fails_at_once_only_on_its_own_mark(world, monkeypatch, mark):  # noqa: F811
+    """The triggerer restarted after the gate marked the run failing over a pause (green failed under it; nobody
+    can resume over the mark): the rebuilt gate fails with that verdict before replaying a poll, though the metrics
+    it would replay are healthy. A mark from before the gate began (another wait's, outlived) is not its verdict:
+    the gate judges, and passes."""
+    from tests.unit.test_wait_restart import Restart
+
+    _Keeper.marks, _Keeper.signal = [], None
+    monkeypatch.setattr(lease_module, "LeaseKeeper", _Keeper)
+
+    def make():
+        return MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
+                                 started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT, tolerated_failures=0,
+                                 owner=OWNER)
+
+    w = World(HISTORIES["healthy"], T0, T0 + INTERVAL)
+    with pytest.raises(Restart):
+        world(w, make(), restart_after=3)
+    paused = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-21", now=T0 - 10)
+    _Keeper.signal = phase_marker(FAILING, paused, owner=OWNER, now=w.t if mark == "its own" else T0 - 5,
+                                  reason="gate 25% failed: error rate 12% is not below 5%")
+    w.t += 3.0
+    first = make()
+    payload, sleeps = world(w, type(first)(**first.serialize()[1]))
+    if mark == "its own":
+        assert payload["passed"] is False and sleeps == 0, (payload, sleeps)  # before any replay or new poll
+        assert payload["reason"] == "error rate 12% is not below 5%" and payload["evaluations"] == [], payload
+    else:
+        assert payload["passed"] is True, payload
+    assert _Keeper.marks == []
 
 
 # ------------------------------------------------------------------ the mark on a real lease (moto)
@@ -411,10 +445,14 @@ def test_a_step_that_runs_while_the_lease_says_failing_clears_the_mark(lock, mon
         assert after is None and _signal(after, "pause").action == "pause"
 
 
-def test_a_step_obeys_the_kept_pause_even_when_it_cannot_be_put_back(lock, monkeypatch):
-    """DynamoDB refuses the write that puts the pause back: the step still acts on the pause (a shift holds, and
-    its hold fails on the mark still on the lease), never on the mark as if nothing were paused."""
+@pytest.mark.parametrize("write", ["raises", "refused"])
+def test_a_step_that_cannot_put_the_kept_pause_back_does_nothing_and_retries(lock, monkeypatch, write):
+    """DynamoDB fails the write that puts the pause back, or its condition fails (the lease changed since the
+    renewal): the step changes nothing and its task retries (a retriable error, not AirflowFailException), rather
+    than act over the mark as if nobody had paused."""
     from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     from latticedb_deploy.aws import locks
     from latticedb_deploy.aws.locks import EnvironmentLock
@@ -426,15 +464,19 @@ def test_a_step_obeys_the_kept_pause_even_when_it_cannot_be_put_back(lock, monke
     marker = phase_marker(FAILING, paused, owner=OWNER, now=time.time(), reason="gate 25% failed: error rate 12%")
     assert lock.signal(OWNER, marker.to_json(), None)
 
-    def refused(self, *args, **kwargs):
-        raise RuntimeError("ProvisionedThroughputExceededException")
+    def failing_write(self, *args, **kwargs):
+        if write == "raises":
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return False
 
-    monkeypatch.setattr(EnvironmentLock, "signal", refused)
+    monkeypatch.setattr(EnvironmentLock, "signal", failing_write)
     op = LatticeDBOperator(task_id="deploy.shift_traffic_to_50pct")
     op.environment = "local"
-    holder = op.hold_lease({"dag": SimpleNamespace(dag_id="latticedb_deploy_canary"), "run_id": RUN_ID, "params": {}})
-    assert holder.signal.paused and (holder.signal.by, holder.signal.at) == ("alice", paused.at), holder.signal
-    assert lock.holder().signal == marker  # still there: the hold that follows fails on it (failed_already)
+    with pytest.raises(AirflowException, match="could not be put back") as raised:
+        op.hold_lease({"dag": SimpleNamespace(dag_id="latticedb_deploy_canary"), "run_id": RUN_ID, "params": {}})
+    assert not isinstance(raised.value, AirflowFailException)  # retried
+    assert "paused by alice: CHG-21" in str(raised.value) and "not run, nothing changed" in str(raised.value)
+    assert lock.holder().signal == marker
 
 
 def test_the_rollback_still_says_a_pause_lasted_too_long_once_the_mark_replaced_it():

@@ -141,7 +141,7 @@ def test_a_paused_shift_waits_deferred_until_the_pause_is_lifted(monkeypatch):
     assert event["released"]["action"] == "resume" and event["released"]["paused_by"] == "alice"
 
 
-def _hold(monkeypatch, signals, verdicts, watch=True):
+def _hold(monkeypatch, signals, verdicts, watch=True, since=None):
     """Run a ControlHoldTrigger with a scripted signal per lease check and, when it watches a split, a scripted
     verdict per evaluation; returns (its event, evaluations made)."""
     from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
@@ -149,8 +149,10 @@ def _hold(monkeypatch, signals, verdicts, watch=True):
     count = _script(monkeypatch, signals, verdicts, signal_per_check=True)
     split = {"step": 25, "target_group_arn": "arn:green", "load_balancer_arn": "arn:lb", "started_at": time.time(),
              "interval_seconds": 10.0, "tolerated_failures": 0, "baseline_target_group_arn": "arn:blue"}
-    trigger = ControlHoldTrigger(environment="local", owner=OWNER, poll_seconds=2, watch=split if watch else None)
-    assert ControlHoldTrigger(**trigger.serialize()[1]).watch == (split if watch else None)  # survives the triggerer
+    trigger = ControlHoldTrigger(environment="local", owner=OWNER, poll_seconds=2, watch=split if watch else None,
+                                 since=since)
+    again = ControlHoldTrigger(**trigger.serialize()[1])  # survives the triggerer
+    assert (again.watch, again.since) == (split if watch else None, since)
     return _first_event(trigger), count["made"]
 
 
@@ -248,6 +250,12 @@ def test_a_gate_restarted_after_it_marked_the_run_failing_fails_at_once_with_tha
 
 def test_a_hold_restarted_after_it_marked_the_run_failing_fails_at_once_with_that_verdict(monkeypatch):
     mark = _mark_over_a_pause()
-    event, made = _hold(monkeypatch, [mark], [PASS])
+    event, made = _hold(monkeypatch, [mark], [PASS], since=mark.at - 60)
     assert event["failed"] is True and made == 0 and event["reason"] == mark.reason, event
     assert MARKS == []
+
+
+def test_a_hold_that_began_after_a_mark_does_not_take_it_for_its_own_verdict(monkeypatch):
+    mark = _mark_over_a_pause()
+    event, made = _hold(monkeypatch, [mark], [PASS], since=mark.at + 1)
+    assert "failed" not in event and event["released"]["action"] == FAILING, event  # not paused: let go

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 if TYPE_CHECKING:
     from latticedb_deploy.config import Environment
@@ -181,20 +181,30 @@ class LatticeDBOperator(BaseOperator):
             # A wait's trigger marked the run failing, yet a step of it runs again (the wait's task was retried after
             # its worker died, or a restarted trigger judged otherwise): not failing after all. Cleared, best effort,
             # so control does not go on refusing a pause or promote with "its rollback starts next". A pause the
-            # mark kept goes back on the lease instead (and this step obeys it as any pause).
-            pause, mark = kept_pause(signal), signal
-            try:
-                if pause is not None and lock.signal(owner, pause.to_json(), holder.control):
-                    self.log.warning("the lease said %s, but %s runs: the mark is replaced by the pause it kept (%s)",
-                                     mark.message, self.task_id, pause.message)
-                elif pause is None and lock.clear_signal(owner, holder.control):
-                    self.log.warning("the lease said %s, but %s runs: the mark is cleared", mark.message, self.task_id)
-            except Exception as exc:  # noqa: BLE001 - the step's own work goes on
-                self.log.warning("could not clear the failing mark on the lease: %s", exc)
+            # mark kept goes back on the lease instead, and this step obeys it as any pause; if it cannot be put
+            # back the step does nothing and its task retries (acting over the mark would ignore the pause).
+            pause = kept_pause(signal)
             if pause is not None:
-                # The step obeys the pause whether or not it went back (a conditional write after this one then
-                # fails, and a hold finding the mark still there fails: control.failed_already).
+                try:
+                    put_back = lock.signal(owner, pause.to_json(), holder.control)
+                except Exception as exc:  # noqa: BLE001 - said in the retriable failure below
+                    put_back, why = False, f"{type(exc).__name__}: {exc}"
+                else:
+                    why = "the lease changed meanwhile"
+                if not put_back:
+                    raise AirflowException(f"{self.task_id} not run, nothing changed: the lease says {signal.message}, "
+                                           f"and the pause it kept ({pause.message}) could not be put back ({why}); "
+                                           "the task retries")
+                self.log.warning("the lease said %s, but %s runs: the mark is replaced by the pause it kept (%s)",
+                                 signal.message, self.task_id, pause.message)
                 holder, signal = replace(holder, control=pause.to_json()), pause
+            else:
+                try:
+                    if lock.clear_signal(owner, holder.control):
+                        self.log.warning("the lease said %s, but %s runs: the mark is cleared", signal.message,
+                                         self.task_id)
+                except Exception as exc:  # noqa: BLE001 - the step's own work goes on (a wait ignores an older mark)
+                    self.log.warning("could not clear the failing mark on the lease: %s", exc)
         if for_step(signal, rollback=self.task_id.startswith("rollback.")) == "abort":
             msg = f"{self.task_id} not run, nothing changed: the deployment was {signal.message}"
             self.log.error("%s", msg)

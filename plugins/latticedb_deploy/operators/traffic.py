@@ -104,7 +104,7 @@ class ShiftTrafficOperator(DeploymentStepOperator):
             self.defer(
                 trigger=ControlHoldTrigger(environment=self.env.name, config=self.config_snapshot, owner=owner_of(context),
                                            poll_seconds=self.env.metrics.poll_seconds,
-                                           watch=self._watch_while_paused(context)),
+                                           watch=self._watch_while_paused(context), since=time.time()),
                 method_name="execute_complete",
             )
         baseline, new = self.required("baseline", "new_revision")

@@ -30,17 +30,18 @@ class ControlHoldTrigger(BaseTrigger):
     """
 
     def __init__(self, *, environment: str, owner: str, poll_seconds: float, config: dict | None = None,
-                 watch: dict[str, Any] | None = None):
+                 watch: dict[str, Any] | None = None, since: float | None = None):
         super().__init__()
         self.environment, self.owner, self.poll_seconds = environment, owner, poll_seconds
         self.config = config  # the run's config snapshot (latticedb_deploy.run_config)
         self.watch = watch
+        self.since = since  # when the hold began (its step deferred): a failing mark from before is not its own
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "latticedb_deploy.triggers.control_hold.ControlHoldTrigger",
             {"environment": self.environment, "owner": self.owner, "poll_seconds": self.poll_seconds,
-             "config": self.config, "watch": self.watch},
+             "config": self.config, "watch": self.watch, "since": self.since},
         )
 
     def _gate(self) -> Any:
@@ -77,7 +78,7 @@ class ControlHoldTrigger(BaseTrigger):
                 yield TriggerEvent({"lease_lost": True, "reason": lost})
                 return
             signal = lease.signal
-            marked = failed_already(signal)
+            marked = failed_already(signal, self.since)
             if marked:  # restarted after this hold marked the run failing: the verdict stands (control.failed_already)
                 yield TriggerEvent({"failed": True, "reason": marked, "evaluations": records[-20:]})
                 return

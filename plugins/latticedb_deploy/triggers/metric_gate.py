@@ -321,7 +321,7 @@ class MetricGateTrigger(BaseTrigger):
                 control_log.append(entry)
                 self.log.warning("gate %d%%: %s (at %s)", self.step, signal.message, clock(signal.at))
             seen = signal
-            marked = failed_already(signal)
+            marked = failed_already(signal, self.started_at)
             if marked:  # restarted after this gate marked the run failing: the verdict stands (control.failed_already)
                 yield event(False, marked.removeprefix(f"gate {self.step}% failed: "))
                 return

@@ -400,8 +400,7 @@ def ending(states: dict[str, str | None]) -> str | None:
     and what follows. A signal written in either window was accepted, reported with an effect, and ignored.
     Still not seen here: a wait whose trigger has decided "fail" until its task resumes on a worker (a metric
     gate, a paused shift's hold and a deployment's rollout wait mark the lease FAILING at their verdict instead),
-    and a rejection
-    until the approval task has scaled the idle colour down and succeeded."""
+    and a rejection until the approval task has scaled the idle colour down and succeeded."""
     if states.get(APPROVAL_TASK_ID) == "success" and states.get(SWITCH_TASK_ID) == "skipped":
         return "its switch approval was rejected or timed out, so traffic never moved and it ends NOT deployed"
     failed = sorted((t for t, s in states.items() if s == "failed"), key=lambda t: (_phase(t), t))

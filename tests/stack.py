@@ -38,6 +38,9 @@ def session_root(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+PORT_ATTEMPTS = 3  # starts of the stack on fresh ports when one of them was taken meanwhile
+
+
 def _free_ports(n: int) -> list[int]:
     socks = []
     try:
@@ -84,13 +87,19 @@ def ensure_stack(tmp_path_factory) -> dict:
                 raise RuntimeError(state["error"])
             return state
         names = environment_names(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0))
-        ports = iter(_free_ports(len(KINDS) * len(names)))
-        state = {
-            "state_dir": str(root / "local-stack"),
-            "environments": {name: {k: next(ports) for k in KINDS} for name in names},
-            "ledger": str(ledger_file()) if os.environ.get("LATTICEDB_AWS_LEDGER_DIR") else None,
-        }
-        up = subprocess.run([sys.executable, str(CTL), "up"], env=stack_env(state), capture_output=True, text=True)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            ports = iter(_free_ports(len(KINDS) * len(names)))
+            state = {
+                "state_dir": str(root / "local-stack"),
+                "environments": {name: {k: next(ports) for k in KINDS} for name in names},
+                "ledger": str(ledger_file()) if os.environ.get("LATTICEDB_AWS_LEDGER_DIR") else None,
+            }
+            up = subprocess.run([sys.executable, str(CTL), "up"], env=stack_env(state), capture_output=True, text=True)
+            if up.returncode == 0 or "is not free" not in up.stdout + up.stderr or attempt == PORT_ATTEMPTS:
+                break
+            # A port found free was taken before the stack bound it (another process's outgoing connection got it
+            # as its ephemeral port): what started is stopped, and the stack starts again on other ports.
+            subprocess.run([sys.executable, str(CTL), "down"], env=stack_env(state), capture_output=True, timeout=60)
         if up.returncode != 0:
             state["error"] = f"the local stack did not start:\n{up.stdout}\n{up.stderr}"
         path.write_text(json.dumps(state))

@@ -160,9 +160,10 @@ def test_a_gate_marks_the_lease_failing_only_on_its_own_failing_verdict(world, m
     assert _Keeper.marks == ([f"gate 25% failed: {payload['reason']}"] if marked else []), (payload, _Keeper.marks)
 
 
-def test_a_restarted_gate_that_ends_failing_in_its_replay_marks_the_lease(world, monkeypatch):  # noqa: F811
-    """The triggerer restarted after the gate's failing poll: the rebuilt trigger's replay finds the failure
-    and ends there, and marks the lease as the uninterrupted one would have."""
+def _restarted_gate_at_25(run, monkeypatch, history: str, tolerated_failures: int, while_down=lambda w: None):
+    """A 25 % gate stopped before its 4th poll (the triggerer restarted), rebuilt from its serialized form 3 s
+    later and run to its event by `run` (the `world` fixture): (that event, the sleeps the rebuilt gate made).
+    `while_down(world)` runs between."""
     from tests.unit.test_wait_restart import Restart
 
     _Keeper.marks, _Keeper.signal = [], None
@@ -170,16 +171,27 @@ def test_a_restarted_gate_that_ends_failing_in_its_replay_marks_the_lease(world,
 
     def make():
         return MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
-                                 started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT, tolerated_failures=1,
-                                 owner=OWNER)
+                                 started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT,
+                                 tolerated_failures=tolerated_failures, owner=OWNER)
 
-    w = World(HISTORIES["two bad windows"], T0, T0 + INTERVAL)  # the 2nd bad window (4th poll) fails it
+    w = World(HISTORIES[history], T0, T0 + INTERVAL)
     with pytest.raises(Restart):
-        world(w, make(), restart_after=3)  # stopped before that poll
-    assert _Keeper.marks == []
+        run(w, make(), restart_after=3)
+    while_down(w)
     w.t += 3.0
     first = make()
-    payload, sleeps = world(w, type(first)(**first.serialize()[1]))
+    return run(w, type(first)(**first.serialize()[1]))
+
+
+def test_a_restarted_gate_that_ends_failing_in_its_replay_marks_the_lease(world, monkeypatch):  # noqa: F811
+    """The triggerer restarted after the gate's failing poll: the rebuilt trigger's replay finds the failure
+    and ends there, and marks the lease as the uninterrupted one would have."""
+
+    def nothing_marked_yet(w):
+        assert _Keeper.marks == []
+
+    # the 2nd bad window (4th poll) fails it; stopped before that poll
+    payload, sleeps = _restarted_gate_at_25(world, monkeypatch, "two bad windows", 1, nothing_marked_yet)
     assert payload["passed"] is False and sleeps == 0, payload  # decided in the replay, before any new poll
     assert _Keeper.marks == [f"gate 25% failed: {payload['reason']}"]
 
@@ -190,25 +202,13 @@ def test_a_gate_restarted_mid_wait_fails_at_once_only_on_its_own_mark(world, mon
     can resume over the mark): the rebuilt gate fails with that verdict before replaying a poll, though the metrics
     it would replay are healthy. A mark from before the gate began (another wait's, outlived) is not its verdict:
     the gate judges, and passes."""
-    from tests.unit.test_wait_restart import Restart
 
-    _Keeper.marks, _Keeper.signal = [], None
-    monkeypatch.setattr(lease_module, "LeaseKeeper", _Keeper)
+    def marked(w):
+        paused = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-21", now=T0 - 10)
+        _Keeper.signal = phase_marker(FAILING, paused, owner=OWNER, now=w.t if mark == "its own" else T0 - 5,
+                                      reason="gate 25% failed: error rate 12% is not below 5%")
 
-    def make():
-        return MetricGateTrigger(environment="local", step=25, target_group_arn="arn:green", load_balancer_arn="arn:lb",
-                                 started_at=T0, interval_seconds=INTERVAL, deadline=T0 + LIMIT, tolerated_failures=0,
-                                 owner=OWNER)
-
-    w = World(HISTORIES["healthy"], T0, T0 + INTERVAL)
-    with pytest.raises(Restart):
-        world(w, make(), restart_after=3)
-    paused = apply(None, "pause", owner=OWNER, by="alice", reason="CHG-21", now=T0 - 10)
-    _Keeper.signal = phase_marker(FAILING, paused, owner=OWNER, now=w.t if mark == "its own" else T0 - 5,
-                                  reason="gate 25% failed: error rate 12% is not below 5%")
-    w.t += 3.0
-    first = make()
-    payload, sleeps = world(w, type(first)(**first.serialize()[1]))
+    payload, sleeps = _restarted_gate_at_25(world, monkeypatch, "healthy", 0, marked)
     if mark == "its own":
         assert payload["passed"] is False and sleeps == 0, (payload, sleeps)  # before any replay or new poll
         assert payload["reason"] == "error rate 12% is not below 5%" and payload["evaluations"] == [], payload

@@ -70,7 +70,7 @@ class ControlHoldTrigger(BaseTrigger):
             failed = self._failed(evaluations, criteria) if evaluations else None
             if failed:
                 reason = f"paused at {gate.step}%, the new version failed its metrics meanwhile: {failed}"
-                await self._mark_failing(lease, reason)
+                await lease.mark_failing(reason)  # over the pause: a resume sent now is refused
                 yield TriggerEvent({"failed": True, "step": gate.step, "evaluations": records[-20:], "reason": reason})
                 return
             lost = await lease.check()
@@ -101,7 +101,7 @@ class ControlHoldTrigger(BaseTrigger):
                 return
             expired = pause_expired(signal, time.time(), env.max_pause_seconds)
             if expired:
-                await self._mark_failing(lease, expired)
+                await lease.mark_failing(expired)
                 yield TriggerEvent({"failed": True, "reason": expired, "evaluations": records[-20:]})
                 return
             if not announced:
@@ -122,15 +122,6 @@ class ControlHoldTrigger(BaseTrigger):
             evaluations.append(ev)
             records.append({**record, "control": signal.message})
             self.log.info("paused at %d%%: %s", gate.step, ev.summary)
-
-    @staticmethod
-    async def _mark_failing(lease: Any, reason: str) -> None:
-        """The hold fails (the step's task resumes to fail, then the rollback): the lease marked `failing` over the
-        pause, so a resume or promote sent meanwhile is refused rather than accepted and ignored."""
-        from latticedb_deploy.control import markable_over
-
-        if markable_over(lease.signal):
-            await lease.mark_failing(reason)
 
     @staticmethod
     def _failed(evaluations: list, criteria: Any) -> str | None:

@@ -99,9 +99,7 @@ class EcsRolloutTrigger(BaseTrigger):
     async def _mark_failing(self, lease: Any, reason: str) -> None:
         """A deployment's own wait that fails: the lease marked `failing` (as a failing gate does), so control
         refuses a promote or pause while the task resumes to fail. Not a rollback's wait (it is rolling back)."""
-        from latticedb_deploy.control import markable_over
-
-        if self.abortable and markable_over(lease.signal):
+        if self.abortable:
             await lease.mark_failing(reason)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

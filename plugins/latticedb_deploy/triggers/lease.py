@@ -61,11 +61,9 @@ class LeaseKeeper:
 
         from latticedb_deploy import run_config
         from latticedb_deploy.aws.locks import EnvironmentLock
-        from latticedb_deploy.control import FAILING, ControlSignal, markable_over, phase_marker
+        from latticedb_deploy.control import FAILING, ControlSignal, phase_marker
 
         current = ControlSignal.from_json(self.control)  # exactly what the write's condition expects to replace
-        if not markable_over(current):
-            return False
         lock = self._lock.get(lambda: EnvironmentLock(run_config.environment(self.environment, self.config)))
         marker = phase_marker(FAILING, current, owner=self.owner, now=time.time(), reason=reason)
         return lock.signal(self.owner, marker.to_json(), self.control)
@@ -75,11 +73,13 @@ class LeaseKeeper:
         sent before the rollback's own mark is refused rather than accepted and ignored. Only over no signal, a spent
         resume or a pause (control.markable_over; a pending promote or abort, or a mark, stays as it is: the write
         is conditional on the item as last renewed, so one written since is not overwritten either). Best effort:
-        never raises; whether it was written."""
-        from latticedb_deploy.control import strategy_of_owner
+        never raises; whether it was written. Callers need not check the rule: nothing is asked of DynamoDB then."""
+        from latticedb_deploy.control import ControlSignal, markable_over, strategy_of_owner
 
         if not self.owner or strategy_of_owner(self.owner) is None:
             return False  # no lease, or not a deployment's (latticedb_service's own rollout wait)
+        if not markable_over(ControlSignal.from_json(self.control)):
+            return False  # a pending promote or abort, or a mark: it stays
         try:  # bounded: a slow DynamoDB must not hold the failing event (and so the rollback) back
             written = await asyncio.wait_for(asyncio.to_thread(self._mark_failing, reason), MARK_TIMEOUT_SECONDS)
         except Exception as exc:  # noqa: BLE001 - the verdict stands whatever the mark does

@@ -268,7 +268,6 @@ class MetricGateTrigger(BaseTrigger):
             failed_already,
             for_gate,
             held_at,
-            markable_over,
             pause_expired,
             paused_seconds,
         )
@@ -331,8 +330,7 @@ class MetricGateTrigger(BaseTrigger):
                 return
             expired = pause_expired(signal, time.time(), env.max_pause_seconds)
             if expired:
-                if markable_over(signal):  # over the pause: a resume or promote sent now is refused
-                    await lease.mark_failing(expired)
+                await lease.mark_failing(expired)  # over the pause: a resume or promote sent now is refused
                 yield event(False, expired, control=signal.to_dict())
                 return
             if not replayed:  # restarted mid-wait (the triggerer restarted): the polls made before count
@@ -342,7 +340,7 @@ class MetricGateTrigger(BaseTrigger):
                     judged, unread, lambda at, signal=signal: decision_at(at, held_at(signal, at)).done)
                 if ended_at is not None:
                     decision = decision_at(ended_at, held_at(signal, ended_at))
-                    if not decision.passed and markable_over(signal):
+                    if not decision.passed:
                         await lease.mark_failing(f"gate {self.step}% failed: {decision.reason}")
                     yield event(bool(decision.passed), decision.reason)
                     return
@@ -365,7 +363,7 @@ class MetricGateTrigger(BaseTrigger):
                 self._cloudwatch.drop()  # the next poll builds it again: a rotated connection is read anew
             decision = decision_at(time.time(), control.hold)
             if decision.done:
-                if not decision.passed and markable_over(signal):  # before the task resumes to fail: control refuses
+                if not decision.passed:  # marked before the task resumes to fail: control refuses
                     await lease.mark_failing(f"gate {self.step}% failed: {decision.reason}")
                 yield event(bool(decision.passed), decision.reason)
                 return

@@ -108,7 +108,7 @@ def test_a_successful_deployment_schedules_the_watch_and_it_posts_its_verdicts(l
 
     deploy_dag = "latticedb_deploy_rolling"
     _sync_and_unpause(DAG_ID)
-    with executing_triggered_runs([DAG_ID], max_runs=1, timeout=300, finish_timeout=120) as child:
+    with executing_triggered_runs([DAG_ID], max_runs=1, timeout=300, finish_timeout=300) as child:
         dr = run_dag_run(dagbag, deploy_dag, {"image_uri": image("v2.0.0"), "environment": ENV.name})
     tasks = {ti.task_id: ti for ti in dr.get_task_instances()}
     assert dr.state == "success", {t: ti.state for t, ti in tasks.items()}

@@ -155,15 +155,13 @@ def test_health_reports_v1(local):
 
 def test_rolling_update_completes_and_health_follows(local):
     arn = register(local, "v2.0.0")
-    started = time.time()
     resp = local.client("ecs").update_service(cluster=ENV.cluster, service=ENV.service, taskDefinition=arn)
     assert primary(resp["service"])["taskDefinition"] == arn  # the new deployment exists at once, as in ECS
     svc = service(local)
     assert len(svc["deployments"]) == 2
     assert primary(svc)["rolloutState"] == "IN_PROGRESS" and primary(svc)["taskDefinition"] == arn
     assert local.health().json()["version"] == "v1.0.0"  # old tasks serve until the rollout completes
-    wait_for(lambda: primary(service(local))["rolloutState"] == "COMPLETED", 10, what="rollout")
-    assert time.time() - started < 6
+    wait_for(lambda: primary(service(local))["rolloutState"] == "COMPLETED", 30, what="rollout")  # about 4 s idle
     svc = service(local)
     assert len(svc["deployments"]) == 1 and svc["runningCount"] == ENV.desired_count
     assert any("has reached a steady state" in e["message"] for e in svc["events"])
@@ -383,9 +381,7 @@ def test_reset_restores_bootstrapped_state(local):
     requests.post(f"{local.service_url}/_local/faults", json={"health_down": True}, timeout=5)
     assert local.health().status_code == 503
 
-    started = time.time()
     assert local.reset()["reset"] is True
-    assert time.time() - started < 3
     assert service(local)["taskDefinition"].endswith(f"{ENV.task_family}:1")
     assert len(local.client("ecs").list_task_definitions(familyPrefix=ENV.task_family)["taskDefinitionArns"]) == 1
     weights = listener(local, LB.listener_port)["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]

@@ -147,6 +147,7 @@ def _hold(monkeypatch, signals, verdicts, watch=True, since=None):
     from latticedb_deploy.triggers.control_hold import ControlHoldTrigger
 
     count = _script(monkeypatch, signals, verdicts, signal_per_check=True)
+    monkeypatch.setattr(metric_gate, "poll_instants", lambda *a: [])  # not restarted: no earlier polls
     split = {"step": 25, "target_group_arn": "arn:green", "load_balancer_arn": "arn:lb", "started_at": time.time(),
              "interval_seconds": 10.0, "tolerated_failures": 0, "baseline_target_group_arn": "arn:blue"}
     trigger = ControlHoldTrigger(environment="local", owner=OWNER, poll_seconds=2, watch=split if watch else None,

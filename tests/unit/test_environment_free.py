@@ -74,6 +74,7 @@ SCRIPTS = {
 def test_the_nightly_waits_for_its_environment(same_table, case):
     before, script, free, reason = SCRIPTS[case]
     before(same_table)
+    started = time.time()
     event, polls = _wait(same_table, lambda n: script(same_table, n))
     assert event["free"] is free, (case, event)
     if free:
@@ -83,7 +84,7 @@ def test_the_nightly_waits_for_its_environment(same_table, case):
     if case == "held, released at the 3rd poll":
         assert len(polls) == 3, polls  # free at the first poll that saw it free, not before
     if case == "held past the deadline":
-        assert polls[-1] - polls[0] >= 1.5 and len(polls) >= 10, polls  # kept looking until the deadline
+        assert len(polls) > 2 and polls[-1] >= started + 2.0, polls  # kept looking until the 2 s deadline
 
 
 def test_a_read_that_fails_is_tried_again(same_table):
@@ -110,7 +111,7 @@ def test_a_wait_whose_last_read_failed_says_so_not_who_held_it(same_table):
         if n > 1:
             raise RuntimeError("AccessDeniedException: not authorized to perform GetItem")
 
-    event, polls = _wait(same_table, unreadable_after_the_first, wait_seconds=0.5)
+    event, polls = _wait(same_table, unreadable_after_the_first, wait_seconds=2.0)
     assert event["free"] is False and len(polls) > 2, (event, polls)
     assert "'local''s lease could not be read at the end of the wait (RuntimeError: AccessDeniedException" in event["reason"]
     assert f"last seen held by {OWNER}" in event["reason"] and "still held" not in event["reason"], event

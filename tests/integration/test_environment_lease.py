@@ -101,8 +101,10 @@ def test_the_lease_outlives_its_ttl_while_the_run_waits_in_a_gate(local, dagbag,
     prober.join(30)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "success", states
-    # The gate was watched over its interval with no gap a lapse could hide in: the largest gap between two
-    # reads is under the 15 s TTL (a count of samples would judge the machine's speed instead).
+    # The gate was watched over its interval: reads at least 20 s apart end to end, none more than the 15 s TTL
+    # apart, so a lease left unrenewed would be seen expired (a count of samples would judge the machine's
+    # speed instead). A lapse shorter than a gap could still fall between reads; the probe at +15 s covers
+    # the middle of the gate.
     times = [t for t, _ in watch.samples]
     assert len(times) > 2 and times[-1] - times[0] >= 20, (len(times), times[:1], times[-1:])
     assert max(b - a for a, b in zip(times[:-1], times[1:], strict=True)) < 15, times

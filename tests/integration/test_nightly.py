@@ -183,13 +183,28 @@ def _lease(local):
     return EnvironmentLock(load_config().environment(ENV.name), client=local.client("dynamodb"))
 
 
-def test_a_deployment_in_flight_at_night_is_waited_for_then_the_nightly_deploys(local, dagbag, nightly_config):
+def test_a_deployment_in_flight_at_night_is_waited_for_then_the_nightly_deploys(local, dagbag, nightly_config,
+                                                                                   monkeypatch):
     """02:00 and someone's canary still holds the environment: the nightly waits for it (deferred) instead
     of failing at the triggered run's acquire_environment, and deploys once the canary lets go."""
     import threading
     import time
 
     from harness.dag_runs import run_dag_run, xcom
+    from latticedb_deploy.triggers.environment_free import EnvironmentFreeTrigger
+
+    # The canary lets go once the nightly's wait has seen it hold the lease (the trigger runs in this process
+    # under dag.test()), however long the nightly takes to get there: no race with its start-up.
+    seen_held = threading.Event()
+    read = EnvironmentFreeTrigger._holder
+
+    def holder(self):
+        found = read(self)
+        if found is not None and found.owner == HOLDER:
+            seen_held.set()
+        return found
+
+    monkeypatch.setattr(EnvironmentFreeTrigger, "_holder", holder)
 
     nightly_config(wait_for_environment_seconds=180)
     digest = _push(local, "v3.0.0")
@@ -198,7 +213,8 @@ def test_a_deployment_in_flight_at_night_is_waited_for_then_the_nightly_deploys(
     released = []
 
     def canary_ends():
-        time.sleep(8)
+        seen_held.wait(240)
+        time.sleep(2)  # a poll or so later
         released.append(time.time())
         lock.release(HOLDER)
 
@@ -208,8 +224,7 @@ def test_a_deployment_in_flight_at_night_is_waited_for_then_the_nightly_deploys(
     tasks = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "success", tasks
     assert [(r[0], r[2]) for r in child["runs"]] == [("latticedb_deploy_rolling", "success")], child.get("output")
-    # It waited for the canary: deferred (not the free-at-once 0) and resumed only after the release. A bound on
-    # waited_seconds alone races the nightly's own start-up against the canary's 8 s.
+    # It waited for the canary: deferred (not the free-at-once 0) and resumed only after the release.
     assert xcom(DAG_ID, dr.run_id, "wait_for_environment")["waited_seconds"] > 0
     waited = next(ti for ti in dr.get_task_instances() if ti.task_id == "wait_for_environment")
     assert released and waited.end_date.timestamp() >= released[0], (waited.end_date, released)
